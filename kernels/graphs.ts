@@ -1,0 +1,158 @@
+import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
+import type { Metric } from './types.js';
+
+const { onnx } = onnxProto;
+type Dim = number | string;
+
+/** ONNX opset the graphs are written against (Gemm-13, TopK-11, GatherElements-13). */
+export const OPSET = 13;
+const IR_VERSION = 8;
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT64 = onnx.TensorProto.DataType.INT64;
+const INT = onnx.AttributeProto.AttributeType.INT;
+const FLOAT_ATTR = onnx.AttributeProto.AttributeType.FLOAT;
+
+function valueInfo(name: string, elemType: number, dims: Dim[]): OnnxTypes.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function intAttr(name: string, i: number): OnnxTypes.IAttributeProto {
+  return { name, type: INT, i };
+}
+
+function node(
+  opType: string,
+  input: string[],
+  output: string[],
+  attribute: OnnxTypes.IAttributeProto[] = [],
+): OnnxTypes.INodeProto {
+  return { opType, input, output, attribute, name: output[0] ?? opType };
+}
+
+function floatInitializer(name: string, data: Float32Array, dims: number[]): OnnxTypes.ITensorProto {
+  // rawData views the caller's buffer; protobufjs copies it once while encoding.
+  return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+function encodeModel(graph: OnnxTypes.IGraphProto): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET }],
+    producerName: 'hypersync',
+    graph,
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Gemm's `alpha`: L2 ranks by `2·q·x − ‖x‖²`, the others by `q·x`. */
+export function gemmAlpha(metric: Metric): number {
+  return metric === 'l2' ? 2 : 1;
+}
+
+/**
+ * The graph of a sealed segment. The segment's vectors are an initializer, so they are loaded
+ * into device memory once and only queries travel per call.
+ *
+ * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]` (k plus the segment's tombstone count,
+ * at most the row count), `mask [rows]` (0 for live rows, −Infinity for tombstones).
+ *
+ * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise;
+ * then `TopK(candidates)`, the tombstone mask added to just those candidates (a `Gather`, O(B·c)
+ * rather than another pass over `B × rows`), and a final `TopK(k)`. Taking `k + tombstones`
+ * candidates first guarantees the `k` best live rows are among them, so the result is exact and a
+ * deleted row never surfaces.
+ */
+export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): Uint8Array {
+  const initializer: OnnxTypes.ITensorProto[] = [floatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim])];
+  const gemmInputs = ['queries', 'vectors'];
+  if (metric === 'l2') {
+    initializer.push(floatInitializer('bias', negSquaredNorms(vectors, rows, dim), [rows]));
+    gemmInputs.push('bias');
+  }
+  return encodeModel({
+    name: 'hypersync_sealed_segment',
+    node: [
+      node('Gemm', gemmInputs, ['scores'], [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }]),
+      node('TopK', ['scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
+      node('Gather', ['mask', 'cand_rows'], ['cand_mask'], [intAttr('axis', 0)]),
+      node('Add', ['cand_scores', 'cand_mask'], ['masked_scores']),
+      node('TopK', ['masked_scores', 'k'], ['top_scores', 'top_pos'], [intAttr('axis', 1)]),
+      node('GatherElements', ['cand_rows', 'top_pos'], ['top_rows'], [intAttr('axis', 1)]),
+    ],
+    initializer,
+    input: [
+      valueInfo('queries', FLOAT, ['B', dim]),
+      valueInfo('k', INT64, [1]),
+      valueInfo('candidates', INT64, [1]),
+      valueInfo('mask', FLOAT, [rows]),
+    ],
+    output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
+  });
+}
+
+/**
+ * The graph of the growing segment: its vectors travel as an input (they change between calls),
+ * together with a bias row that holds `−‖x‖²` for L2 and −Infinity for tombstones.
+ * Inputs: `queries [B, dim]`, `vectors [N, dim]`, `bias [N]`, `k [1]`.
+ */
+export function buildDynamicGraph(dim: number, alpha: number): Uint8Array {
+  return encodeModel({
+    name: 'hypersync_growing_segment',
+    node: [
+      node(
+        'Gemm',
+        ['queries', 'vectors', 'bias'],
+        ['scores'],
+        [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: alpha }],
+      ),
+      node('TopK', ['scores', 'k'], ['top_scores', 'top_rows'], [intAttr('axis', 1)]),
+    ],
+    input: [
+      valueInfo('queries', FLOAT, ['B', dim]),
+      valueInfo('vectors', FLOAT, ['N', dim]),
+      valueInfo('bias', FLOAT, ['N']),
+      valueInfo('k', INT64, [1]),
+    ],
+    output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
+  });
+}
+
+/**
+ * The baseline of the benchmarks: one plain Gemm + TopK over vectors held as an initializer,
+ * with nothing of the HVS around it (no mask, no segments, no merge).
+ */
+export function buildRawGemmTopKGraph(vectors: Float32Array, rows: number, dim: number): Uint8Array {
+  return encodeModel({
+    name: 'raw_gemm_topk',
+    node: [
+      node('Gemm', ['queries', 'vectors'], ['scores'], [intAttr('transB', 1)]),
+      node('TopK', ['scores', 'k'], ['top_scores', 'top_rows'], [intAttr('axis', 1)]),
+    ],
+    initializer: [floatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim])],
+    input: [valueInfo('queries', FLOAT, ['B', dim]), valueInfo('k', INT64, [1])],
+    output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
+  });
+}
+
+/** `−‖x‖²` per row, the L2 bias folded into the Gemm. */
+export function negSquaredNorms(vectors: Float32Array, rows: number, dim: number): Float32Array {
+  const out = new Float32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let s = 0;
+    const base = r * dim;
+    for (let j = 0; j < dim; j++) {
+      const v = vectors[base + j];
+      s += v * v;
+    }
+    out[r] = -s;
+  }
+  return out;
+}

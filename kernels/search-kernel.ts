@@ -1,0 +1,51 @@
+import type { DeviceInfo } from './device.js';
+import type { Metric, TopKResult } from './types.js';
+
+/**
+ * A segment's vectors resident on the kernel's device (for ONNX: a session whose initializer
+ * holds them). Only queries travel per search.
+ */
+export interface ResidentIndex {
+  readonly rows: number;
+  readonly dim: number;
+  readonly metric: Metric;
+  /** Bytes this index holds on the device (vectors plus the L2 bias). */
+  readonly deviceBytes: number;
+  /**
+   * Top-k kernel scores for a batch of queries.
+   * @param queries `batch × dim` floats, already normalised for cosine.
+   * @param k slots per query, 1 ≤ k ≤ rows.
+   * @param mask `rows` floats: 0 for live rows, −Infinity for tombstones.
+   * @param tombstones how many entries of `mask` are −Infinity.
+   */
+  search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult>;
+  /** Frees the device memory; safe to call twice. */
+  release(): Promise<void>;
+}
+
+/**
+ * Batched similarity search behind one interface, whatever the device (CPU or CUDA through
+ * onnxruntime today; a native CUDA addon later).
+ */
+export interface SearchKernel {
+  readonly deviceInfo: DeviceInfo;
+  /** Copies `rows × dim` vectors onto the device and returns the index over them. */
+  createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric): Promise<ResidentIndex>;
+  /**
+   * Top-k over vectors passed with the call (the growing segment).
+   * @param bias `rows` floats added to each score: `−‖x‖²` for L2, 0 otherwise, −Infinity for
+   *   tombstones.
+   */
+  searchTransient(
+    vectors: Float32Array,
+    rows: number,
+    dim: number,
+    metric: Metric,
+    bias: Float32Array,
+    queries: Float32Array,
+    batch: number,
+    k: number,
+  ): Promise<TopKResult>;
+  /** Releases cached sessions; safe to call twice. */
+  close(): Promise<void>;
+}

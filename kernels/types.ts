@@ -1,0 +1,27 @@
+/** Similarity metric of a collection. Scores: cosine similarity, inner product, or L2 distance. */
+export type Metric = 'cosine' | 'ip' | 'l2';
+
+/** The compute device a kernel runs on. */
+export type Device = 'cpu' | 'cuda';
+
+/** The metrics hypersync accepts, in one place for validators. */
+export const METRICS: readonly Metric[] = ['cosine', 'ip', 'l2'];
+
+/** Largest `k` a search accepts. */
+export const MAX_K = 1024;
+
+/**
+ * Top-k rows per query, best first, as the kernel ranks them ("kernel score": larger is better;
+ * for L2 it is `2·q·x − ‖x‖²`, which the HVS turns into a distance once it knows `‖q‖²`).
+ * Slots past the number of rows found hold row −1 and score −Infinity.
+ */
+export interface TopKResult {
+  /** Queries in the batch. */
+  batch: number;
+  /** Slots per query. */
+  k: number;
+  /** `batch × k` kernel scores, row-major. */
+  scores: Float32Array;
+  /** `batch × k` row numbers within the searched segment, or −1. */
+  rows: Int32Array;
+}

@@ -1,0 +1,70 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/** Where the HVS kernels run: `auto` picks CUDA only when its provider really loads. */
+export type DevicePreference = 'auto' | 'cpu' | 'cuda';
+
+const emptyToUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
+
+const schema = z.object({
+  DATABASE_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  REDIS_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  HYPERSYNC_PORT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
+  HYPERSYNC_HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
+  HYPERSYNC_DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./.hypersync')),
+  HYPERSYNC_DEVICE: z.preprocess(emptyToUndefined, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
+  HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
+  HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_REQUIRE_SERVICES: z.preprocess(emptyToUndefined, z.enum(['0', '1']).default('0')),
+  LOG_LEVEL: z.preprocess(
+    emptyToUndefined,
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
+});
+
+/** Validated configuration; the only view of `process.env` in the code base. */
+export interface Config {
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  port: number;
+  host: string;
+  dataDir: string;
+  device: DevicePreference;
+  cacheMb: number;
+  apiKeys: string[];
+  modelDir: string | undefined;
+  requireServices: boolean;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/**
+ * Reads and validates the environment. Throws one {@link ConfigError} listing every bad value,
+ * each with the variable's name and the reason.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`, {
+      details: { issues: lines },
+    });
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    port: e.HYPERSYNC_PORT,
+    host: e.HYPERSYNC_HOST,
+    dataDir: e.HYPERSYNC_DATA_DIR,
+    device: e.HYPERSYNC_DEVICE,
+    cacheMb: e.HYPERSYNC_CACHE_MB,
+    apiKeys: (e.HYPERSYNC_API_KEYS ?? '')
+      .split(',')
+      .map((k) => k.trim())
+      .filter((k) => k.length > 0),
+    modelDir: e.HYPERSYNC_MODEL_DIR,
+    requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',
+    logLevel: e.LOG_LEVEL,
+  };
+}

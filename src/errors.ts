@@ -1,0 +1,112 @@
+/**
+ * Typed errors. Callers branch with `instanceof`, never on message text; each class maps to one
+ * HTTP status, used by the service's single error middleware.
+ */
+
+/** Stable, machine-readable error codes (the `code` field of HTTP error bodies). */
+export type ErrorCode =
+  | 'invalid_argument'
+  | 'dimension_mismatch'
+  | 'invalid_vector'
+  | 'not_found'
+  | 'collection_not_found'
+  | 'collection_exists'
+  | 'snapshot_corrupt'
+  | 'device_unavailable'
+  | 'closed'
+  | 'config_invalid'
+  | 'internal';
+
+export interface HyperSyncErrorOptions {
+  cause?: unknown;
+  /** Structured context for callers and the HTTP `details` field. */
+  details?: Record<string, unknown>;
+}
+
+/** Base class of every error hypersync throws on purpose. */
+export class HyperSyncError extends Error {
+  readonly code: ErrorCode;
+  readonly httpStatus: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(message: string, code: ErrorCode, httpStatus: number, opts: HyperSyncErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.httpStatus = httpStatus;
+    this.details = opts.details;
+  }
+}
+
+/** Bad input from the caller (400). */
+export class InvalidArgumentError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'invalid_argument', 400, opts);
+  }
+}
+
+/** A vector whose length differs from the collection's dimension (400). */
+export class DimensionMismatchError extends HyperSyncError {
+  constructor(expected: number, actual: number, where: string, opts: HyperSyncErrorOptions = {}) {
+    super(`${where}: expected dimension ${expected}, got ${actual}`, 'dimension_mismatch', 400, {
+      ...opts,
+      details: { expected, actual, ...opts.details },
+    });
+  }
+}
+
+/** A vector holding NaN or ±Infinity, or a zero vector where cosine needs a direction (400). */
+export class InvalidVectorError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'invalid_vector', 400, opts);
+  }
+}
+
+/** Something addressed by name or id does not exist (404). */
+export class NotFoundError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'not_found', 404, opts);
+  }
+}
+
+/** The named collection does not exist (404). */
+export class CollectionNotFoundError extends HyperSyncError {
+  constructor(collection: string, opts?: HyperSyncErrorOptions) {
+    super(`collection "${collection}" does not exist`, 'collection_not_found', 404, opts);
+  }
+}
+
+/** A collection of that name exists already (409). */
+export class CollectionExistsError extends HyperSyncError {
+  constructor(collection: string, opts?: HyperSyncErrorOptions) {
+    super(`collection "${collection}" already exists`, 'collection_exists', 409, opts);
+  }
+}
+
+/** A snapshot file is missing, truncated or fails its checksum; it is never loaded (500). */
+export class SnapshotCorruptError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'snapshot_corrupt', 500, opts);
+  }
+}
+
+/** The requested compute device cannot be used (503). */
+export class DeviceUnavailableError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'device_unavailable', 503, opts);
+  }
+}
+
+/** Use of a resource after its `close()` (503). */
+export class ClosedError extends HyperSyncError {
+  constructor(what: string) {
+    super(`${what} is closed`, 'closed', 503);
+  }
+}
+
+/** A bad configuration value, reported once at start (500 if it ever reaches HTTP). */
+export class ConfigError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'config_invalid', 500, opts);
+  }
+}

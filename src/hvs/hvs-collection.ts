@@ -1,0 +1,416 @@
+import type { SearchKernel } from '../../kernels/search-kernel.js';
+import { MAX_K, type Metric, type TopKResult } from '../../kernels/types.js';
+import { ClosedError, InvalidArgumentError } from '../errors.js';
+import { GrowingSegment } from './growing-segment.js';
+import { SealedSegment } from './sealed-segment.js';
+import type { Segment } from './segment.js';
+import { mergeTopK } from './top-k-merge.js';
+import type { CollectionStats, MemoryUsage, SearchHit } from './types.js';
+import { toFlatBatch, type VectorBatch } from './vector-input.js';
+
+/** Options of an HVS collection. */
+export interface HvsCollectionOptions {
+  /** Rows the growing segment holds before it seals into a device-resident segment (default 65,536). */
+  sealThreshold?: number;
+  /** Largest segment compaction builds by merging smaller ones (default 262,144 rows). */
+  maxSegmentRows?: number;
+}
+
+/** Longest id accepted. */
+export const MAX_ID_LENGTH = 512;
+
+// A row's location packs the segment id and the row: segment * 2^24 + row (exact below 2^53).
+const ROW_BITS = 2 ** 24;
+const loc = (segment: number, row: number): number => segment * ROW_BITS + row;
+const locSegment = (l: number): number => Math.floor(l / ROW_BITS);
+const locRow = (l: number): number => l % ROW_BITS;
+
+/** The state a snapshot holds of a collection, and what loading one restores. */
+export interface CollectionState {
+  segments: readonly Segment[];
+  nextSegmentId: number;
+  lsn: number;
+}
+
+/**
+ * A collection of the hot tier: string ids mapped to rows of segments; sealed segments resident
+ * in the kernel's device memory plus one growing segment; batched search merges every segment's
+ * top-k on the host.
+ */
+export class HvsCollection {
+  readonly opts: Required<HvsCollectionOptions>;
+  private readonly locations = new Map<string, number>();
+  private readonly segments = new Map<number, Segment>();
+  private growing: GrowingSegment;
+  private nextSegmentId = 0;
+  private _lsn = 0;
+  private closed = false;
+  /** Serialises structural changes (sealing, compaction) so they never interleave; never rejects. */
+  private structural: Promise<unknown> = Promise.resolve();
+  /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
+  private sealError: unknown;
+
+  constructor(
+    readonly name: string,
+    readonly dim: number,
+    readonly metric: Metric,
+    private readonly kernel: SearchKernel,
+    opts: HvsCollectionOptions = {},
+  ) {
+    this.opts = { sealThreshold: 65_536, maxSegmentRows: 262_144, ...opts };
+    for (const [k, v] of Object.entries(this.opts)) {
+      if (!Number.isInteger(v) || v < 1 || v >= ROW_BITS) {
+        throw new InvalidArgumentError(`${k} must be an integer in [1, ${ROW_BITS - 1}], got ${String(v)}`);
+      }
+    }
+    this.growing = this.newGrowing();
+  }
+
+  /** Last change-log position applied. */
+  get lsn(): number {
+    return this._lsn;
+  }
+
+  /** Records that changes up to `lsn` are applied (never moves backwards). */
+  advanceLsn(lsn: number): void {
+    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError(`lsn must be a non-negative integer, got ${lsn}`);
+    if (lsn > this._lsn) this._lsn = lsn;
+  }
+
+  /** Live vectors. */
+  get count(): number {
+    return this.locations.size;
+  }
+
+  has(id: string): boolean {
+    return this.locations.has(id);
+  }
+
+  /**
+   * Inserts or replaces vectors. The whole batch is validated first: on any bad id or vector
+   * nothing is written. An id given twice in one batch keeps the last vector.
+   * @param versions one version per id (default: the previous version + 1, or 1).
+   */
+  async upsert(ids: readonly string[], vectors: VectorBatch, versions?: readonly number[]): Promise<void> {
+    this.assertOpen();
+    if (!Array.isArray(ids) || ids.length === 0) throw new InvalidArgumentError('upsert: ids must be a non-empty array');
+    for (let i = 0; i < ids.length; i++) validateId(ids[i], `ids[${i}]`);
+    if (versions !== undefined) {
+      if (versions.length !== ids.length) throw new InvalidArgumentError('upsert: versions and ids differ in length');
+      for (const v of versions) {
+        if (!Number.isSafeInteger(v) || v < 0)
+          throw new InvalidArgumentError(`upsert: version must be a non-negative integer, got ${v}`);
+      }
+    }
+    const { data } = toFlatBatch(vectors, this.dim, this.metric, 'vectors', ids.length);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      const previous = this.locations.get(id);
+      let version = versions?.[i];
+      if (previous !== undefined) {
+        const seg = this.segments.get(locSegment(previous));
+        if (version === undefined && seg) version = seg.versions[locRow(previous)] + 1;
+        seg?.tombstone(locRow(previous));
+      }
+      if (this.growing.full) this.sealGrowing();
+      const row = this.growing.append(id, data.subarray(i * this.dim, (i + 1) * this.dim), version ?? 1);
+      this.locations.set(id, loc(this.growing.id, row));
+    }
+    if (this.growing.full) this.sealGrowing();
+    await this.settle();
+  }
+
+  /** Waits for sealing in progress and rethrows a sealing failure once. */
+  private async settle(): Promise<void> {
+    await this.structural;
+    const err = this.sealError;
+    if (err !== undefined) {
+      this.sealError = undefined;
+      throw err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  /** Deletes ids (tombstones their rows); returns how many existed. */
+  delete(ids: readonly string[]): number {
+    this.assertOpen();
+    if (!Array.isArray(ids)) throw new InvalidArgumentError('delete: ids must be an array');
+    let n = 0;
+    for (const id of ids) {
+      const l = this.locations.get(id);
+      if (l === undefined) continue;
+      this.segments.get(locSegment(l))?.tombstone(locRow(l));
+      this.locations.delete(id);
+      n++;
+    }
+    return n;
+  }
+
+  /** The stored vector of `id` (normalised for cosine) and its version, or undefined. */
+  get(id: string): { vector: Float32Array; version: number } | undefined {
+    this.assertOpen();
+    const l = this.locations.get(id);
+    if (l === undefined) return undefined;
+    const seg = this.segments.get(locSegment(l));
+    if (!seg) return undefined;
+    const row = locRow(l);
+    return { vector: seg.vectors.slice(row * this.dim, (row + 1) * this.dim), version: seg.versions[row] };
+  }
+
+  /**
+   * Batched k-nearest-neighbour search over every segment; hits best first (highest similarity,
+   * or smallest L2 distance).
+   */
+  async search(queries: VectorBatch, k: number): Promise<SearchHit[][]> {
+    this.assertOpen();
+    if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
+    }
+    const { data, count: batch } = toFlatBatch(queries, this.dim, this.metric, 'queries');
+    const segments = [...this.segments.values()].filter((s) => s.rows - s.tombstones > 0);
+    const parts: TopKResult[] = [];
+    const held = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
+    for (const s of held) s.acquire();
+    try {
+      for (const seg of segments) parts.push(await seg.search(data, batch, k));
+    } finally {
+      for (const s of held) await s.releaseRef();
+    }
+    const queryNorms = this.metric === 'l2' ? squaredNorms(data, batch, this.dim) : undefined;
+    const results: SearchHit[][] = [];
+    for (let q = 0; q < batch; q++) {
+      const hits: SearchHit[] = [];
+      for (const slot of mergeTopK(parts, q, k)) {
+        const seg = segments[slot.part];
+        const score = queryNorms ? Math.sqrt(Math.max(0, queryNorms[q] - slot.score)) : slot.score;
+        hits.push({ id: seg.ids[slot.row], score, version: seg.versions[slot.row] });
+      }
+      results.push(hits);
+    }
+    return results;
+  }
+
+  /** Seals the growing segment now, whatever its size (e.g. after a bulk load). */
+  async flush(): Promise<void> {
+    this.assertOpen();
+    if (this.growing.rows > 0) this.sealGrowing();
+    await this.settle();
+  }
+
+  /**
+   * Rewrites sealed segments without their tombstones, merging small neighbours up to
+   * `maxSegmentRows`. Searches keep running against the old segments until the switch.
+   */
+  compact(): Promise<{ rewritten: number; dropped: number }> {
+    this.assertOpen();
+    const run = this.structural.then(() => this.compactNow());
+    this.structural = run.catch(() => undefined);
+    return run;
+  }
+
+  stats(): CollectionStats {
+    let tombstones = 0;
+    let sealed = 0;
+    for (const s of this.segments.values()) {
+      tombstones += s.tombstones;
+      if (s instanceof SealedSegment) sealed++;
+    }
+    return {
+      name: this.name,
+      dim: this.dim,
+      metric: this.metric,
+      count: this.count,
+      tombstones,
+      sealedSegments: sealed,
+      growingRows: this.growing.rows,
+      lsn: this._lsn,
+      ...this.memoryUsage(),
+    };
+  }
+
+  memoryUsage(): MemoryUsage {
+    let hostBytes = 0;
+    let deviceBytes = 0;
+    for (const s of this.segments.values()) {
+      hostBytes += s.hostBytes();
+      deviceBytes += s.deviceBytes();
+    }
+    // The id → location map: a Map entry plus a number per id, roughly.
+    hostBytes += this.locations.size * 24;
+    return { hostBytes, deviceBytes };
+  }
+
+  /** The segments and counters a snapshot writes; waits for sealing in progress. */
+  async exportState(): Promise<CollectionState> {
+    this.assertOpen();
+    await this.structural;
+    return { segments: [...this.segments.values()], nextSegmentId: this.nextSegmentId, lsn: this._lsn };
+  }
+
+  /**
+   * Builds a collection from snapshot contents: sealed segments go back onto the device, the
+   * growing rows into a fresh growing segment.
+   */
+  static async restore(
+    name: string,
+    dim: number,
+    metric: Metric,
+    kernel: SearchKernel,
+    opts: HvsCollectionOptions,
+    parts: readonly RestoredSegment[],
+    lsn: number,
+  ): Promise<HvsCollection> {
+    const c = new HvsCollection(name, dim, metric, kernel, opts);
+    try {
+      for (const p of parts) {
+        const id = c.nextSegmentId++;
+        const dead: number[] = [];
+        for (let r = 0; r < p.ids.length; r++) if (!p.live[r]) dead.push(r);
+        const seg = await SealedSegment.create(kernel, id, dim, metric, p.vectors, p.ids, p.versions, dead);
+        c.segments.set(id, seg);
+        for (let r = 0; r < p.ids.length; r++) {
+          if (!p.live[r]) continue;
+          // An id live twice (it cannot be in a snapshot this code wrote) keeps its last row.
+          const earlier = c.locations.get(p.ids[r]);
+          if (earlier !== undefined) c.segments.get(locSegment(earlier))?.tombstone(locRow(earlier));
+          c.locations.set(p.ids[r], loc(id, r));
+        }
+      }
+      c.segments.delete(c.growing.id);
+      c.growing = c.newGrowing();
+      c._lsn = lsn;
+      return c;
+    } catch (err) {
+      await c.close();
+      throw err;
+    }
+  }
+
+  /** Releases every device index; safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.structural;
+    for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
+    this.segments.clear();
+    this.locations.clear();
+  }
+
+  private newGrowing(): GrowingSegment {
+    const g = new GrowingSegment(this.nextSegmentId++, this.dim, this.metric, this.opts.sealThreshold, this.kernel);
+    this.segments.set(g.id, g);
+    return g;
+  }
+
+  /**
+   * Swaps in a new growing segment and seals the old one in the background of this collection's
+   * structural queue; the old one stays searchable (and deletable) until its index is ready.
+   */
+  private sealGrowing(): void {
+    const old = this.growing;
+    this.growing = this.newGrowing();
+    const run = this.structural.then(async () => {
+      if (this.closed) return;
+      const rows = old.rows;
+      const vectors = old.full ? old.vectors : old.vectors.slice(0, rows * this.dim);
+      const versions = old.full ? old.versions : old.versions.slice(0, rows);
+      const sealed = await SealedSegment.create(this.kernel, old.id, this.dim, this.metric, vectors, old.ids, versions);
+      // Deletes that reached the old segment while its index was being built.
+      for (let r = 0; r < rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
+      if (this.closed) {
+        await sealed.retire();
+        return;
+      }
+      this.segments.set(old.id, sealed);
+    });
+    this.structural = run.catch((err: unknown) => {
+      this.sealError = err;
+    });
+  }
+
+  private async compactNow(): Promise<{ rewritten: number; dropped: number }> {
+    const sealed = [...this.segments.values()].filter((s): s is SealedSegment => s instanceof SealedSegment);
+    const groups: SealedSegment[][] = [];
+    let group: SealedSegment[] = [];
+    let groupRows = 0;
+    const flushGroup = (): void => {
+      // A group of one clean segment gains nothing from a rewrite.
+      if (group.length > 1 || (group.length === 1 && group[0].tombstones > 0)) groups.push(group);
+      group = [];
+      groupRows = 0;
+    };
+    for (const s of sealed) {
+      const live = s.rows - s.tombstones;
+      const small = s.rows < this.opts.maxSegmentRows / 2;
+      if (s.tombstones === 0 && !small) {
+        flushGroup();
+        continue;
+      }
+      if (groupRows + live > this.opts.maxSegmentRows) flushGroup();
+      group.push(s);
+      groupRows += live;
+    }
+    flushGroup();
+
+    let rewritten = 0;
+    let dropped = 0;
+    for (const g of groups) {
+      if (this.closed) break;
+      const sources: { seg: SealedSegment; row: number }[] = [];
+      for (const s of g) for (let r = 0; r < s.rows; r++) if (s.isLive(r)) sources.push({ seg: s, row: r });
+      const id = this.nextSegmentId++;
+      const vectors = new Float32Array(sources.length * this.dim);
+      const versions = new Float64Array(sources.length);
+      const ids: string[] = new Array<string>(sources.length);
+      sources.forEach(({ seg, row }, i) => {
+        vectors.set(seg.vectors.subarray(row * this.dim, (row + 1) * this.dim), i * this.dim);
+        versions[i] = seg.versions[row];
+        ids[i] = seg.ids[row];
+      });
+      const merged =
+        sources.length > 0
+          ? await SealedSegment.create(this.kernel, id, this.dim, this.metric, vectors, ids, versions)
+          : undefined;
+      // Rows deleted or replaced while the new index was built stay dead in it.
+      sources.forEach(({ seg, row }, i) => {
+        if (!merged) return;
+        if (seg.isLive(row)) this.locations.set(ids[i], loc(id, i));
+        else merged.tombstone(i);
+      });
+      if (merged) this.segments.set(id, merged);
+      for (const s of g) {
+        dropped += s.tombstones;
+        this.segments.delete(s.id);
+        await s.retire();
+      }
+      rewritten += g.length;
+    }
+    return { rewritten, dropped };
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ClosedError(`collection "${this.name}"`);
+  }
+}
+
+/** One segment read back from a snapshot. */
+export interface RestoredSegment {
+  ids: string[];
+  vectors: Float32Array;
+  versions: Float64Array;
+  live: Uint8Array;
+}
+
+function validateId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${what}: id must be a non-empty string`);
+  if (id.length > MAX_ID_LENGTH) throw new InvalidArgumentError(`${what}: id longer than ${MAX_ID_LENGTH} characters`);
+}
+
+function squaredNorms(data: Float32Array, batch: number, dim: number): Float64Array {
+  const out = new Float64Array(batch);
+  for (let q = 0; q < batch; q++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += data[q * dim + j] * data[q * dim + j];
+    out[q] = s;
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
+import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
+import type { SearchKernel } from '../../kernels/search-kernel.js';
+import { METRICS, type Metric } from '../../kernels/types.js';
+import type { DevicePreference } from '../config.js';
+import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { assertCollectionName } from './collection-name.js';
+import { HvsCollection, type HvsCollectionOptions } from './hvs-collection.js';
+import { hasSnapshot, readSnapshot, type SnapshotManifest, writeSnapshot } from './snapshot.js';
+import type { CollectionSpec, MemoryUsage } from './types.js';
+import { MAX_DIM } from './vector-input.js';
+
+/** Options of {@link Hvs.open}. */
+export interface HvsOptions extends HvsCollectionOptions {
+  /** Directory that holds snapshots (under `<dataDir>/hvs/<collection>/`). */
+  dataDir: string;
+  /** `auto` (default) uses CUDA only when onnxruntime's CUDA provider loads. */
+  device?: DevicePreference;
+  /** A kernel to use instead of one built for `device` (tests, custom devices). */
+  kernel?: SearchKernel;
+}
+
+/**
+ * The hot vector store: collections held in compute-device memory, searched in batches by
+ * tensor kernels, snapshotted to the data directory.
+ */
+export class Hvs {
+  private readonly collections = new Map<string, HvsCollection>();
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    readonly kernel: SearchKernel,
+    private readonly opts: HvsOptions,
+    private readonly ownsKernel: boolean,
+  ) {}
+
+  /** Resolves the device, builds the kernel and returns a ready store. */
+  static async open(opts: HvsOptions): Promise<Hvs> {
+    if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
+    if (opts.kernel) return new Hvs(opts.kernel, opts, false);
+    const info = await resolveDevice(opts.device ?? 'auto');
+    return new Hvs(new OnnxSearchKernel(info), opts, true);
+  }
+
+  get deviceInfo(): DeviceInfo {
+    return this.kernel.deviceInfo;
+  }
+
+  createCollection(name: string, spec: CollectionSpec): HvsCollection {
+    this.assertOpen();
+    assertCollectionName(name);
+    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > MAX_DIM) {
+      throw new InvalidArgumentError(`dim must be an integer between 1 and ${MAX_DIM}, got ${String(spec.dim)}`);
+    }
+    if (!METRICS.includes(spec.metric)) {
+      throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
+    }
+    if (this.collections.has(name)) throw new CollectionExistsError(name);
+    const c = new HvsCollection(name, spec.dim, spec.metric, this.kernel, this.collectionOptions());
+    this.collections.set(name, c);
+    return c;
+  }
+
+  /** The collection, or {@link CollectionNotFoundError}. */
+  collection(name: string): HvsCollection {
+    this.assertOpen();
+    const c = this.collections.get(name);
+    if (!c) throw new CollectionNotFoundError(name);
+    return c;
+  }
+
+  has(name: string): boolean {
+    return this.collections.has(name);
+  }
+
+  list(): string[] {
+    return [...this.collections.keys()];
+  }
+
+  /** Drops the collection from memory and, with `removeSnapshot`, its snapshot files. */
+  async dropCollection(name: string, { removeSnapshot = true } = {}): Promise<void> {
+    const c = this.collection(name);
+    this.collections.delete(name);
+    await c.close();
+    if (removeSnapshot) await rm(this.snapshotDir(name), { recursive: true, force: true });
+  }
+
+  /** Writes the collection's snapshot (segments, ids, versions, `lsn`) and returns its manifest. */
+  async snapshot(name: string): Promise<SnapshotManifest> {
+    const c = this.collection(name);
+    const state = await c.exportState();
+    return writeSnapshot(this.snapshotDir(name), { name, dim: c.dim, metric: c.metric }, state.segments, state.lsn);
+  }
+
+  /** True when a snapshot of `name` exists on disk (valid or not). */
+  hasSnapshot(name: string): Promise<boolean> {
+    assertCollectionName(name);
+    return hasSnapshot(this.snapshotDir(name));
+  }
+
+  /**
+   * Loads the collection from its snapshot, replacing any collection of that name in memory.
+   * Throws {@link SnapshotCorruptError} (and loads nothing) when a file is corrupt or truncated.
+   */
+  async loadSnapshot(name: string): Promise<HvsCollection> {
+    this.assertOpen();
+    assertCollectionName(name);
+    const { manifest, segments } = await readSnapshot(this.snapshotDir(name));
+    const { dim, metric } = manifest.collection;
+    const c = await HvsCollection.restore(
+      name,
+      dim,
+      metric,
+      this.kernel,
+      this.collectionOptions(),
+      segments,
+      manifest.lsn,
+    );
+    const previous = this.collections.get(name);
+    this.collections.set(name, c);
+    await previous?.close();
+    return c;
+  }
+
+  /** Bytes held, per collection and in total. */
+  memoryUsage(): MemoryUsage & { collections: Record<string, MemoryUsage> } {
+    const collections: Record<string, MemoryUsage> = {};
+    let hostBytes = 0;
+    let deviceBytes = 0;
+    for (const [name, c] of this.collections) {
+      const m = c.memoryUsage();
+      collections[name] = m;
+      hostBytes += m.hostBytes;
+      deviceBytes += m.deviceBytes;
+    }
+    return { hostBytes, deviceBytes, collections };
+  }
+
+  /** Closes every collection and the kernel; safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const c of this.collections.values()) await c.close();
+      this.collections.clear();
+      if (this.ownsKernel) await this.kernel.close();
+    })();
+    return this.closing;
+  }
+
+  private snapshotDir(name: string): string {
+    return join(this.opts.dataDir, 'hvs', name);
+  }
+
+  private collectionOptions(): HvsCollectionOptions {
+    const o: HvsCollectionOptions = {};
+    if (this.opts.sealThreshold !== undefined) o.sealThreshold = this.opts.sealThreshold;
+    if (this.opts.maxSegmentRows !== undefined) o.maxSegmentRows = this.opts.maxSegmentRows;
+    return o;
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ClosedError('HVS');
+  }
+}

@@ -1,0 +1,26 @@
+import type { Metric, TopKResult } from '../../kernels/types.js';
+
+/** What the HVS needs of any segment, growing or sealed. */
+export interface Segment {
+  readonly id: number;
+  readonly dim: number;
+  readonly metric: Metric;
+  /** Rows written, live or tombstoned. */
+  readonly rows: number;
+  readonly tombstones: number;
+  readonly ids: readonly string[];
+  readonly versions: Float64Array;
+  /** Row-major vectors; only the first `rows × dim` floats are meaningful. */
+  readonly vectors: Float32Array;
+  isLive(row: number): boolean;
+  tombstone(row: number): void;
+  /** Top-k kernel scores over the live rows; `queries` are normalised already for cosine. */
+  search(queries: Float32Array, batch: number, k: number): Promise<TopKResult>;
+  hostBytes(): number;
+  deviceBytes(): number;
+}
+
+/** Rough bytes of a JS string id and its map entry, for memory accounting. */
+export function idBytes(id: string): number {
+  return 2 * id.length + 56;
+}

@@ -1,0 +1,39 @@
+import type { Metric } from '../../kernels/types.js';
+
+/** One search result. */
+export interface SearchHit {
+  id: string;
+  /** Cosine similarity, inner product, or L2 (Euclidean) distance. */
+  score: number;
+  /** Version of the row that matched. */
+  version: number;
+}
+
+/** The shape of a collection. */
+export interface CollectionSpec {
+  dim: number;
+  metric: Metric;
+}
+
+/** Bytes a collection holds. */
+export interface MemoryUsage {
+  /** Host memory: vector copies kept for reads, snapshots and compaction; id map; masks. */
+  hostBytes: number;
+  /** Memory held by the kernel sessions on the device (on CPU this is RAM, owned by onnxruntime). */
+  deviceBytes: number;
+}
+
+/** Counters of a collection. */
+export interface CollectionStats extends MemoryUsage {
+  name: string;
+  dim: number;
+  metric: Metric;
+  /** Live vectors. */
+  count: number;
+  /** Deleted rows still present in segments until compaction. */
+  tombstones: number;
+  sealedSegments: number;
+  growingRows: number;
+  /** Last change-log position applied (0 when none). */
+  lsn: number;
+}

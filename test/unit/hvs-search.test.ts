@@ -1,0 +1,169 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Metric } from '../../kernels/types.js';
+import { Hvs } from '../../src/hvs/hvs.js';
+import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { expectMatchesReference, type ModelRow } from '../fixtures/reference-check.js';
+
+const METRICS: Metric[] = ['cosine', 'ip', 'l2'];
+let dataDir: string;
+let hvs: Hvs;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'hvs-search-'));
+  hvs = await Hvs.open({ dataDir, device: 'cpu', sealThreshold: 64 });
+});
+afterAll(async () => {
+  await hvs.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+/** The collection's expected live rows, maintained next to it. */
+class Model {
+  readonly rows = new Map<string, Float32Array>();
+  live(): ModelRow[] {
+    return [...this.rows].map(([id, vector]) => ({ id, vector }));
+  }
+}
+
+function split(flat: Float32Array, dim: number): Float32Array[] {
+  const out: Float32Array[] = [];
+  for (let i = 0; i < flat.length / dim; i++) out.push(flat.slice(i * dim, (i + 1) * dim));
+  return out;
+}
+
+let counter = 0;
+const uniqueName = (metric: string): string => `c_${metric}_${counter++}`;
+
+describe.each(METRICS)('HVS search equals the float64 reference (%s)', (metric) => {
+  for (const dim of [7, 33, 384]) {
+    it(`dim ${dim}: sealed segments + growing, upserts, deletes, duplicates, k from 1 to > N`, async () => {
+      const seed = freshSeed();
+      const rand = rng(seed);
+      const ctx = `seed ${seed}, ${metric}, dim ${dim}`;
+      const c = hvs.createCollection(uniqueName(metric), { dim, metric });
+      const model = new Model();
+      const n = 300; // four sealed segments of 64 plus a growing one
+      const vecs = split(randomVectors(rand, n, dim), dim);
+      const ids = vecs.map((_, i) => `id-${i}`);
+      // duplicates: the same vector under several ids
+      vecs[10] = vecs[3].slice();
+      vecs[11] = vecs[3].slice();
+      await c.upsert(ids.slice(0, 150), vecs.slice(0, 150));
+      await c.upsert(ids.slice(150), vecs.slice(150));
+      ids.forEach((id, i) => model.rows.set(id, vecs[i]));
+      expect(c.stats().sealedSegments).toBeGreaterThanOrEqual(4);
+      expect(c.stats().growingRows).toBeGreaterThan(0);
+
+      // upserts: replace 40 ids (in sealed and growing segments) with new vectors
+      const up = Array.from({ length: 40 }, (_, i) => ids[(i * 7) % n]);
+      const upVecs = split(randomVectors(rand, up.length, dim), dim);
+      await c.upsert(up, upVecs);
+      up.forEach((id, i) => model.rows.set(id, upVecs[i]));
+      // deletes, across segments
+      const del = Array.from({ length: 50 }, (_, i) => ids[(i * 13 + 5) % n]);
+      expect(c.delete(del)).toBe(new Set(del).size);
+      for (const id of del) model.rows.delete(id);
+      expect(c.count).toBe(model.rows.size);
+
+      const queries = split(randomVectors(rand, 9, dim), dim);
+      queries.push(vecs[3].slice()); // a query equal to a duplicated row
+      for (const k of [1, 10, 64, model.rows.size + 20]) {
+        const results = await c.search(queries, k);
+        expect(results).toHaveLength(queries.length);
+        results.forEach((hits, q) =>
+          expectMatchesReference(metric, queries[q], model.live(), k, hits, `${ctx}, k ${k}, query ${q}`),
+        );
+      }
+    });
+  }
+
+  it('N < k on a collection held only in the growing segment', async () => {
+    const seed = freshSeed();
+    const rand = rng(seed);
+    const dim = 5;
+    const c = hvs.createCollection(uniqueName(metric), { dim, metric });
+    const vecs = split(randomVectors(rand, 3, dim), dim);
+    await c.upsert(['a', 'b', 'c'], vecs);
+    const q = split(randomVectors(rand, 2, dim), dim);
+    const res = await c.search(q, 1024);
+    const rows = ['a', 'b', 'c'].map((id, i) => ({ id, vector: vecs[i] }));
+    res.forEach((hits, i) => expectMatchesReference(metric, q[i], rows, 1024, hits, `seed ${seed}`));
+  });
+
+  it('compaction drops tombstones and keeps results equal to the reference', async () => {
+    const seed = freshSeed();
+    const rand = rng(seed);
+    const dim = 16;
+    const c = hvs.createCollection(uniqueName(metric), { dim, metric });
+    const model = new Model();
+    const vecs = split(randomVectors(rand, 400, dim), dim);
+    const ids = vecs.map((_, i) => `v${i}`);
+    await c.upsert(ids, vecs);
+    ids.forEach((id, i) => model.rows.set(id, vecs[i]));
+    const del = ids.filter((_, i) => i % 3 === 0);
+    c.delete(del);
+    for (const id of del) model.rows.delete(id);
+    const before = c.stats();
+    expect(before.tombstones).toBeGreaterThan(0);
+    const queries = split(randomVectors(rand, 4, dim), dim);
+    // a search running while compaction swaps segments still answers from a consistent set
+    const [during, report] = await Promise.all([c.search(queries, 10), c.compact()]);
+    during.forEach((hits, q) => expectMatchesReference(metric, queries[q], model.live(), 10, hits, `seed ${seed}, during`));
+    expect(report.rewritten).toBeGreaterThan(0);
+    const after = c.stats();
+    expect(after.tombstones).toBe(after.growingRows > 0 ? after.tombstones : 0);
+    expect(after.sealedSegments).toBeLessThan(before.sealedSegments);
+    expect(after.count).toBe(model.rows.size);
+    const res = await c.search(queries, 25);
+    res.forEach((hits, q) => expectMatchesReference(metric, queries[q], model.live(), 25, hits, `seed ${seed}, after`));
+    for (const id of ids.slice(0, 30)) {
+      const got = c.get(id);
+      expect(got === undefined).toBe(!model.rows.has(id));
+    }
+  });
+});
+
+describe('reads by id and memory accounting', () => {
+  it('get returns the stored vector and version; upsert bumps the version', async () => {
+    const c = hvs.createCollection(uniqueName('get'), { dim: 4, metric: 'ip' });
+    const v = Float32Array.of(1.5, -2, 0.25, 1e-7);
+    await c.upsert(['x'], [v]);
+    expect(c.get('x')).toEqual({ vector: v, version: 1 });
+    await c.upsert(['x'], [Float32Array.of(0, 0, 0, 1)]);
+    expect(c.get('x')?.version).toBe(2);
+    expect(c.count).toBe(1);
+    await c.upsert(['x'], [v], [42]);
+    expect(c.get('x')?.version).toBe(42);
+    c.delete(['x']);
+    expect(c.get('x')).toBeUndefined();
+    expect(c.count).toBe(0);
+    expect(await c.search([v], 3)).toEqual([[]]);
+  });
+
+  it('cosine rows are stored normalised', async () => {
+    const c = hvs.createCollection(uniqueName('norm'), { dim: 2, metric: 'cosine' });
+    await c.upsert(['a'], [Float32Array.of(3, 4)]);
+    const got = c.get('a')!.vector;
+    expect(got[0]).toBeCloseTo(0.6, 6);
+    expect(got[1]).toBeCloseTo(0.8, 6);
+  });
+
+  it('reports host and device bytes', async () => {
+    const dim = 32;
+    const c = hvs.createCollection(uniqueName('mem'), { dim, metric: 'l2' });
+    const rand = rng(freshSeed());
+    await c.upsert(
+      Array.from({ length: 200 }, (_, i) => `m${i}`),
+      randomVectors(rand, 200, dim),
+    );
+    const m = c.memoryUsage();
+    const sealedRows = c.stats().sealedSegments * 64;
+    expect(m.deviceBytes).toBe(sealedRows * dim * 4 + sealedRows * 4);
+    expect(m.hostBytes).toBeGreaterThanOrEqual(200 * dim * 4);
+    const total = hvs.memoryUsage();
+    expect(total.collections[c.name]).toEqual(m);
+  });
+});
