@@ -14,8 +14,18 @@ export interface DeviceInfo {
   runtime: string;
 }
 
-/** A cheap probe: does a session with the CUDA provider load and run? */
-async function probeCuda(): Promise<{ ok: true } | { ok: false; error: string }> {
+let cudaProbe: Promise<{ ok: true } | { ok: false; error: string }> | undefined;
+
+/** A cheap probe, once per process: does a session with the CUDA provider load and run? */
+function probeCuda(): Promise<{ ok: true } | { ok: false; error: string }> {
+  cudaProbe ??= probeCudaOnce();
+  return cudaProbe;
+}
+
+async function probeCudaOnce(): Promise<{ ok: true } | { ok: false; error: string }> {
+  // A CPU-only install has no CUDA provider library; onnxruntime would print that failure to
+  // stderr on every start. The reason is reported through DeviceInfo instead.
+  ort.env.logLevel = 'fatal';
   try {
     const session = await ort.InferenceSession.create(buildDynamicGraph(4, 1), {
       executionProviders: ['cuda'],

@@ -2,6 +2,7 @@ import type { SearchKernel } from '../../kernels/search-kernel.js';
 import { MAX_K, type Metric, type TopKResult } from '../../kernels/types.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import { GrowingSegment } from './growing-segment.js';
+import { isArray } from './guards.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
@@ -48,7 +49,7 @@ export class HvsCollection {
   /** Serialises structural changes (sealing, compaction) so they never interleave; never rejects. */
   private structural: Promise<unknown> = Promise.resolve();
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
-  private sealError: unknown;
+  private sealError: Error | undefined;
 
   constructor(
     readonly name: string,
@@ -93,7 +94,7 @@ export class HvsCollection {
    */
   async upsert(ids: readonly string[], vectors: VectorBatch, versions?: readonly number[]): Promise<void> {
     this.assertOpen();
-    if (!Array.isArray(ids) || ids.length === 0) throw new InvalidArgumentError('upsert: ids must be a non-empty array');
+    if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError('upsert: ids must be a non-empty array');
     for (let i = 0; i < ids.length; i++) validateId(ids[i], `ids[${i}]`);
     if (versions !== undefined) {
       if (versions.length !== ids.length) throw new InvalidArgumentError('upsert: versions and ids differ in length');
@@ -126,14 +127,14 @@ export class HvsCollection {
     const err = this.sealError;
     if (err !== undefined) {
       this.sealError = undefined;
-      throw err instanceof Error ? err : new Error(String(err));
+      throw err;
     }
   }
 
   /** Deletes ids (tombstones their rows); returns how many existed. */
   delete(ids: readonly string[]): number {
     this.assertOpen();
-    if (!Array.isArray(ids)) throw new InvalidArgumentError('delete: ids must be an array');
+    if (!isArray(ids)) throw new InvalidArgumentError('delete: ids must be an array');
     let n = 0;
     for (const id of ids) {
       const l = this.locations.get(id);
@@ -323,7 +324,7 @@ export class HvsCollection {
       this.segments.set(old.id, sealed);
     });
     this.structural = run.catch((err: unknown) => {
-      this.sealError = err;
+      this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);
     });
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
-import { METRICS, type Metric } from '../../kernels/types.js';
+import { METRICS } from '../../kernels/types.js';
 import type { DevicePreference } from '../config.js';
 import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import { assertCollectionName } from './collection-name.js';
@@ -109,15 +109,7 @@ export class Hvs {
     assertCollectionName(name);
     const { manifest, segments } = await readSnapshot(this.snapshotDir(name));
     const { dim, metric } = manifest.collection;
-    const c = await HvsCollection.restore(
-      name,
-      dim,
-      metric,
-      this.kernel,
-      this.collectionOptions(),
-      segments,
-      manifest.lsn,
-    );
+    const c = await HvsCollection.restore(name, dim, metric, this.kernel, this.collectionOptions(), segments, manifest.lsn);
     const previous = this.collections.get(name);
     this.collections.set(name, c);
     await previous?.close();
