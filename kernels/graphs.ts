@@ -38,8 +38,42 @@ function node(
 }
 
 function floatInitializer(name: string, data: Float32Array, dims: number[]): OnnxTypes.ITensorProto {
-  // rawData views the caller's buffer; protobufjs copies it once while encoding.
   return { name, dims, dataType: FLOAT, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+}
+
+/** An ONNX model plus the in-memory buffers its external initializers point at. */
+export interface ModelWithData {
+  model: Uint8Array;
+  /** Handed to onnxruntime as `externalData`: the tensor bytes are not copied into the protobuf. */
+  externalData: { path: string; data: Uint8Array }[];
+}
+
+/**
+ * An initializer whose bytes stay in the caller's buffer: the model names an external file and
+ * onnxruntime reads it from memory (`externalData`), so the (large) segment is never copied into
+ * the protobuf encoding.
+ */
+function externalFloatInitializer(
+  name: string,
+  data: Float32Array,
+  dims: number[],
+): { tensor: OnnxTypes.ITensorProto; file: { path: string; data: Uint8Array } } {
+  const path = `${name}.bin`;
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return {
+    tensor: {
+      name,
+      dims,
+      dataType: FLOAT,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: path },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: String(bytes.byteLength) },
+      ],
+    },
+    file: { path, data: bytes },
+  };
 }
 
 function encodeModel(graph: OnnxTypes.IGraphProto): Uint8Array {
@@ -70,14 +104,15 @@ export function gemmAlpha(metric: Metric): number {
  * candidates first guarantees the `k` best live rows are among them, so the result is exact and a
  * deleted row never surfaces.
  */
-export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): Uint8Array {
-  const initializer: OnnxTypes.ITensorProto[] = [floatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim])];
+export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): ModelWithData {
+  const segment = externalFloatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim]);
+  const initializer: OnnxTypes.ITensorProto[] = [segment.tensor];
   const gemmInputs = ['queries', 'vectors'];
   if (metric === 'l2') {
     initializer.push(floatInitializer('bias', negSquaredNorms(vectors, rows, dim), [rows]));
     gemmInputs.push('bias');
   }
-  return encodeModel({
+  const model = encodeModel({
     name: 'hypersync_sealed_segment',
     node: [
       node('Gemm', gemmInputs, ['scores'], [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }]),
@@ -96,6 +131,7 @@ export function buildSealedGraph(vectors: Float32Array, rows: number, dim: numbe
     ],
     output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
   });
+  return { model, externalData: [segment.file] };
 }
 
 /**
@@ -129,17 +165,19 @@ export function buildDynamicGraph(dim: number, alpha: number): Uint8Array {
  * The baseline of the benchmarks: one plain Gemm + TopK over vectors held as an initializer,
  * with nothing of the HVS around it (no mask, no segments, no merge).
  */
-export function buildRawGemmTopKGraph(vectors: Float32Array, rows: number, dim: number): Uint8Array {
-  return encodeModel({
+export function buildRawGemmTopKGraph(vectors: Float32Array, rows: number, dim: number): ModelWithData {
+  const segment = externalFloatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim]);
+  const model = encodeModel({
     name: 'raw_gemm_topk',
     node: [
       node('Gemm', ['queries', 'vectors'], ['scores'], [intAttr('transB', 1)]),
       node('TopK', ['scores', 'k'], ['top_scores', 'top_rows'], [intAttr('axis', 1)]),
     ],
-    initializer: [floatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim])],
+    initializer: [segment.tensor],
     input: [valueInfo('queries', FLOAT, ['B', dim]), valueInfo('k', INT64, [1])],
     output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
   });
+  return { model, externalData: [segment.file] };
 }
 
 /** `−‖x‖²` per row, the L2 bias folded into the Gemm. */

@@ -1,6 +1,7 @@
 import type { SearchKernel } from '../../kernels/search-kernel.js';
 import type { Metric, TopKResult } from '../../kernels/types.js';
 import { idBytes, type Segment } from './segment.js';
+import { type CheckedBatch, copyRows } from './vector-input.js';
 
 const INITIAL_ROWS = 1024;
 
@@ -19,31 +20,22 @@ export class GrowingSegment implements Segment {
   private _tombstones = 0;
   private idBytesTotal = 0;
 
+  /**
+   * @param initialRows rows allocated at first; buffers grow ×4 up to `capacity`, so an idle
+   *   collection costs little and a busy one copies little.
+   */
   constructor(
     readonly id: number,
     readonly dim: number,
     readonly metric: Metric,
     readonly capacity: number,
     private readonly kernel: SearchKernel,
+    initialRows = INITIAL_ROWS,
   ) {
-    // Buffers start small and double up to `capacity`, so an idle collection costs little.
-    this.allocated = Math.min(capacity, INITIAL_ROWS);
+    this.allocated = Math.min(capacity, initialRows);
     this.vectors = new Float32Array(this.allocated * dim);
     this.versions = new Float64Array(this.allocated);
     this.bias = new Float32Array(this.allocated);
-  }
-
-  private grow(): void {
-    this.allocated = Math.min(this.capacity, this.allocated * 2);
-    const vectors = new Float32Array(this.allocated * this.dim);
-    vectors.set(this.vectors);
-    const versions = new Float64Array(this.allocated);
-    versions.set(this.versions);
-    const bias = new Float32Array(this.allocated);
-    bias.set(this.bias);
-    this.vectors = vectors;
-    this.versions = versions;
-    this.bias = bias;
   }
 
   get rows(): number {
@@ -58,21 +50,50 @@ export class GrowingSegment implements Segment {
     return this._rows === this.capacity;
   }
 
-  /** Appends `vector` (already validated and normalised) and returns its row. */
-  append(id: string, vector: Float32Array, version: number): number {
-    if (this.full) throw new Error('growing segment is full');
-    if (this._rows === this.allocated) this.grow();
-    const row = this._rows++;
-    this.vectors.set(vector, row * this.dim);
-    this.versions[row] = version;
-    this.ids.push(id);
-    this.idBytesTotal += idBytes(id);
-    if (this.metric === 'l2') {
-      let s = 0;
-      for (let j = 0; j < this.dim; j++) s += vector[j] * vector[j];
-      this.bias[row] = -s;
+  /** Rows that still fit. */
+  get free(): number {
+    return this.capacity - this._rows;
+  }
+
+  private grow(needed: number): void {
+    this.allocated = Math.min(this.capacity, Math.max(this.allocated * 4, needed));
+    const vectors = new Float32Array(this.allocated * this.dim);
+    vectors.set(this.vectors.subarray(0, this._rows * this.dim));
+    const versions = new Float64Array(this.allocated);
+    versions.set(this.versions.subarray(0, this._rows));
+    const bias = new Float32Array(this.allocated);
+    bias.set(this.bias.subarray(0, this._rows));
+    this.vectors = vectors;
+    this.versions = versions;
+    this.bias = bias;
+  }
+
+  /**
+   * Appends `count` rows of a checked batch starting at row `from`, copied (and normalised for
+   * cosine) once into the segment; returns the first new row.
+   */
+  appendRun(ids: readonly string[], batch: CheckedBatch, from: number, count: number, versions: ArrayLike<number>): number {
+    if (count > this.free) throw new Error('growing segment overflow');
+    const first = this._rows;
+    if (first + count > this.allocated) this.grow(first + count);
+    const dim = this.dim;
+    copyRows(batch, dim, from, count, this.vectors, first * dim);
+    for (let t = 0; t < count; t++) {
+      const id = ids[from + t];
+      this.ids.push(id);
+      this.idBytesTotal += idBytes(id);
+      this.versions[first + t] = versions[t];
     }
-    return row;
+    if (this.metric === 'l2') {
+      const v = this.vectors;
+      for (let r = first; r < first + count; r++) {
+        let s = 0;
+        for (let j = r * dim; j < (r + 1) * dim; j++) s += v[j] * v[j];
+        this.bias[r] = -s;
+      }
+    }
+    this._rows += count;
+    return first;
   }
 
   isLive(row: number): boolean {

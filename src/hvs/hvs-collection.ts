@@ -7,7 +7,7 @@ import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
 import type { CollectionStats, MemoryUsage, SearchHit } from './types.js';
-import { toFlatBatch, type VectorBatch } from './vector-input.js';
+import { checkBatch, kernelRows, type VectorBatch } from './vector-input.js';
 
 /** Options of an HVS collection. */
 export interface HvsCollectionOptions {
@@ -103,19 +103,39 @@ export class HvsCollection {
           throw new InvalidArgumentError(`upsert: version must be a non-negative integer, got ${v}`);
       }
     }
-    const { data } = toFlatBatch(vectors, this.dim, this.metric, 'vectors', ids.length);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      const previous = this.locations.get(id);
-      let version = versions?.[i];
-      if (previous !== undefined) {
-        const seg = this.segments.get(locSegment(previous));
-        if (version === undefined && seg) version = seg.versions[locRow(previous)] + 1;
-        seg?.tombstone(locRow(previous));
-      }
+    const batch = checkBatch(vectors, this.dim, this.metric, 'vectors', ids.length);
+    for (let i = 0; i < ids.length;) {
       if (this.growing.full) this.sealGrowing();
-      const row = this.growing.append(id, data.subarray(i * this.dim, (i + 1) * this.dim), version ?? 1);
-      this.locations.set(id, loc(this.growing.id, row));
+      const g = this.growing;
+      const take = Math.min(ids.length - i, g.free);
+      const base = g.rows;
+      const runVersions = new Float64Array(take);
+      const deadInRun: number[] = [];
+      for (let t = 0; t < take; t++) {
+        const id = ids[i + t];
+        const previous = this.locations.get(id);
+        let version = versions?.[i + t];
+        if (previous !== undefined) {
+          const segId = locSegment(previous);
+          const row = locRow(previous);
+          if (segId === g.id && row >= base) {
+            // The same id earlier in this run: its row is not written yet.
+            version ??= runVersions[row - base] + 1;
+            deadInRun.push(row);
+          } else {
+            const seg = this.segments.get(segId);
+            if (seg) {
+              version ??= seg.versions[row] + 1;
+              seg.tombstone(row);
+            }
+          }
+        }
+        runVersions[t] = version ?? 1;
+        this.locations.set(id, loc(g.id, base + t));
+      }
+      g.appendRun(ids, batch, i, take, runVersions);
+      for (const row of deadInRun) g.tombstone(row);
+      i += take;
     }
     if (this.growing.full) this.sealGrowing();
     await this.settle();
@@ -166,7 +186,9 @@ export class HvsCollection {
     if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
       throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
     }
-    const { data, count: batch } = toFlatBatch(queries, this.dim, this.metric, 'queries');
+    const checked = checkBatch(queries, this.dim, this.metric, 'queries');
+    const batch = checked.count;
+    const data = kernelRows(checked, this.dim);
     const segments = [...this.segments.values()].filter((s) => s.rows - s.tombstones > 0);
     const parts: TopKResult[] = [];
     const held = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
@@ -296,8 +318,8 @@ export class HvsCollection {
     this.locations.clear();
   }
 
-  private newGrowing(): GrowingSegment {
-    const g = new GrowingSegment(this.nextSegmentId++, this.dim, this.metric, this.opts.sealThreshold, this.kernel);
+  private newGrowing(initialRows?: number): GrowingSegment {
+    const g = new GrowingSegment(this.nextSegmentId++, this.dim, this.metric, this.opts.sealThreshold, this.kernel, initialRows);
     this.segments.set(g.id, g);
     return g;
   }
@@ -308,7 +330,8 @@ export class HvsCollection {
    */
   private sealGrowing(): void {
     const old = this.growing;
-    this.growing = this.newGrowing();
+    // A collection that filled a segment is likely to fill the next: allocate it whole.
+    this.growing = this.newGrowing(old.full ? this.opts.sealThreshold : undefined);
     const run = this.structural.then(async () => {
       if (this.closed) return;
       const rows = old.rows;

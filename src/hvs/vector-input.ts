@@ -7,18 +7,21 @@ export type VectorBatch = Float32Array | readonly Float32Array[];
 /** Largest dimension a collection may have. */
 export const MAX_DIM = 4096;
 
+/** A checked batch: one flat `count × dim` array and, for cosine, each row's `1/‖x‖`. */
+export interface CheckedBatch {
+  /** The caller's flat array itself (not copied), or one concatenation of its vectors. */
+  data: Float32Array;
+  count: number;
+  /** Per-row scale that normalises the row (cosine only). */
+  scale: Float32Array | undefined;
+}
+
 /**
- * Checks a batch (dimension, finiteness, and for cosine a non-zero norm) and returns it as one
- * flat `n × dim` array that the caller owns; cosine vectors come back normalised.
+ * Checks a batch (dimension, finiteness, and for cosine a non-zero norm) without copying a flat
+ * input: the rows are copied once, later, where they are stored.
  * @param expected how many vectors the batch must hold, if known.
  */
-export function toFlatBatch(
-  batch: VectorBatch,
-  dim: number,
-  metric: Metric,
-  what: string,
-  expected?: number,
-): { data: Float32Array; count: number } {
+export function checkBatch(batch: VectorBatch, dim: number, metric: Metric, what: string, expected?: number): CheckedBatch {
   let data: Float32Array;
   let count: number;
   if (batch instanceof Float32Array) {
@@ -26,7 +29,7 @@ export function toFlatBatch(
       throw new DimensionMismatchError(dim, batch.length, `${what}: flat batch length is not a multiple of the dimension`);
     }
     count = batch.length / dim;
-    data = batch.slice();
+    data = batch;
   } else if (Array.isArray(batch)) {
     count = batch.length;
     data = new Float32Array(count * dim);
@@ -45,23 +48,47 @@ export function toFlatBatch(
   if (expected !== undefined && count !== expected) {
     throw new InvalidArgumentError(`${what}: expected ${expected} vectors, got ${count}`);
   }
+  const scale = metric === 'cosine' ? new Float32Array(count) : undefined;
   for (let i = 0; i < count; i++) {
     const base = i * dim;
     let norm = 0;
-    for (let j = 0; j < dim; j++) {
-      const x = data[base + j];
-      if (!Number.isFinite(x)) {
-        throw new InvalidVectorError(`${what}[${i}][${j}] is ${x}; vectors must hold finite numbers`, {
-          details: { index: i, component: j },
-        });
-      }
-      norm += x * x;
+    for (let j = 0; j < dim; j++) norm += data[base + j] * data[base + j];
+    // One pass: a NaN or ±Infinity anywhere makes the float64 sum non-finite (float32 values
+    // cannot overflow it), and only then is the offending component looked for.
+    if (!Number.isFinite(norm)) {
+      let j = 0;
+      while (j < dim && Number.isFinite(data[base + j])) j++;
+      throw new InvalidVectorError(`${what}[${i}][${j}] is ${data[base + j]}; vectors must hold finite numbers`, {
+        details: { index: i, component: j },
+      });
     }
-    if (metric === 'cosine') {
+    if (scale) {
       if (norm === 0) throw new InvalidVectorError(`${what}[${i}] is the zero vector; cosine needs a direction`);
-      const inv = 1 / Math.sqrt(norm);
-      for (let j = 0; j < dim; j++) data[base + j] *= inv;
+      scale[i] = 1 / Math.sqrt(norm);
     }
   }
-  return { data, count };
+  return { data, count, scale };
+}
+
+/** Copies rows `[from, from + count)` of a checked batch into `dst` at `at`, normalising for cosine. */
+export function copyRows(b: CheckedBatch, dim: number, from: number, count: number, dst: Float32Array, at: number): void {
+  const src = b.data.subarray(from * dim, (from + count) * dim);
+  if (!b.scale) {
+    dst.set(src, at);
+    return;
+  }
+  for (let r = 0; r < count; r++) {
+    const inv = b.scale[from + r];
+    const o = at + r * dim;
+    const s = r * dim;
+    for (let j = 0; j < dim; j++) dst[o + j] = src[s + j] * inv;
+  }
+}
+
+/** The batch as one flat array ready for a kernel: the input itself, or a normalised copy. */
+export function kernelRows(b: CheckedBatch, dim: number): Float32Array {
+  if (!b.scale && b.data.length === b.count * dim) return b.data;
+  const out = new Float32Array(b.count * dim);
+  copyRows(b, dim, 0, b.count, out, 0);
+  return out;
 }

@@ -1,0 +1,13 @@
+export type { DeviceInfo } from '../kernels/device.js';
+export { resolveDevice } from '../kernels/device.js';
+export { OnnxSearchKernel, type OnnxSearchKernelOptions } from '../kernels/onnx-kernel.js';
+export type { ResidentIndex, SearchKernel } from '../kernels/search-kernel.js';
+export { MAX_K, METRICS, type Device, type Metric, type TopKResult } from '../kernels/types.js';
+export { loadConfig, type Config, type DevicePreference } from './config.js';
+export * from './errors.js';
+export { HvsCollection, type HvsCollectionOptions } from './hvs/hvs-collection.js';
+export { Hvs, type HvsOptions } from './hvs/hvs.js';
+export type { SnapshotManifest } from './hvs/snapshot.js';
+export type { CollectionSpec, CollectionStats, MemoryUsage, SearchHit } from './hvs/types.js';
+export { MAX_DIM, type VectorBatch } from './hvs/vector-input.js';
+export { Service } from './service.js';

@@ -1,0 +1,130 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+import { Service } from '../../src/service.js';
+
+let dataDir: string;
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'svc-'));
+});
+afterAll(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('configuration', () => {
+  it('defaults', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      port: 8080,
+      dataDir: './.hypersync',
+      device: 'auto',
+      cacheMb: 1024,
+      apiKeys: [],
+      logLevel: 'info',
+    });
+  });
+
+  it('reports every bad value with its name', () => {
+    let err: unknown;
+    try {
+      loadConfig({ HYPERSYNC_PORT: '99999', HYPERSYNC_DEVICE: 'tpu', HYPERSYNC_CACHE_MB: 'lots' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/HYPERSYNC_PORT/);
+    expect(msg).toMatch(/HYPERSYNC_DEVICE/);
+    expect(msg).toMatch(/HYPERSYNC_CACHE_MB/);
+  });
+
+  it('splits API keys', () => {
+    expect(loadConfig({ HYPERSYNC_API_KEYS: 'a, b,,c ' }).apiKeys).toEqual(['a', 'b', 'c']);
+  });
+});
+
+describe('service in process, on an ephemeral port', () => {
+  it('answers /healthz and /readyz, 404 elsewhere, and closes twice safely', async () => {
+    const svc = await Service.start(
+      loadConfig({ HYPERSYNC_PORT: '0', HYPERSYNC_HOST: '127.0.0.1', HYPERSYNC_DATA_DIR: dataDir }),
+      pino({ level: 'silent' }),
+    );
+    try {
+      const base = `http://127.0.0.1:${svc.port}`;
+      const health = await fetch(`${base}/healthz`);
+      expect(health.status).toBe(200);
+      expect(await health.json()).toEqual({ status: 'ok' });
+      const ready = await fetch(`${base}/readyz`);
+      expect(ready.status).toBe(200);
+      const body = (await ready.json()) as { ready: boolean; hvs: { device: string; reason: string } };
+      expect(body.ready).toBe(true);
+      expect(['cpu', 'cuda']).toContain(body.hvs.device);
+      expect(body.hvs.reason).toMatch(/HYPERSYNC_DEVICE/);
+      const missing = await fetch(`${base}/nope`);
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toEqual({ error: { code: 'not_found', message: 'no such route' } });
+    } finally {
+      await svc.close();
+      await svc.close();
+    }
+  });
+});
+
+describe('the hypersync CLI as a real process', () => {
+  it('serve starts, answers, and exits 0 on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+      env: { ...process.env, HYPERSYNC_PORT: '0', HYPERSYNC_HOST: '127.0.0.1', HYPERSYNC_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`no listening line; output: ${out}`)), 30_000);
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        for (const line of out.split('\n')) {
+          if (!line.startsWith('{')) continue;
+          const rec = JSON.parse(line) as { port?: number };
+          if (typeof rec.port === 'number') {
+            clearTimeout(timer);
+            resolve(rec.port);
+          }
+        }
+      });
+    });
+    const res = await fetch(`http://127.0.0.1:${port}/healthz`);
+    expect(res.status).toBe(200);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+
+  it('device prints the choice and the reason', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'device'], {
+      env: { ...process.env, HYPERSYNC_DEVICE: 'cpu' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ device: 'cpu', reason: 'HYPERSYNC_DEVICE=cpu' });
+  });
+
+  it('a bad configuration value stops start-up with a clear message', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+      env: { ...process.env, HYPERSYNC_PORT: 'eighty' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(2);
+    expect(err).toMatch(/invalid configuration/);
+    expect(err).toMatch(/HYPERSYNC_PORT/);
+  });
+});
