@@ -143,6 +143,20 @@ describe('reads by id and memory accounting', () => {
     expect(await c.search([v], 3)).toEqual([[]]);
   });
 
+  it('flat inputs that are views into larger buffers are read at their offset', async () => {
+    const dim = 8;
+    const rand = rng(freshSeed());
+    const c = hvs.createCollection(uniqueName('view'), { dim, metric: 'ip' });
+    const big = randomVectors(rand, 100, dim);
+    await c.upsert(
+      Array.from({ length: 50 }, (_, i) => `r${i}`),
+      big.subarray(50 * dim),
+    );
+    expect(c.get('r0')?.vector).toEqual(big.slice(50 * dim, 51 * dim));
+    const queries = big.subarray(3 * dim, 7 * dim);
+    expect(await c.search(queries, 5)).toEqual(await c.search(queries.slice(), 5));
+  });
+
   it('cosine rows are stored normalised', async () => {
     const c = hvs.createCollection(uniqueName('norm'), { dim: 2, metric: 'cosine' });
     await c.upsert(['a'], [Float32Array.of(3, 4)]);
