@@ -96,6 +96,10 @@ export class GrowingSegment implements Segment {
     return first;
   }
 
+  readRow(row: number): Float32Array {
+    return this.vectors.slice(row * this.dim, (row + 1) * this.dim);
+  }
+
   isLive(row: number): boolean {
     return row < this._rows && this.bias[row] !== -Infinity;
   }
@@ -115,6 +119,10 @@ export class GrowingSegment implements Segment {
   }
 
   deviceBytes(): number {
+    return 0;
+  }
+
+  diskBytes(): number {
     return 0;
   }
 }

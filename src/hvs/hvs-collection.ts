@@ -6,6 +6,7 @@ import { isArray } from './guards.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
+import { type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
 import type { CollectionStats, MemoryUsage, SearchHit } from './types.js';
 import { checkBatch, kernelRows, type VectorBatch } from './vector-input.js';
 
@@ -51,11 +52,15 @@ export class HvsCollection {
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
   private sealError: Error | undefined;
 
+  /**
+   * @param dir directory of the collection's files (sealed segments' vectors, snapshots); must exist.
+   */
   constructor(
     readonly name: string,
     readonly dim: number,
     readonly metric: Metric,
     private readonly kernel: SearchKernel,
+    readonly dir: string,
     opts: HvsCollectionOptions = {},
   ) {
     this.opts = { sealThreshold: 65_536, maxSegmentRows: 262_144, ...opts };
@@ -174,7 +179,7 @@ export class HvsCollection {
     const seg = this.segments.get(locSegment(l));
     if (!seg) return undefined;
     const row = locRow(l);
-    return { vector: seg.vectors.slice(row * this.dim, (row + 1) * this.dim), version: seg.versions[row] };
+    return { vector: seg.readRow(row), version: seg.versions[row] };
   }
 
   /**
@@ -253,20 +258,38 @@ export class HvsCollection {
   memoryUsage(): MemoryUsage {
     let hostBytes = 0;
     let deviceBytes = 0;
+    let diskBytes = 0;
     for (const s of this.segments.values()) {
       hostBytes += s.hostBytes();
       deviceBytes += s.deviceBytes();
+      diskBytes += s.diskBytes();
     }
     // The id → location map: a Map entry plus a number per id, roughly.
     hostBytes += this.locations.size * 24;
-    return { hostBytes, deviceBytes };
+    return { hostBytes, deviceBytes, diskBytes };
   }
 
-  /** The segments and counters a snapshot writes; waits for sealing in progress. */
-  async exportState(): Promise<CollectionState> {
+  /**
+   * Writes a snapshot of the collection into its directory (see {@link writeSnapshot}); sealing
+   * and compaction wait meanwhile, writes go on.
+   */
+  snapshot(): Promise<SnapshotManifest> {
     this.assertOpen();
-    await this.structural;
-    return { segments: [...this.segments.values()], nextSegmentId: this.nextSegmentId, lsn: this._lsn };
+    const run = this.structural.then(() =>
+      writeSnapshot(
+        this.dir,
+        { name: this.name, dim: this.dim, metric: this.metric },
+        [...this.segments.values()],
+        this._lsn,
+        () => this.filesInUse(),
+      ),
+    );
+    this.structural = run.catch(() => undefined);
+    return run;
+  }
+
+  private *filesInUse(): Iterable<string> {
+    for (const s of this.segments.values()) if (s instanceof SealedSegment) yield s.file.ref.file;
   }
 
   /**
@@ -278,17 +301,21 @@ export class HvsCollection {
     dim: number,
     metric: Metric,
     kernel: SearchKernel,
+    dir: string,
     opts: HvsCollectionOptions,
     parts: readonly RestoredSegment[],
     lsn: number,
   ): Promise<HvsCollection> {
-    const c = new HvsCollection(name, dim, metric, kernel, opts);
+    const c = new HvsCollection(name, dim, metric, kernel, dir, opts);
     try {
       for (const p of parts) {
         const id = c.nextSegmentId++;
         const dead: number[] = [];
         for (let r = 0; r < p.ids.length; r++) if (!p.live[r]) dead.push(r);
-        const seg = await SealedSegment.create(kernel, id, dim, metric, p.vectors, p.ids, p.versions, dead);
+        const seg = await SealedSegment.create(
+          { id, dim, metric, vectors: p.vectors, ids: p.ids, versions: p.versions, dead, dir, file: p.vectorsRef },
+          kernel,
+        );
         c.segments.set(id, seg);
         for (let r = 0; r < p.ids.length; r++) {
           if (!p.live[r]) continue;
@@ -337,7 +364,10 @@ export class HvsCollection {
       const rows = old.rows;
       const vectors = old.full ? old.vectors : old.vectors.slice(0, rows * this.dim);
       const versions = old.full ? old.versions : old.versions.slice(0, rows);
-      const sealed = await SealedSegment.create(this.kernel, old.id, this.dim, this.metric, vectors, old.ids, versions);
+      const sealed = await SealedSegment.create(
+        { id: old.id, dim: this.dim, metric: this.metric, vectors, ids: old.ids, versions, dir: this.dir },
+        this.kernel,
+      );
       // Deletes that reached the old segment while its index was being built.
       for (let r = 0; r < rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
       if (this.closed) {
@@ -385,14 +415,20 @@ export class HvsCollection {
       const vectors = new Float32Array(sources.length * this.dim);
       const versions = new Float64Array(sources.length);
       const ids: string[] = new Array<string>(sources.length);
+      const contents = new Map<SealedSegment, Float32Array>();
+      for (const s of g) contents.set(s, await s.file.readAll());
       sources.forEach(({ seg, row }, i) => {
-        vectors.set(seg.vectors.subarray(row * this.dim, (row + 1) * this.dim), i * this.dim);
+        vectors.set(contents.get(seg)!.subarray(row * this.dim, (row + 1) * this.dim), i * this.dim);
         versions[i] = seg.versions[row];
         ids[i] = seg.ids[row];
       });
+      contents.clear();
       const merged =
         sources.length > 0
-          ? await SealedSegment.create(this.kernel, id, this.dim, this.metric, vectors, ids, versions)
+          ? await SealedSegment.create(
+              { id, dim: this.dim, metric: this.metric, vectors, ids, versions, dir: this.dir },
+              this.kernel,
+            )
           : undefined;
       // Rows deleted or replaced while the new index was built stay dead in it.
       sources.forEach(({ seg, row }, i) => {
@@ -414,14 +450,6 @@ export class HvsCollection {
   private assertOpen(): void {
     if (this.closed) throw new ClosedError(`collection "${this.name}"`);
   }
-}
-
-/** One segment read back from a snapshot. */
-export interface RestoredSegment {
-  ids: string[];
-  vectors: Float32Array;
-  versions: Float64Array;
-  live: Uint8Array;
 }
 
 function validateId(id: unknown, what: string): asserts id is string {

@@ -1,3 +1,4 @@
+import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
@@ -8,7 +9,7 @@ import type { DevicePreference } from '../config.js';
 import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import { assertCollectionName } from './collection-name.js';
 import { HvsCollection, type HvsCollectionOptions } from './hvs-collection.js';
-import { hasSnapshot, readSnapshot, type SnapshotManifest, writeSnapshot } from './snapshot.js';
+import { hasSnapshot, readSnapshot, type SnapshotManifest } from './snapshot.js';
 import type { CollectionSpec, MemoryUsage } from './types.js';
 import { MAX_DIM } from './vector-input.js';
 
@@ -58,7 +59,9 @@ export class Hvs {
       throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
     }
     if (this.collections.has(name)) throw new CollectionExistsError(name);
-    const c = new HvsCollection(name, spec.dim, spec.metric, this.kernel, this.collectionOptions());
+    const dir = this.snapshotDir(name);
+    mkdirSync(dir, { recursive: true });
+    const c = new HvsCollection(name, spec.dim, spec.metric, this.kernel, dir, this.collectionOptions());
     this.collections.set(name, c);
     return c;
   }
@@ -89,9 +92,7 @@ export class Hvs {
 
   /** Writes the collection's snapshot (segments, ids, versions, `lsn`) and returns its manifest. */
   async snapshot(name: string): Promise<SnapshotManifest> {
-    const c = this.collection(name);
-    const state = await c.exportState();
-    return writeSnapshot(this.snapshotDir(name), { name, dim: c.dim, metric: c.metric }, state.segments, state.lsn);
+    return this.collection(name).snapshot();
   }
 
   /** True when a snapshot of `name` exists on disk (valid or not). */
@@ -109,7 +110,8 @@ export class Hvs {
     assertCollectionName(name);
     const { manifest, segments } = await readSnapshot(this.snapshotDir(name));
     const { dim, metric } = manifest.collection;
-    const c = await HvsCollection.restore(name, dim, metric, this.kernel, this.collectionOptions(), segments, manifest.lsn);
+    const dir = this.snapshotDir(name);
+    const c = await HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn);
     const previous = this.collections.get(name);
     this.collections.set(name, c);
     await previous?.close();
@@ -121,13 +123,15 @@ export class Hvs {
     const collections: Record<string, MemoryUsage> = {};
     let hostBytes = 0;
     let deviceBytes = 0;
+    let diskBytes = 0;
     for (const [name, c] of this.collections) {
       const m = c.memoryUsage();
       collections[name] = m;
       hostBytes += m.hostBytes;
       deviceBytes += m.deviceBytes;
+      diskBytes += m.diskBytes;
     }
-    return { hostBytes, deviceBytes, collections };
+    return { hostBytes, deviceBytes, diskBytes, collections };
   }
 
   /** Closes every collection and the kernel; safe to call twice. */

@@ -1,11 +1,29 @@
 import type { ResidentIndex, SearchKernel } from '../../kernels/search-kernel.js';
 import type { Metric, TopKResult } from '../../kernels/types.js';
 import { idBytes, type Segment } from './segment.js';
+import { type FileRef, VectorsFile } from './segment-file.js';
+
+/** What {@link SealedSegment.create} builds a segment from. */
+export interface SealedSegmentSource {
+  id: number;
+  dim: number;
+  metric: Metric;
+  /** At least `ids.length × dim` floats (normalised for cosine). */
+  vectors: Float32Array;
+  ids: readonly string[];
+  versions: Float64Array;
+  /** Rows to mark as tombstones from the start. */
+  dead?: Iterable<number>;
+  /** Directory of the collection's files. */
+  dir: string;
+  /** The vectors' file when it exists already (a loaded snapshot); otherwise one is written. */
+  file?: FileRef;
+}
 
 /**
- * An immutable run of rows whose vectors are resident on the device in a kernel index. Deletes
- * only flip the row's mask entry to −Infinity; compaction rewrites the segment without them.
- * The host keeps its own copy of the vectors for reads by id, snapshots and compaction.
+ * An immutable run of rows whose vectors are resident on the device in a kernel index, with the
+ * host's copy on disk (a {@link VectorsFile}) rather than in RAM. Deletes only flip the row's
+ * mask entry to −Infinity; compaction rewrites the segment without them.
  */
 export class SealedSegment implements Segment {
   /** 0 for live rows, −Infinity for tombstones; fed to the kernel with every search. */
@@ -19,7 +37,7 @@ export class SealedSegment implements Segment {
     readonly id: number,
     readonly dim: number,
     readonly metric: Metric,
-    readonly vectors: Float32Array,
+    readonly file: VectorsFile,
     readonly ids: readonly string[],
     readonly versions: Float64Array,
     private readonly index: ResidentIndex,
@@ -30,24 +48,29 @@ export class SealedSegment implements Segment {
     this.idBytesTotal = b;
   }
 
-  /**
-   * Builds the device index over `rows` vectors and returns the sealed segment.
-   * @param dead rows to mark as tombstones from the start.
-   */
-  static async create(
-    kernel: SearchKernel,
-    id: number,
-    dim: number,
-    metric: Metric,
-    vectors: Float32Array,
-    ids: readonly string[],
-    versions: Float64Array,
-    dead: Iterable<number> = [],
-  ): Promise<SealedSegment> {
-    const rows = ids.length;
-    const index = await kernel.createIndex(vectors, rows, dim, metric);
-    const seg = new SealedSegment(id, dim, metric, vectors.subarray(0, rows * dim), ids, versions.subarray(0, rows), index);
-    for (const r of dead) seg.tombstone(r);
+  /** Builds the device index and the vectors file; the caller may drop `vectors` afterwards. */
+  static async create(src: SealedSegmentSource, kernel: SearchKernel): Promise<SealedSegment> {
+    const rows = src.ids.length;
+    // The file is written on libuv's thread pool while this thread builds the index.
+    const writing = src.file
+      ? Promise.resolve(VectorsFile.adopt(src.dir, src.file, src.dim))
+      : VectorsFile.create(src.dir, src.vectors, rows, src.dim);
+    let index: ResidentIndex;
+    let file: VectorsFile;
+    try {
+      index = await kernel.createIndex(src.vectors, rows, src.dim, src.metric);
+    } catch (err) {
+      await writing.then((f) => f.close(), () => undefined);
+      throw err;
+    }
+    try {
+      file = await writing;
+    } catch (err) {
+      await index.release();
+      throw err;
+    }
+    const seg = new SealedSegment(src.id, src.dim, src.metric, file, src.ids, src.versions.subarray(0, rows), index);
+    for (const r of src.dead ?? []) seg.tombstone(r);
     return seg;
   }
 
@@ -69,6 +92,10 @@ export class SealedSegment implements Segment {
     this._tombstones++;
   }
 
+  readRow(row: number): Float32Array {
+    return this.file.readRow(row);
+  }
+
   search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
     return this.index.search(queries, batch, k, this.mask, this._tombstones);
   }
@@ -84,17 +111,26 @@ export class SealedSegment implements Segment {
     if (this.retired && this.refs === 0) await this.index.release();
   }
 
-  /** Frees the device index once no search uses it any more. */
+  /**
+   * Frees the device index once no search uses it any more and closes the vectors file (which
+   * stays on disk until a snapshot no longer names it).
+   */
   async retire(): Promise<void> {
+    if (this.retired) return;
     this.retired = true;
+    this.file.close();
     if (this.refs === 0) await this.index.release();
   }
 
   hostBytes(): number {
-    return this.vectors.byteLength + this.versions.byteLength + this.mask.byteLength + this.idBytesTotal;
+    return this.versions.byteLength + this.mask.byteLength + this.idBytesTotal;
   }
 
   deviceBytes(): number {
     return this.retired ? 0 : this.index.deviceBytes;
+  }
+
+  diskBytes(): number {
+    return this.file.ref.bytes;
   }
 }

@@ -10,14 +10,18 @@ export interface Segment {
   readonly tombstones: number;
   readonly ids: readonly string[];
   readonly versions: Float64Array;
-  /** Row-major vectors; only the first `rows × dim` floats are meaningful. */
-  readonly vectors: Float32Array;
   isLive(row: number): boolean;
   tombstone(row: number): void;
+  /** A copy of row `row`'s stored vector (normalised for cosine). */
+  readRow(row: number): Float32Array;
   /** Top-k kernel scores over the live rows; `queries` are normalised already for cosine. */
   search(queries: Float32Array, batch: number, k: number): Promise<TopKResult>;
+  /** Bytes held in RAM by this segment (vectors of the growing one, masks, versions, ids). */
   hostBytes(): number;
+  /** Bytes the device index holds. */
   deviceBytes(): number;
+  /** Bytes of vectors kept on disk. */
+  diskBytes(): number;
 }
 
 /** Rough bytes of a JS string id and its map entry, for memory accounting. */

@@ -17,10 +17,12 @@ export interface CollectionSpec {
 
 /** Bytes a collection holds. */
 export interface MemoryUsage {
-  /** Host memory: vector copies kept for reads, snapshots and compaction; id map; masks. */
+  /** Host memory: the growing segment's vectors, masks, versions, the id map. */
   hostBytes: number;
   /** Memory held by the kernel sessions on the device (on CPU this is RAM, owned by onnxruntime). */
   deviceBytes: number;
+  /** Sealed segments' vectors on disk (the host's copy, read for gets by id and compaction). */
+  diskBytes: number;
 }
 
 /** Counters of a collection. */

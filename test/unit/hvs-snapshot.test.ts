@@ -60,8 +60,10 @@ describe('HVS snapshots', () => {
     c.delete(['doc-2']);
     const second = await hvs.snapshot('snap_two');
     const files = await readdir(join(dataDir, 'hvs', 'snap_two'));
-    expect(files.sort()).toEqual(['manifest.json', ...second.segments.map((s) => s.file)].sort());
-    expect(first.segments[0].file).not.toBe(second.segments[0].file);
+    expect(files.sort()).toEqual(['manifest.json', ...second.segments.flatMap((s) => [s.vectors.file, s.meta.file])].sort());
+    // sealed segments' vectors files are named again, not rewritten; metadata files are new
+    expect(second.segments[0].vectors).toEqual(first.segments[0].vectors);
+    expect(first.segments[0].meta.file).not.toBe(second.segments[0].meta.file);
     const loaded = await hvs.loadSnapshot('snap_two');
     expect(loaded.get('doc-2')).toBeUndefined();
   });
@@ -69,7 +71,7 @@ describe('HVS snapshots', () => {
   it('a flipped byte in a segment file is caught and nothing is loaded', async () => {
     await filled('snap_flip');
     const m = await hvs.snapshot('snap_flip');
-    const path = join(dataDir, 'hvs', 'snap_flip', m.segments[1].file);
+    const path = join(dataDir, 'hvs', 'snap_flip', m.segments[1].vectors.file);
     const buf = await readFile(path);
     const at = Math.floor(buf.length / 2);
     buf[at] ^= 0x01;
@@ -80,10 +82,20 @@ describe('HVS snapshots', () => {
     expect(hvs.collection('snap_flip').count).toBeGreaterThan(0);
   });
 
+  it('a flipped byte in a metadata file is caught', async () => {
+    await filled('snap_flip_meta');
+    const m = await hvs.snapshot('snap_flip_meta');
+    const path = join(dataDir, 'hvs', 'snap_flip_meta', m.segments[0].meta.file);
+    const buf = await readFile(path);
+    buf[40] ^= 0x80;
+    await writeFile(path, buf);
+    await expect(hvs.loadSnapshot('snap_flip_meta')).rejects.toThrow(/CRC-32/);
+  });
+
   it('a truncated segment file is caught', async () => {
     await filled('snap_trunc');
     const m = await hvs.snapshot('snap_trunc');
-    await truncate(join(dataDir, 'hvs', 'snap_trunc', m.segments[0].file), m.segments[0].bytes - 7);
+    await truncate(join(dataDir, 'hvs', 'snap_trunc', m.segments[0].meta.file), m.segments[0].meta.bytes - 7);
     await expect(hvs.loadSnapshot('snap_trunc')).rejects.toThrow(/truncated/);
   });
 
@@ -104,7 +116,7 @@ describe('HVS snapshots', () => {
   it('a missing segment file is caught', async () => {
     await filled('snap_missing');
     const m = await hvs.snapshot('snap_missing');
-    await rm(join(dataDir, 'hvs', 'snap_missing', m.segments[0].file));
+    await rm(join(dataDir, 'hvs', 'snap_missing', m.segments[0].vectors.file));
     await expect(hvs.loadSnapshot('snap_missing')).rejects.toThrow(/cannot be read/);
   });
 
