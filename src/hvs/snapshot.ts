@@ -90,7 +90,7 @@ function decodeMeta(buf: Buffer, file: string, dim: number): Omit<RestoredSegmen
   if (!Array.isArray(ids) || ids.length !== rows || !ids.every((x) => typeof x === 'string')) {
     throw bad('id list does not match the row count');
   }
-  return { ids: ids as string[], versions, live };
+  return { ids: ids, versions, live };
 }
 
 function manifestChecksum(m: SnapshotManifest): number {
