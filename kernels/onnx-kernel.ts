@@ -48,6 +48,10 @@ class OnnxResidentIndex implements ResidentIndex {
     readonly metric: Metric,
   ) {}
 
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
   get deviceBytes(): number {
     return this.rows * this.dim * 4 + (this.metric === 'l2' ? this.rows * 4 : 0);
   }
@@ -103,7 +107,13 @@ export class OnnxSearchKernel implements SearchKernel {
     };
   }
 
-  async createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric): Promise<ResidentIndex> {
+  async createIndex(
+    vectors: Float32Array,
+    rows: number,
+    dim: number,
+    metric: Metric,
+    _source?: { path: string },
+  ): Promise<ResidentIndex> {
     this.assertOpen();
     if (rows < 1) throw new RangeError('a resident index needs at least one row');
     const { model, externalData } = buildSealedGraph(vectors, rows, dim, metric);

@@ -12,6 +12,11 @@ export interface ResidentIndex {
   /** Bytes this index holds on the device (vectors plus the L2 bias). */
   readonly deviceBytes: number;
   /**
+   * Settles when the index is built (a kernel may build it in the background; searches issued
+   * before then wait for it) and rejects if building failed.
+   */
+  ready(): Promise<void>;
+  /**
    * Top-k kernel scores for a batch of queries.
    * @param queries `batch × dim` floats, already normalised for cosine.
    * @param k slots per query, 1 ≤ k ≤ rows.
@@ -29,8 +34,19 @@ export interface ResidentIndex {
  */
 export interface SearchKernel {
   readonly deviceInfo: DeviceInfo;
-  /** Copies `rows × dim` vectors onto the device and returns the index over them. */
-  createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric): Promise<ResidentIndex>;
+  /**
+   * Copies `rows × dim` vectors onto the device and returns the index over them (possibly before
+   * it is built: see {@link ResidentIndex.ready}).
+   * @param source where the same bytes lie on disk, so a kernel in another thread can read them
+   *   there instead of having them copied over.
+   */
+  createIndex(
+    vectors: Float32Array,
+    rows: number,
+    dim: number,
+    metric: Metric,
+    source?: { path: string },
+  ): Promise<ResidentIndex>;
   /**
    * Top-k over vectors passed with the call (the growing segment).
    * @param bias `rows` floats added to each score: `−‖x‖²` for L2, 0 otherwise, −Infinity for

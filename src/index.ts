@@ -2,6 +2,7 @@ export type { DeviceInfo } from '../kernels/device.js';
 export { resolveDevice } from '../kernels/device.js';
 export { OnnxSearchKernel, type OnnxSearchKernelOptions } from '../kernels/onnx-kernel.js';
 export type { ResidentIndex, SearchKernel } from '../kernels/search-kernel.js';
+export { KernelWorkerError, WorkerSearchKernel } from '../kernels/worker-kernel.js';
 export { MAX_K, METRICS, type Device, type Metric, type TopKResult } from '../kernels/types.js';
 export { loadConfig, type Config, type DevicePreference } from './config.js';
 export * from './errors.js';

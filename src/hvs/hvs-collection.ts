@@ -47,10 +47,16 @@ export class HvsCollection {
   private nextSegmentId = 0;
   private _lsn = 0;
   private closed = false;
-  /** Serialises structural changes (sealing, compaction) so they never interleave; never rejects. */
+  /**
+   * Orders structural work (starting seals, compaction, snapshots) so it never interleaves;
+   * never rejects.
+   */
   private structural: Promise<unknown> = Promise.resolve();
+  /** Seals whose index is still being built; their old growing segment serves until then. */
+  private readonly sealsInFlight = new Set<Promise<void>>();
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
   private sealError: Error | undefined;
+  private pendingSeals = 0;
 
   /**
    * @param dir directory of the collection's files (sealed segments' vectors, snapshots); must exist.
@@ -143,12 +149,39 @@ export class HvsCollection {
       i += take;
     }
     if (this.growing.full) this.sealGrowing();
-    await this.settle();
+    // One seal may run behind the writes (its index is built beside this thread); with more
+    // queued, writes wait, so memory held by segments being sealed stays bounded.
+    while (this.pendingSeals > 1) await Promise.race(this.sealsInFlight);
+    this.rethrowSealError();
   }
 
   /** Waits for sealing in progress and rethrows a sealing failure once. */
   private async settle(): Promise<void> {
-    await this.structural;
+    await this.quiesce();
+    this.rethrowSealError();
+  }
+
+  /** Waits until no structural work is queued and no seal is in flight. */
+  private async quiesce(): Promise<void> {
+    for (;;) {
+      const tail = this.structural;
+      await tail;
+      await Promise.all(this.sealsInFlight);
+      if (tail === this.structural && this.sealsInFlight.size === 0) return;
+    }
+  }
+
+  /** Queues `work` after all structural work and in-flight seals. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.structural.then(async () => {
+      await Promise.all(this.sealsInFlight);
+      return work();
+    });
+    this.structural = run.catch(() => undefined);
+    return run;
+  }
+
+  private rethrowSealError(): void {
     const err = this.sealError;
     if (err !== undefined) {
       this.sealError = undefined;
@@ -199,7 +232,8 @@ export class HvsCollection {
     const held = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
     for (const s of held) s.acquire();
     try {
-      for (const seg of segments) parts.push(await seg.search(data, batch, k));
+      // All at once: sealed segments queue in the kernel's worker while the growing one runs here.
+      parts.push(...(await Promise.all(segments.map((seg) => seg.search(data, batch, k)))));
     } finally {
       for (const s of held) await s.releaseRef();
     }
@@ -217,6 +251,15 @@ export class HvsCollection {
     return results;
   }
 
+  /**
+   * Waits until segments being sealed are on the device (writes return before that: a seal runs
+   * beside them) and reports a sealing failure.
+   */
+  async idle(): Promise<void> {
+    this.assertOpen();
+    await this.settle();
+  }
+
   /** Seals the growing segment now, whatever its size (e.g. after a bulk load). */
   async flush(): Promise<void> {
     this.assertOpen();
@@ -230,9 +273,7 @@ export class HvsCollection {
    */
   compact(): Promise<{ rewritten: number; dropped: number }> {
     this.assertOpen();
-    const run = this.structural.then(() => this.compactNow());
-    this.structural = run.catch(() => undefined);
-    return run;
+    return this.exclusive(() => this.compactNow());
   }
 
   stats(): CollectionStats {
@@ -249,6 +290,7 @@ export class HvsCollection {
       count: this.count,
       tombstones,
       sealedSegments: sealed,
+      sealingSegments: this.pendingSeals,
       growingRows: this.growing.rows,
       lsn: this._lsn,
       ...this.memoryUsage(),
@@ -275,7 +317,7 @@ export class HvsCollection {
    */
   snapshot(): Promise<SnapshotManifest> {
     this.assertOpen();
-    const run = this.structural.then(() =>
+    return this.exclusive(() =>
       writeSnapshot(
         this.dir,
         { name: this.name, dim: this.dim, metric: this.metric },
@@ -284,8 +326,6 @@ export class HvsCollection {
         () => this.filesInUse(),
       ),
     );
-    this.structural = run.catch(() => undefined);
-    return run;
   }
 
   private *filesInUse(): Iterable<string> {
@@ -317,6 +357,7 @@ export class HvsCollection {
           kernel,
         );
         c.segments.set(id, seg);
+        await seg.ready();
         for (let r = 0; r < p.ids.length; r++) {
           if (!p.live[r]) continue;
           // An id live twice (it cannot be in a snapshot this code wrote) keeps its last row.
@@ -339,7 +380,7 @@ export class HvsCollection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.structural;
+    await this.quiesce();
     for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
     this.segments.clear();
     this.locations.clear();
@@ -359,26 +400,45 @@ export class HvsCollection {
     const old = this.growing;
     // A collection that filled a segment is likely to fill the next: allocate it whole.
     this.growing = this.newGrowing(old.full ? this.opts.sealThreshold : undefined);
-    const run = this.structural.then(async () => {
-      if (this.closed) return;
+    this.pendingSeals++;
+    // Starting a seal (writing its file, asking for its index) is ordered with other structural
+    // work; the index is then built beside this thread while the next seal may already start.
+    const started = this.structural.then(async () => {
+      if (this.closed) return undefined;
       const rows = old.rows;
       const vectors = old.full ? old.vectors : old.vectors.slice(0, rows * this.dim);
       const versions = old.full ? old.versions : old.versions.slice(0, rows);
-      const sealed = await SealedSegment.create(
+      return SealedSegment.create(
         { id: old.id, dim: this.dim, metric: this.metric, vectors, ids: old.ids, versions, dir: this.dir },
         this.kernel,
       );
-      // Deletes that reached the old segment while its index was being built.
-      for (let r = 0; r < rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
-      if (this.closed) {
-        await sealed.retire();
-        return;
-      }
-      this.segments.set(old.id, sealed);
     });
-    this.structural = run.catch((err: unknown) => {
-      this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);
-    });
+    this.structural = started.catch(() => undefined);
+    const done = started
+      .then(async (sealed) => {
+        if (!sealed) return;
+        try {
+          await sealed.ready();
+        } catch (err) {
+          await sealed.retire();
+          throw err;
+        }
+        if (this.closed) {
+          await sealed.retire();
+          return;
+        }
+        // Until now the old segment served searches and took deletes; carry those over and swap.
+        for (let r = 0; r < sealed.rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
+        this.segments.set(old.id, sealed);
+      })
+      .catch((err: unknown) => {
+        this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);
+      })
+      .finally(() => {
+        this.pendingSeals--;
+        this.sealsInFlight.delete(done);
+      });
+    this.sealsInFlight.add(done);
   }
 
   private async compactNow(): Promise<{ rewritten: number; dropped: number }> {

@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
+import { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
 import { METRICS } from '../../kernels/types.js';
 import type { DevicePreference } from '../config.js';
@@ -21,6 +22,11 @@ export interface HvsOptions extends HvsCollectionOptions {
   device?: DevicePreference;
   /** A kernel to use instead of one built for `device` (tests, custom devices). */
   kernel?: SearchKernel;
+  /**
+   * Where sealed segments' indexes live: `worker` (default) builds and searches them in a worker
+   * thread beside the event loop; `main` runs everything on the calling thread.
+   */
+  kernelThread?: 'worker' | 'main';
 }
 
 /**
@@ -42,7 +48,8 @@ export class Hvs {
     if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
     if (opts.kernel) return new Hvs(opts.kernel, opts, false);
     const info = await resolveDevice(opts.device ?? 'auto');
-    return new Hvs(new OnnxSearchKernel(info), opts, true);
+    const kernel = opts.kernelThread === 'main' ? new OnnxSearchKernel(info) : new WorkerSearchKernel(info);
+    return new Hvs(kernel, opts, true);
   }
 
   get deviceInfo(): DeviceInfo {

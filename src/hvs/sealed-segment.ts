@@ -48,25 +48,20 @@ export class SealedSegment implements Segment {
     this.idBytesTotal = b;
   }
 
-  /** Builds the device index and the vectors file; the caller may drop `vectors` afterwards. */
+  /**
+   * Writes the vectors file, then starts the device index (built in the background by a worker
+   * kernel: await {@link ready}); the caller may drop `vectors` afterwards.
+   */
   static async create(src: SealedSegmentSource, kernel: SearchKernel): Promise<SealedSegment> {
     const rows = src.ids.length;
-    // The file is written on libuv's thread pool while this thread builds the index.
-    const writing = src.file
-      ? Promise.resolve(VectorsFile.adopt(src.dir, src.file, src.dim))
-      : VectorsFile.create(src.dir, src.vectors, rows, src.dim);
+    const file = src.file
+      ? VectorsFile.adopt(src.dir, src.file, src.dim)
+      : await VectorsFile.create(src.dir, src.vectors, rows, src.dim);
     let index: ResidentIndex;
-    let file: VectorsFile;
     try {
-      index = await kernel.createIndex(src.vectors, rows, src.dim, src.metric);
+      index = await kernel.createIndex(src.vectors, rows, src.dim, src.metric, { path: file.path });
     } catch (err) {
-      await writing.then((f) => f.close(), () => undefined);
-      throw err;
-    }
-    try {
-      file = await writing;
-    } catch (err) {
-      await index.release();
+      file.close();
       throw err;
     }
     const seg = new SealedSegment(src.id, src.dim, src.metric, file, src.ids, src.versions.subarray(0, rows), index);
@@ -90,6 +85,11 @@ export class SealedSegment implements Segment {
     if (!this.isLive(row)) return;
     this.mask[row] = -Infinity;
     this._tombstones++;
+  }
+
+  /** Settles when the device index is built; rejects if building failed. */
+  ready(): Promise<void> {
+    return this.index.ready();
   }
 
   readRow(row: number): Float32Array {

@@ -80,20 +80,34 @@ export class VectorsFile {
 
   private constructor(
     readonly dir: string,
-    readonly ref: FileRef,
+    private _ref: FileRef,
     readonly dim: number,
     synced: boolean,
   ) {
     this.synced = synced;
-    this.fd = openSync(join(dir, ref.file), 'r');
+    this.fd = openSync(join(dir, _ref.file), 'r');
   }
 
-  /** Writes `rows × dim` floats to a new file in `dir` (not fsync'd until a snapshot needs it). */
+  /** Name, size and (once synced) CRC-32 of the file. */
+  get ref(): FileRef {
+    return this._ref;
+  }
+
+  /**
+   * Writes `rows × dim` floats to a new file in `dir`. Neither fsync'd nor checksummed yet: both
+   * wait until a snapshot names the file ({@link sync}), off the write path.
+   */
   static async create(dir: string, vectors: Float32Array, rows: number, dim: number): Promise<VectorsFile> {
     const file = newVectorsFileName();
     const bytes = new Uint8Array(vectors.buffer, vectors.byteOffset, rows * dim * 4);
-    const { crc } = await writeParts(join(dir, file), [bytes], false);
-    return new VectorsFile(dir, { file, bytes: bytes.length, crc32: crc }, dim, false);
+    const fh = await open(join(dir, file), 'w');
+    try {
+      let off = 0;
+      while (off < bytes.length) off += (await fh.write(bytes, off, bytes.length - off)).bytesWritten;
+    } finally {
+      await fh.close();
+    }
+    return new VectorsFile(dir, { file, bytes: bytes.length, crc32: -1 }, dim, false);
   }
 
   /** Adopts a file a snapshot named (already checked and fsync'd). */
@@ -121,11 +135,13 @@ export class VectorsFile {
     return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
   }
 
-  /** Makes the file durable before a manifest names it. */
-  async sync(): Promise<void> {
-    if (this.synced) return;
+  /** Makes the file durable and computes its CRC-32 before a manifest names it. */
+  async sync(): Promise<FileRef> {
+    if (this.synced) return this.ref;
     await syncFile(this.path);
+    this._ref = { ...this._ref, crc32: crc32(await readFile(this.path)) };
     this.synced = true;
+    return this.ref;
   }
 
   close(): void {

@@ -145,8 +145,7 @@ export async function writeSnapshot(
   for (const c of captured) {
     let vectors: FileRef;
     if (c.seg instanceof SealedSegment) {
-      await c.seg.file.sync();
-      vectors = c.seg.file.ref;
+      vectors = await c.seg.file.sync();
     } else if (c.growing) {
       const file = newVectorsFileName();
       const bytes = new Uint8Array(c.growing.buffer, c.growing.byteOffset, c.growing.byteLength);

@@ -35,6 +35,8 @@ export interface CollectionStats extends MemoryUsage {
   /** Deleted rows still present in segments until compaction. */
   tombstones: number;
   sealedSegments: number;
+  /** Full segments whose device index is being built (still searched as they were). */
+  sealingSegments: number;
   growingRows: number;
   /** Last change-log position applied (0 when none). */
   lsn: number;

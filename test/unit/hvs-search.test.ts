@@ -54,6 +54,7 @@ describe.each(METRICS)('HVS search equals the float64 reference (%s)', (metric) 
       await c.upsert(ids.slice(0, 150), vecs.slice(0, 150));
       await c.upsert(ids.slice(150), vecs.slice(150));
       ids.forEach((id, i) => model.rows.set(id, vecs[i]));
+      await c.idle();
       expect(c.stats().sealedSegments).toBeGreaterThanOrEqual(4);
       expect(c.stats().growingRows).toBeGreaterThan(0);
 

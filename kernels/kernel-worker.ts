@@ -1,0 +1,146 @@
+/**
+ * The worker thread behind {@link WorkerSearchKernel}: it owns every sealed segment's onnxruntime
+ * session, so that building a segment's index and searching sealed segments run beside the main
+ * thread instead of blocking its event loop. Messages are handled one at a time, in order: a
+ * search sent after a `create` waits for that index.
+ */
+import { open } from 'node:fs/promises';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { DeviceInfo } from './device.js';
+import { OnnxSearchKernel } from './onnx-kernel.js';
+import type { ResidentIndex } from './search-kernel.js';
+import type { Metric, TopKResult } from './types.js';
+
+/** A request from the main thread. */
+export type KernelRequest =
+  | { op: 'create'; id: number; handle: number; vectors?: Float32Array; path?: string; rows: number; dim: number; metric: Metric }
+  | {
+      op: 'search';
+      id: number;
+      handle: number;
+      queries: Float32Array;
+      batch: number;
+      k: number;
+      tombstones: number;
+      mask?: Float32Array;
+    }
+  | { op: 'release'; id: number; handle: number }
+  | { op: 'close'; id: number };
+
+/** The answer to one request. */
+export type KernelReply =
+  { id: number; ok: true; result?: TopKResult } | { id: number; ok: false; error: { name: string; message: string } };
+
+/** What the worker is started with. */
+export interface KernelWorkerData {
+  deviceInfo: DeviceInfo;
+  intraOpThreads?: number;
+}
+
+const port = parentPort;
+if (!port) throw new Error('kernel-worker must run in a worker thread');
+const { deviceInfo, intraOpThreads } = workerData as KernelWorkerData;
+const kernel = new OnnxSearchKernel(deviceInfo, intraOpThreads === undefined ? {} : { intraOpThreads });
+const indexes = new Map<number, Promise<ResidentIndex>>();
+/** A zero mask per index with no tombstones, so such searches send none. */
+const zeroMasks = new Map<number, Float32Array>();
+
+/**
+ * One reusable buffer for segments read from disk: onnxruntime copies the bytes while it builds
+ * the session, so the next `create` may overwrite them, and no fresh memory is touched per seal.
+ */
+let scratch = new ArrayBuffer(0);
+
+// The read buffer is one segment large; once it is dropped, collect it rather than wait for V8 to
+// notice (a worker's heap sees little allocation pressure). `--expose-gc` is not accepted in a
+// worker's execArgv, hence the flag set at run time.
+v8.setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+let scratchTimer: NodeJS.Timeout | undefined;
+
+/** Frees the scratch buffer once seals stop coming (a second without one). */
+function releaseScratchLater(): void {
+  clearTimeout(scratchTimer);
+  scratchTimer = setTimeout(() => {
+    scratch = new ArrayBuffer(0);
+    collectGarbage();
+  }, 1000);
+  scratchTimer.unref();
+}
+
+/** The vectors of a `create`: sent along, or read from the segment's file (the page cache has it). */
+async function vectorsOf(req: Extract<KernelRequest, { op: 'create' }>): Promise<Float32Array> {
+  if (req.vectors) return req.vectors;
+  if (!req.path) throw new Error('create needs vectors or a path');
+  const bytes = req.rows * req.dim * 4;
+  if (scratch.byteLength < bytes) scratch = new ArrayBuffer(bytes);
+  const view = new Uint8Array(scratch, 0, bytes);
+  const fh = await open(req.path, 'r');
+  try {
+    let off = 0;
+    while (off < bytes) {
+      const { bytesRead } = await fh.read(view, off, bytes - off, off);
+      if (bytesRead === 0) throw new Error(`${req.path} holds ${off} bytes, expected ${bytes}`);
+      off += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return new Float32Array(scratch, 0, bytes / 4);
+}
+
+async function handle(req: KernelRequest): Promise<TopKResult | undefined> {
+  switch (req.op) {
+    case 'create': {
+      const building = (async () => kernel.createIndex(await vectorsOf(req), req.rows, req.dim, req.metric))();
+      building.finally(releaseScratchLater).catch(() => undefined);
+      indexes.set(req.handle, building);
+      building.catch(() => undefined);
+      await building;
+      return undefined;
+    }
+    case 'search': {
+      const index = await indexes.get(req.handle);
+      if (!index) throw new Error(`unknown index handle ${req.handle}`);
+      let mask = req.mask;
+      if (!mask) {
+        mask = zeroMasks.get(req.handle);
+        if (!mask) zeroMasks.set(req.handle, (mask = new Float32Array(index.rows)));
+      }
+      return index.search(req.queries, req.batch, req.k, mask, req.tombstones);
+    }
+    case 'release': {
+      const index = indexes.get(req.handle);
+      indexes.delete(req.handle);
+      zeroMasks.delete(req.handle);
+      if (index) await (await index.catch(() => undefined))?.release();
+      return undefined;
+    }
+    case 'close': {
+      for (const index of indexes.values()) await (await index.catch(() => undefined))?.release();
+      indexes.clear();
+      await kernel.close();
+      return undefined;
+    }
+  }
+}
+
+// One request at a time: onnxruntime runs synchronously in this thread anyway, and order matters.
+let queue: Promise<unknown> = Promise.resolve();
+port.on('message', (req: KernelRequest) => {
+  queue = queue.then(async () => {
+    let reply: KernelReply;
+    const transfer: ArrayBuffer[] = [];
+    try {
+      const result = await handle(req);
+      reply = result ? { id: req.id, ok: true, result } : { id: req.id, ok: true };
+      if (result) transfer.push(result.scores.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer);
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      reply = { id: req.id, ok: false, error: { name: e.name, message: e.message } };
+    }
+    port.postMessage(reply, transfer);
+  });
+});

@@ -1,0 +1,187 @@
+import { Worker } from 'node:worker_threads';
+import { ClosedError, HyperSyncError } from '../src/errors.js';
+import type { DeviceInfo } from './device.js';
+import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
+import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
+import type { ResidentIndex, SearchKernel } from './search-kernel.js';
+import type { Metric, TopKResult } from './types.js';
+
+/** A failure reported by the kernel worker thread (503: the device tier is unavailable). */
+export class KernelWorkerError extends HyperSyncError {
+  constructor(message: string) {
+    super(message, 'device_unavailable', 503);
+  }
+}
+
+type Pending = { resolve: (r: TopKResult | undefined) => void; reject: (e: Error) => void };
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+class WorkerResidentIndex implements ResidentIndex {
+  private released = false;
+  private readonly built: Promise<void>;
+
+  constructor(
+    private readonly kernel: WorkerSearchKernel,
+    private readonly handle: number,
+    readonly rows: number,
+    readonly dim: number,
+    readonly metric: Metric,
+    built: Promise<unknown>,
+  ) {
+    this.built = built.then(() => undefined);
+    this.built.catch(() => undefined);
+  }
+
+  get deviceBytes(): number {
+    return this.rows * this.dim * 4 + (this.metric === 'l2' ? this.rows * 4 : 0);
+  }
+
+  ready(): Promise<void> {
+    return this.built;
+  }
+
+  async search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult> {
+    if (this.released) throw new ClosedError('segment index');
+    const result = await this.kernel.request({
+      op: 'search',
+      handle: this.handle,
+      // A view into a larger buffer would be cloned whole: send just its rows.
+      queries: queries.byteLength === queries.buffer.byteLength ? queries : queries.slice(),
+      batch,
+      k,
+      tombstones,
+      // Only a mask with tombstones travels; the worker keeps a zero mask for the others.
+      ...(tombstones > 0 ? { mask: mask.subarray(0, this.rows) } : {}),
+    });
+    if (!result) throw new KernelWorkerError('kernel worker returned no search result');
+    return result;
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    await this.kernel.request({ op: 'release', handle: this.handle });
+  }
+}
+
+/**
+ * {@link SearchKernel} whose sealed-segment indexes live in a worker thread: building an index
+ * (onnxruntime session creation, seconds for large segments) and searching sealed segments run
+ * beside the main thread, which keeps taking writes and serving requests meanwhile. The growing
+ * segment is searched on the main thread, in parallel with the worker.
+ */
+export class WorkerSearchKernel implements SearchKernel {
+  private readonly worker: Worker;
+  private readonly local: OnnxSearchKernel;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private nextHandle = 1;
+  private failure: Error | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly deviceInfo: DeviceInfo,
+    opts: OnnxSearchKernelOptions = {},
+  ) {
+    this.local = new OnnxSearchKernel(deviceInfo, opts);
+    const ts = import.meta.url.endsWith('.ts');
+    const data: KernelWorkerData = {
+      deviceInfo,
+      ...(opts.intraOpThreads === undefined ? {} : { intraOpThreads: opts.intraOpThreads }),
+    };
+    const entry = new URL(ts ? './kernel-worker.ts' : './kernel-worker.js', import.meta.url);
+    // Run from sources (tests, benchmarks), the worker first registers the TypeScript loader.
+    this.worker = ts
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`, {
+          eval: true,
+          workerData: data,
+        })
+      : new Worker(entry, { workerData: data });
+    this.worker.on('message', (reply: KernelReply) => this.onReply(reply));
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => {
+      if (!this.closing) this.fail(new KernelWorkerError(`kernel worker exited with code ${code}`));
+    });
+    // The worker must not keep the process alive on its own.
+    this.worker.unref();
+  }
+
+  createIndex(
+    vectors: Float32Array,
+    rows: number,
+    dim: number,
+    metric: Metric,
+    source?: { path: string },
+  ): Promise<ResidentIndex> {
+    this.assertOpen();
+    if (rows < 1) throw new RangeError('a resident index needs at least one row');
+    const handle = this.nextHandle++;
+    let built: Promise<unknown>;
+    if (source) {
+      // The worker reads the segment's file itself: no copy on this thread.
+      built = this.request({ op: 'create', handle, path: source.path, rows, dim, metric });
+    } else {
+      // A copy, handed over: the caller keeps its buffer.
+      const copy = vectors.slice(0, rows * dim);
+      built = this.request({ op: 'create', handle, vectors: copy, rows, dim, metric }, [copy.buffer]);
+    }
+    return Promise.resolve(new WorkerResidentIndex(this, handle, rows, dim, metric, built));
+  }
+
+  searchTransient(
+    vectors: Float32Array,
+    rows: number,
+    dim: number,
+    metric: Metric,
+    bias: Float32Array,
+    queries: Float32Array,
+    batch: number,
+    k: number,
+  ): Promise<TopKResult> {
+    this.assertOpen();
+    return this.local.searchTransient(vectors, rows, dim, metric, bias, queries, batch, k);
+  }
+
+  /** @internal Sends one request to the worker. */
+  request(req: DistributiveOmit<KernelRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<TopKResult | undefined> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage({ ...req, id }, transfer);
+    });
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        if (!this.failure) await this.request({ op: 'close' });
+      } finally {
+        await this.worker.terminate();
+        await this.local.close();
+      }
+    })();
+    return this.closing;
+  }
+
+  private onReply(reply: KernelReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new KernelWorkerError(`kernel worker: ${reply.error.message}`));
+  }
+
+  private fail(err: Error): void {
+    this.failure = err instanceof KernelWorkerError ? err : new KernelWorkerError(`kernel worker failed: ${err.message}`);
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ClosedError('search kernel');
+    if (this.failure) throw this.failure;
+  }
+}
