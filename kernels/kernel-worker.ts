@@ -75,8 +75,11 @@ async function vectorsOf(req: Extract<KernelRequest, { op: 'create' }>): Promise
   if (req.vectors) return req.vectors;
   if (!req.path) throw new Error('create needs vectors or a path');
   const bytes = req.rows * req.dim * 4;
+  clearTimeout(scratchTimer);
   if (scratch.byteLength < bytes) scratch = new ArrayBuffer(bytes);
-  const view = new Uint8Array(scratch, 0, bytes);
+  // Held locally: the release timer may replace `scratch` while this read is in flight.
+  const buffer = scratch;
+  const view = new Uint8Array(buffer, 0, bytes);
   const fh = await open(req.path, 'r');
   try {
     let off = 0;
@@ -88,7 +91,7 @@ async function vectorsOf(req: Extract<KernelRequest, { op: 'create' }>): Promise
   } finally {
     await fh.close();
   }
-  return new Float32Array(scratch, 0, bytes / 4);
+  return new Float32Array(buffer, 0, bytes / 4);
 }
 
 async function handle(req: KernelRequest): Promise<TopKResult | undefined> {

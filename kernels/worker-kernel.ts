@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { ClosedError, HyperSyncError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
@@ -6,22 +7,100 @@ import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js
 import type { ResidentIndex, SearchKernel } from './search-kernel.js';
 import type { Metric, TopKResult } from './types.js';
 
-/** A failure reported by the kernel worker thread (503: the device tier is unavailable). */
+/** A failure reported by a kernel worker thread (503: the device tier is unavailable). */
 export class KernelWorkerError extends HyperSyncError {
   constructor(message: string) {
     super(message, 'device_unavailable', 503);
   }
 }
 
+/** Options of {@link WorkerSearchKernel}. */
+export interface WorkerSearchKernelOptions extends OnnxSearchKernelOptions {
+  /**
+   * Worker threads holding sealed segments (default: 2, at most the core count). Each builds and
+   * searches its own segments, so index builds run in parallel with each other and with writes.
+   */
+  threads?: number;
+}
+
 type Pending = { resolve: (r: TopKResult | undefined) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Request = DistributiveOmit<KernelRequest, 'id'>;
+
+/** One worker thread and its outstanding requests. */
+class KernelThread {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Index builds sent and not yet answered: the pool gives new builds to the least busy thread. */
+  creates = 0;
+  failure: Error | undefined;
+  closing = false;
+
+  constructor(data: KernelWorkerData) {
+    const ts = import.meta.url.endsWith('.ts');
+    const entry = new URL(ts ? './kernel-worker.ts' : './kernel-worker.js', import.meta.url);
+    // Run from sources (tests, benchmarks), the worker first registers the TypeScript loader.
+    this.worker = ts
+      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`, {
+          eval: true,
+          workerData: data,
+        })
+      : new Worker(entry, { workerData: data });
+    this.worker.on('message', (reply: KernelReply) => this.onReply(reply));
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => {
+      if (!this.closing) this.fail(new KernelWorkerError(`kernel worker exited with code ${code}`));
+    });
+    // An idle worker must not keep the process alive.
+    this.worker.unref();
+  }
+
+  request(req: Request, transfer: ArrayBuffer[] = []): Promise<TopKResult | undefined> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    const isCreate = req.op === 'create';
+    if (isCreate) this.creates++;
+    return new Promise<TopKResult | undefined>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      if (this.pending.size === 1) this.worker.ref();
+      this.worker.postMessage({ ...req, id } as KernelRequest, transfer);
+    }).finally(() => {
+      if (isCreate) this.creates--;
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    try {
+      if (!this.failure) await this.request({ op: 'close' });
+    } finally {
+      await this.worker.terminate();
+    }
+  }
+
+  private onReply(reply: KernelReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return;
+    this.pending.delete(reply.id);
+    if (this.pending.size === 0) this.worker.unref();
+    if (reply.ok) p.resolve(reply.result);
+    else p.reject(new KernelWorkerError(`kernel worker: ${reply.error.message}`));
+  }
+
+  private fail(err: Error): void {
+    this.failure = err instanceof KernelWorkerError ? err : new KernelWorkerError(`kernel worker failed: ${err.message}`);
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+}
 
 class WorkerResidentIndex implements ResidentIndex {
   private released = false;
   private readonly built: Promise<void>;
 
   constructor(
-    private readonly kernel: WorkerSearchKernel,
+    private readonly thread: KernelThread,
     private readonly handle: number,
     readonly rows: number,
     readonly dim: number,
@@ -42,7 +121,7 @@ class WorkerResidentIndex implements ResidentIndex {
 
   async search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult> {
     if (this.released) throw new ClosedError('segment index');
-    const result = await this.kernel.request({
+    const result = await this.thread.request({
       op: 'search',
       handle: this.handle,
       // A view into a larger buffer would be cloned whole: send just its rows.
@@ -60,50 +139,38 @@ class WorkerResidentIndex implements ResidentIndex {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    await this.kernel.request({ op: 'release', handle: this.handle });
+    await this.thread.request({ op: 'release', handle: this.handle });
   }
 }
 
 /**
- * {@link SearchKernel} whose sealed-segment indexes live in a worker thread: building an index
- * (onnxruntime session creation, seconds for large segments) and searching sealed segments run
- * beside the main thread, which keeps taking writes and serving requests meanwhile. The growing
- * segment is searched on the main thread, in parallel with the worker.
+ * {@link SearchKernel} whose sealed-segment indexes live in worker threads: building an index
+ * (onnxruntime session creation, up to seconds for large segments) and searching sealed segments
+ * run beside the main thread, which keeps taking writes and serving requests meanwhile. Segments
+ * are spread over the threads, so builds run in parallel and one search uses them all; the
+ * growing segment is searched on the main thread at the same time.
  */
 export class WorkerSearchKernel implements SearchKernel {
-  private readonly worker: Worker;
+  readonly opts: Required<Pick<WorkerSearchKernelOptions, 'threads'>>;
+  private readonly threads: KernelThread[];
   private readonly local: OnnxSearchKernel;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
   private nextHandle = 1;
-  private failure: Error | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(
     readonly deviceInfo: DeviceInfo,
-    opts: OnnxSearchKernelOptions = {},
+    opts: WorkerSearchKernelOptions = {},
   ) {
+    this.opts = { threads: Math.min(2, availableParallelism()), ...(opts.threads === undefined ? {} : { threads: opts.threads }) };
+    if (!Number.isInteger(this.opts.threads) || this.opts.threads < 1) {
+      throw new RangeError(`threads must be a positive integer, got ${String(opts.threads)}`);
+    }
     this.local = new OnnxSearchKernel(deviceInfo, opts);
-    const ts = import.meta.url.endsWith('.ts');
     const data: KernelWorkerData = {
       deviceInfo,
       ...(opts.intraOpThreads === undefined ? {} : { intraOpThreads: opts.intraOpThreads }),
     };
-    const entry = new URL(ts ? './kernel-worker.ts' : './kernel-worker.js', import.meta.url);
-    // Run from sources (tests, benchmarks), the worker first registers the TypeScript loader.
-    this.worker = ts
-      ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(entry.href)}); })`, {
-          eval: true,
-          workerData: data,
-        })
-      : new Worker(entry, { workerData: data });
-    this.worker.on('message', (reply: KernelReply) => this.onReply(reply));
-    this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => {
-      if (!this.closing) this.fail(new KernelWorkerError(`kernel worker exited with code ${code}`));
-    });
-    // The worker must not keep the process alive on its own.
-    this.worker.unref();
+    this.threads = Array.from({ length: this.opts.threads }, () => new KernelThread(data));
   }
 
   createIndex(
@@ -115,17 +182,18 @@ export class WorkerSearchKernel implements SearchKernel {
   ): Promise<ResidentIndex> {
     this.assertOpen();
     if (rows < 1) throw new RangeError('a resident index needs at least one row');
+    const thread = this.leastBusy();
     const handle = this.nextHandle++;
     let built: Promise<unknown>;
     if (source) {
       // The worker reads the segment's file itself: no copy on this thread.
-      built = this.request({ op: 'create', handle, path: source.path, rows, dim, metric });
+      built = thread.request({ op: 'create', handle, path: source.path, rows, dim, metric });
     } else {
       // A copy, handed over: the caller keeps its buffer.
       const copy = vectors.slice(0, rows * dim);
-      built = this.request({ op: 'create', handle, vectors: copy, rows, dim, metric }, [copy.buffer]);
+      built = thread.request({ op: 'create', handle, vectors: copy, rows, dim, metric }, [copy.buffer]);
     }
-    return Promise.resolve(new WorkerResidentIndex(this, handle, rows, dim, metric, built));
+    return Promise.resolve(new WorkerResidentIndex(thread, handle, rows, dim, metric, built));
   }
 
   searchTransient(
@@ -142,46 +210,23 @@ export class WorkerSearchKernel implements SearchKernel {
     return this.local.searchTransient(vectors, rows, dim, metric, bias, queries, batch, k);
   }
 
-  /** @internal Sends one request to the worker. */
-  request(req: DistributiveOmit<KernelRequest, 'id'>, transfer: ArrayBuffer[] = []): Promise<TopKResult | undefined> {
-    if (this.failure) return Promise.reject(this.failure);
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ ...req, id }, transfer);
-    });
-  }
-
   close(): Promise<void> {
     this.closing ??= (async () => {
-      try {
-        if (!this.failure) await this.request({ op: 'close' });
-      } finally {
-        await this.worker.terminate();
-        await this.local.close();
-      }
+      const closed = await Promise.allSettled(this.threads.map((t) => t.close()));
+      await this.local.close();
+      for (const c of closed) if (c.status === 'rejected') throw c.reason;
     })();
     return this.closing;
   }
 
-  private onReply(reply: KernelReply): void {
-    const p = this.pending.get(reply.id);
-    if (!p) return;
-    this.pending.delete(reply.id);
-    if (this.pending.size === 0) this.worker.unref();
-    if (reply.ok) p.resolve(reply.result);
-    else p.reject(new KernelWorkerError(`kernel worker: ${reply.error.message}`));
-  }
-
-  private fail(err: Error): void {
-    this.failure = err instanceof KernelWorkerError ? err : new KernelWorkerError(`kernel worker failed: ${err.message}`);
-    for (const p of this.pending.values()) p.reject(this.failure);
-    this.pending.clear();
+  private leastBusy(): KernelThread {
+    let best = this.threads[0];
+    for (const t of this.threads) if (!t.failure && (best.failure || t.creates < best.creates)) best = t;
+    if (best.failure) throw best.failure;
+    return best;
   }
 
   private assertOpen(): void {
     if (this.closing) throw new ClosedError('search kernel');
-    if (this.failure) throw this.failure;
   }
 }

@@ -31,9 +31,11 @@ export class GrowingSegment implements Segment {
     readonly capacity: number,
     private readonly kernel: SearchKernel,
     initialRows = INITIAL_ROWS,
+    /** A full-capacity vectors buffer to reuse (its old contents are overwritten before use). */
+    recycled?: Float32Array,
   ) {
-    this.allocated = Math.min(capacity, initialRows);
-    this.vectors = new Float32Array(this.allocated * dim);
+    this.allocated = recycled ? capacity : Math.min(capacity, initialRows);
+    this.vectors = recycled ?? new Float32Array(this.allocated * dim);
     this.versions = new Float64Array(this.allocated);
     this.bias = new Float32Array(this.allocated);
   }
@@ -110,7 +112,29 @@ export class GrowingSegment implements Segment {
     this._tombstones++;
   }
 
-  search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
+  /** Searches in flight: the buffers must not be reused for another segment until they end. */
+  private refs = 0;
+
+  async search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
+    this.refs++;
+    try {
+      return await this.searchNow(queries, batch, k);
+    } finally {
+      this.refs--;
+    }
+  }
+
+  /**
+   * The vectors buffer for a new growing segment, once this one is sealed: reusing it spares
+   * touching a fresh segment's worth of memory (page faults are most of the cost of a write).
+   * Undefined while a search still reads it or when it is not full-size.
+   */
+  takeBuffer(): Float32Array | undefined {
+    if (this.refs > 0 || this.vectors.length !== this.capacity * this.dim) return undefined;
+    return this.vectors;
+  }
+
+  private searchNow(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
     return this.kernel.searchTransient(this.vectors, this._rows, this.dim, this.metric, this.bias, queries, batch, k);
   }
 

@@ -57,6 +57,8 @@ export class HvsCollection {
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
   private sealError: Error | undefined;
   private pendingSeals = 0;
+  /** Vectors buffers of sealed growing segments, reused by the next ones (at most two kept). */
+  private readonly spareBuffers: Float32Array[] = [];
 
   /**
    * @param dir directory of the collection's files (sealed segments' vectors, snapshots); must exist.
@@ -151,7 +153,7 @@ export class HvsCollection {
     if (this.growing.full) this.sealGrowing();
     // One seal may run behind the writes (its index is built beside this thread); with more
     // queued, writes wait, so memory held by segments being sealed stays bounded.
-    while (this.pendingSeals > 1) await Promise.race(this.sealsInFlight);
+    while (this.pendingSeals > 3) await Promise.race(this.sealsInFlight);
     this.rethrowSealError();
   }
 
@@ -387,7 +389,15 @@ export class HvsCollection {
   }
 
   private newGrowing(initialRows?: number): GrowingSegment {
-    const g = new GrowingSegment(this.nextSegmentId++, this.dim, this.metric, this.opts.sealThreshold, this.kernel, initialRows);
+    const g = new GrowingSegment(
+      this.nextSegmentId++,
+      this.dim,
+      this.metric,
+      this.opts.sealThreshold,
+      this.kernel,
+      initialRows,
+      initialRows === this.opts.sealThreshold ? this.spareBuffers.pop() : undefined,
+    );
     this.segments.set(g.id, g);
     return g;
   }
@@ -430,6 +440,8 @@ export class HvsCollection {
         // Until now the old segment served searches and took deletes; carry those over and swap.
         for (let r = 0; r < sealed.rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
         this.segments.set(old.id, sealed);
+        const spare = old.takeBuffer();
+        if (spare && this.spareBuffers.length < 2) this.spareBuffers.push(spare);
       })
       .catch((err: unknown) => {
         this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);

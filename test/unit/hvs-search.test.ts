@@ -239,8 +239,10 @@ describe('reads by id and memory accounting', () => {
       Array.from({ length: 200 }, (_, i) => `m${i}`),
       randomVectors(rand, 200, dim),
     );
+    await c.idle();
+    expect(c.stats().sealedSegments).toBe(3);
     const m = c.memoryUsage();
-    const sealedRows = c.stats().sealedSegments * 64;
+    const sealedRows = 3 * 64;
     expect(m.deviceBytes).toBe(sealedRows * dim * 4 + sealedRows * 4);
     expect(m.diskBytes).toBe(sealedRows * dim * 4);
     expect(m.hostBytes).toBeGreaterThanOrEqual((200 - sealedRows) * dim * 4);
