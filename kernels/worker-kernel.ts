@@ -64,7 +64,7 @@ class KernelThread {
     return new Promise<TopKResult | undefined>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
-      this.worker.postMessage({ ...req, id } as KernelRequest, transfer);
+      this.worker.postMessage({ ...req, id }, transfer);
     }).finally(() => {
       if (isCreate) this.creates--;
     });
