@@ -23,7 +23,7 @@ import { machine, median, printTable, writeResult } from './lib/stats.js';
 const DIM = 384;
 const K = 10;
 const BATCHES = [1, 16, 64, 256];
-const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 5));
+const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 7));
 const METRIC = (process.env.BENCH_METRIC ?? 'cosine') as Metric;
 
 interface SearchRow {

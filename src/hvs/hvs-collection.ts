@@ -57,7 +57,7 @@ export class HvsCollection {
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
   private sealError: Error | undefined;
   private pendingSeals = 0;
-  /** Vectors buffers of sealed growing segments, reused by the next ones (at most two kept). */
+  /** The vectors buffer of the last sealed growing segment, reused by the next one (one kept). */
   private readonly spareBuffers: Float32Array[] = [];
 
   /**
@@ -267,6 +267,8 @@ export class HvsCollection {
     this.assertOpen();
     if (this.growing.rows > 0) this.sealGrowing();
     await this.settle();
+    // A flush ends a bulk load: the buffers kept for the next seals would only hold memory now.
+    this.spareBuffers.length = 0;
   }
 
   /**
@@ -441,7 +443,7 @@ export class HvsCollection {
         for (let r = 0; r < sealed.rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
         this.segments.set(old.id, sealed);
         const spare = old.takeBuffer();
-        if (spare && this.spareBuffers.length < 2) this.spareBuffers.push(spare);
+        if (spare && this.spareBuffers.length < 1) this.spareBuffers.push(spare);
       })
       .catch((err: unknown) => {
         this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);

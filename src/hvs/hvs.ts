@@ -27,6 +27,8 @@ export interface HvsOptions extends HvsCollectionOptions {
    * thread beside the event loop; `main` runs everything on the calling thread.
    */
   kernelThread?: 'worker' | 'main';
+  /** Worker threads of the `worker` kernel (default 2, at most the core count). */
+  kernelWorkers?: number;
 }
 
 /**
@@ -48,7 +50,10 @@ export class Hvs {
     if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
     if (opts.kernel) return new Hvs(opts.kernel, opts, false);
     const info = await resolveDevice(opts.device ?? 'auto');
-    const kernel = opts.kernelThread === 'main' ? new OnnxSearchKernel(info) : new WorkerSearchKernel(info);
+    const kernel =
+      opts.kernelThread === 'main'
+        ? new OnnxSearchKernel(info)
+        : new WorkerSearchKernel(info, opts.kernelWorkers === undefined ? {} : { threads: opts.kernelWorkers });
     return new Hvs(kernel, opts, true);
   }
 
