@@ -161,7 +161,10 @@ export class WorkerSearchKernel implements SearchKernel {
     readonly deviceInfo: DeviceInfo,
     opts: WorkerSearchKernelOptions = {},
   ) {
-    this.opts = { threads: Math.min(2, availableParallelism()), ...(opts.threads === undefined ? {} : { threads: opts.threads }) };
+    this.opts = {
+      threads: Math.min(2, availableParallelism()),
+      ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    };
     if (!Number.isInteger(this.opts.threads) || this.opts.threads < 1) {
       throw new RangeError(`threads must be a positive integer, got ${String(opts.threads)}`);
     }

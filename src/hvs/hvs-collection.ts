@@ -18,6 +18,9 @@ export interface HvsCollectionOptions {
   maxSegmentRows?: number;
 }
 
+/** Full segments that may wait for their index while writes go on (each holds its buffer). */
+const MAX_PENDING_SEALS = 3;
+
 /** Longest id accepted. */
 export const MAX_ID_LENGTH = 512;
 
@@ -26,13 +29,6 @@ const ROW_BITS = 2 ** 24;
 const loc = (segment: number, row: number): number => segment * ROW_BITS + row;
 const locSegment = (l: number): number => Math.floor(l / ROW_BITS);
 const locRow = (l: number): number => l % ROW_BITS;
-
-/** The state a snapshot holds of a collection, and what loading one restores. */
-export interface CollectionState {
-  segments: readonly Segment[];
-  nextSegmentId: number;
-  lsn: number;
-}
 
 /**
  * A collection of the hot tier: string ids mapped to rows of segments; sealed segments resident
@@ -151,9 +147,9 @@ export class HvsCollection {
       i += take;
     }
     if (this.growing.full) this.sealGrowing();
-    // One seal may run behind the writes (its index is built beside this thread); with more
-    // queued, writes wait, so memory held by segments being sealed stays bounded.
-    while (this.pendingSeals > 3) await Promise.race(this.sealsInFlight);
+    // Seals run behind the writes (their indexes are built beside this thread); past
+    // MAX_PENDING_SEALS, writes wait, so the memory held by segments being sealed stays bounded.
+    while (this.pendingSeals > MAX_PENDING_SEALS) await Promise.race(this.sealsInFlight);
     this.rethrowSealError();
   }
 
