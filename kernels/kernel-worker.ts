@@ -17,21 +17,19 @@ import type { Metric, TopKResult } from './types.js';
 export type KernelRequest =
   | { op: 'create'; id: number; handle: number; vectors?: Float32Array; path?: string; rows: number; dim: number; metric: Metric }
   | {
-      op: 'search';
+      op: 'searchMany';
       id: number;
-      handle: number;
       queries: Float32Array;
       batch: number;
       k: number;
-      tombstones: number;
-      mask?: Float32Array;
+      items: { handle: number; tombstones: number; mask?: Float32Array }[];
     }
   | { op: 'release'; id: number; handle: number }
   | { op: 'close'; id: number };
 
 /** The answer to one request. */
 export type KernelReply =
-  { id: number; ok: true; result?: TopKResult } | { id: number; ok: false; error: { name: string; message: string } };
+  { id: number; ok: true; result?: TopKResult[] } | { id: number; ok: false; error: { name: string; message: string } };
 
 /** What the worker is started with. */
 export interface KernelWorkerData {
@@ -94,7 +92,25 @@ async function vectorsOf(req: Extract<KernelRequest, { op: 'create' }>): Promise
   return new Float32Array(buffer, 0, bytes / 4);
 }
 
-async function handle(req: KernelRequest): Promise<TopKResult | undefined> {
+async function searchOne(
+  handle: number,
+  queries: Float32Array,
+  batch: number,
+  k: number,
+  tombstones: number,
+  sentMask: Float32Array | undefined,
+): Promise<TopKResult> {
+  const index = await indexes.get(handle);
+  if (!index) throw new Error(`unknown index handle ${handle}`);
+  let mask = sentMask;
+  if (!mask) {
+    mask = zeroMasks.get(handle);
+    if (!mask) zeroMasks.set(handle, (mask = new Float32Array(index.rows)));
+  }
+  return index.search(queries, batch, k, mask, tombstones);
+}
+
+async function handle(req: KernelRequest): Promise<TopKResult[] | undefined> {
   switch (req.op) {
     case 'create': {
       const building = (async () => kernel.createIndex(await vectorsOf(req), req.rows, req.dim, req.metric))();
@@ -104,15 +120,10 @@ async function handle(req: KernelRequest): Promise<TopKResult | undefined> {
       await building;
       return undefined;
     }
-    case 'search': {
-      const index = await indexes.get(req.handle);
-      if (!index) throw new Error(`unknown index handle ${req.handle}`);
-      let mask = req.mask;
-      if (!mask) {
-        mask = zeroMasks.get(req.handle);
-        if (!mask) zeroMasks.set(req.handle, (mask = new Float32Array(index.rows)));
-      }
-      return index.search(req.queries, req.batch, req.k, mask, req.tombstones);
+    case 'searchMany': {
+      const out: TopKResult[] = [];
+      for (const it of req.items) out.push(await searchOne(it.handle, req.queries, req.batch, req.k, it.tombstones, it.mask));
+      return out;
     }
     case 'release': {
       const index = indexes.get(req.handle);
@@ -139,7 +150,7 @@ port.on('message', (req: KernelRequest) => {
     try {
       const result = await handle(req);
       reply = result ? { id: req.id, ok: true, result } : { id: req.id, ok: true };
-      if (result) transfer.push(result.scores.buffer as ArrayBuffer, result.rows.buffer as ArrayBuffer);
+      for (const r of result ?? []) transfer.push(r.scores.buffer as ArrayBuffer, r.rows.buffer as ArrayBuffer);
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       reply = { id: req.id, ok: false, error: { name: e.name, message: e.message } };

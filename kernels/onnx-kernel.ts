@@ -3,7 +3,7 @@ import ort from 'onnxruntime-node';
 import { ClosedError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import { buildDynamicGraph, buildSealedGraph, gemmAlpha } from './graphs.js';
-import type { ResidentIndex, SearchKernel } from './search-kernel.js';
+import type { IndexSearch, ResidentIndex, SearchKernel } from './search-kernel.js';
 import type { Metric, TopKResult } from './types.js';
 
 /** Options of {@link OnnxSearchKernel}. */
@@ -148,6 +148,12 @@ export class OnnxSearchKernel implements SearchKernel {
       k: int64Scalar(Math.min(k, rows)),
     });
     return toTopK(out, batch);
+  }
+
+  async searchIndexes(items: readonly IndexSearch[], queries: Float32Array, batch: number, k: number): Promise<TopKResult[]> {
+    const out: TopKResult[] = [];
+    for (const it of items) out.push(await it.index.search(queries, batch, k, it.mask, it.tombstones));
+    return out;
   }
 
   close(): Promise<void> {

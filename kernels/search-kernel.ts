@@ -28,6 +28,14 @@ export interface ResidentIndex {
   release(): Promise<void>;
 }
 
+/** One index of a {@link SearchKernel.searchIndexes} call with its tombstone mask. */
+export interface IndexSearch {
+  index: ResidentIndex;
+  /** `rows` floats: 0 for live rows, −Infinity for tombstones. */
+  mask: Float32Array;
+  tombstones: number;
+}
+
 /**
  * Batched similarity search behind one interface, whatever the device (CPU or CUDA through
  * onnxruntime today; a native CUDA addon later).
@@ -62,6 +70,11 @@ export interface SearchKernel {
     batch: number,
     k: number,
   ): Promise<TopKResult>;
+  /**
+   * Searches several resident indexes of this kernel with the same queries, in as few round
+   * trips as the kernel needs (one per worker thread for a worker kernel); results in order.
+   */
+  searchIndexes(items: readonly IndexSearch[], queries: Float32Array, batch: number, k: number): Promise<TopKResult[]>;
   /** Releases cached sessions; safe to call twice. */
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import { ClosedError, HyperSyncError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
 import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
-import type { ResidentIndex, SearchKernel } from './search-kernel.js';
+import type { IndexSearch, ResidentIndex, SearchKernel } from './search-kernel.js';
 import type { Metric, TopKResult } from './types.js';
 
 /** A failure reported by a kernel worker thread (503: the device tier is unavailable). */
@@ -23,7 +23,7 @@ export interface WorkerSearchKernelOptions extends OnnxSearchKernelOptions {
   threads?: number;
 }
 
-type Pending = { resolve: (r: TopKResult | undefined) => void; reject: (e: Error) => void };
+type Pending = { resolve: (r: TopKResult[] | undefined) => void; reject: (e: Error) => void };
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Request = DistributiveOmit<KernelRequest, 'id'>;
 
@@ -56,12 +56,12 @@ class KernelThread {
     this.worker.unref();
   }
 
-  request(req: Request, transfer: ArrayBuffer[] = []): Promise<TopKResult | undefined> {
+  request(req: Request, transfer: ArrayBuffer[] = []): Promise<TopKResult[] | undefined> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     const isCreate = req.op === 'create';
     if (isCreate) this.creates++;
-    return new Promise<TopKResult | undefined>((resolve, reject) => {
+    return new Promise<TopKResult[] | undefined>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage({ ...req, id }, transfer);
@@ -95,6 +95,26 @@ class KernelThread {
   }
 }
 
+/** One `searchMany` round trip: every index given lives on `thread`. */
+async function searchOnThread(
+  thread: KernelThread,
+  items: readonly { index: WorkerResidentIndex; mask: Float32Array; tombstones: number }[],
+  queries: Float32Array,
+  batch: number,
+  k: number,
+): Promise<TopKResult[]> {
+  const result = await thread.request({
+    op: 'searchMany',
+    // A view into a larger buffer would be cloned whole: send just its rows.
+    queries: queries.byteLength === queries.buffer.byteLength ? queries : queries.slice(),
+    batch,
+    k,
+    items: items.map((it) => it.index.item(it.mask, it.tombstones)),
+  });
+  if (!result || result.length !== items.length) throw new KernelWorkerError('kernel worker returned no search result');
+  return result;
+}
+
 class WorkerResidentIndex implements ResidentIndex {
   private released = false;
   private readonly built: Promise<void>;
@@ -120,20 +140,22 @@ class WorkerResidentIndex implements ResidentIndex {
   }
 
   async search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult> {
-    if (this.released) throw new ClosedError('segment index');
-    const result = await this.thread.request({
-      op: 'search',
-      handle: this.handle,
-      // A view into a larger buffer would be cloned whole: send just its rows.
-      queries: queries.byteLength === queries.buffer.byteLength ? queries : queries.slice(),
-      batch,
-      k,
-      tombstones,
-      // Only a mask with tombstones travels; the worker keeps a zero mask for the others.
-      ...(tombstones > 0 ? { mask: mask.subarray(0, this.rows) } : {}),
-    });
-    if (!result) throw new KernelWorkerError('kernel worker returned no search result');
+    const [result] = await searchOnThread(this.thread, [{ index: this, mask, tombstones }], queries, batch, k);
     return result;
+  }
+
+  /** @internal What a search request says about this index. */
+  item(mask: Float32Array, tombstones: number): { handle: number; tombstones: number; mask?: Float32Array } {
+    if (this.released) throw new ClosedError('segment index');
+    // Only a mask with tombstones travels; the worker keeps a zero mask for the others.
+    return tombstones > 0
+      ? { handle: this.handle, tombstones, mask: mask.subarray(0, this.rows) }
+      : { handle: this.handle, tombstones };
+  }
+
+  /** @internal */
+  get owner(): KernelThread {
+    return this.thread;
   }
 
   async release(): Promise<void> {
@@ -211,6 +233,31 @@ export class WorkerSearchKernel implements SearchKernel {
   ): Promise<TopKResult> {
     this.assertOpen();
     return this.local.searchTransient(vectors, rows, dim, metric, bias, queries, batch, k);
+  }
+
+  async searchIndexes(items: readonly IndexSearch[], queries: Float32Array, batch: number, k: number): Promise<TopKResult[]> {
+    this.assertOpen();
+    // One round trip per worker thread.
+    const byThread = new Map<
+      KernelThread,
+      { at: number[]; items: { index: WorkerResidentIndex; mask: Float32Array; tombstones: number }[] }
+    >();
+    items.forEach((it, at) => {
+      if (!(it.index instanceof WorkerResidentIndex)) throw new TypeError('index does not belong to this kernel');
+      const thread = it.index.owner;
+      let group = byThread.get(thread);
+      if (!group) byThread.set(thread, (group = { at: [], items: [] }));
+      group.at.push(at);
+      group.items.push({ index: it.index, mask: it.mask, tombstones: it.tombstones });
+    });
+    const out = new Array<TopKResult>(items.length);
+    // One thread after the other: each session already spreads its Gemm over every core, and two
+    // threads searching at once only fight over them (measured 20% slower at N = 100k, B = 64).
+    for (const [thread, group] of byThread) {
+      const results = await searchOnThread(thread, group.items, queries, batch, k);
+      results.forEach((r, i) => (out[group.at[i]] = r));
+    }
+    return out;
   }
 
   close(): Promise<void> {

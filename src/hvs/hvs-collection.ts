@@ -226,21 +226,35 @@ export class HvsCollection {
     const batch = checked.count;
     const data = kernelRows(checked, this.dim);
     const segments = [...this.segments.values()].filter((s) => s.rows - s.tombstones > 0);
-    const parts: TopKResult[] = [];
-    const held = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
-    for (const s of held) s.acquire();
+    // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
+    // while growing segments are searched here, at the same time.
+    const sealed = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
+    const others = segments.filter((s) => !(s instanceof SealedSegment));
+    for (const s of sealed) s.acquire();
+    let parts: TopKResult[];
     try {
-      // All at once: sealed segments queue in the kernel's worker while the growing one runs here.
-      parts.push(...(await Promise.all(segments.map((seg) => seg.search(data, batch, k)))));
+      const [a, b] = await Promise.all([
+        sealed.length > 0
+          ? this.kernel.searchIndexes(
+              sealed.map((s) => s.searchItem()),
+              data,
+              batch,
+              k,
+            )
+          : [],
+        Promise.all(others.map((seg) => seg.search(data, batch, k))),
+      ]);
+      parts = [...a, ...b];
     } finally {
-      for (const s of held) await s.releaseRef();
+      for (const s of sealed) await s.releaseRef();
     }
+    const ordered: Segment[] = [...sealed, ...others];
     const queryNorms = this.metric === 'l2' ? squaredNorms(data, batch, this.dim) : undefined;
     const results: SearchHit[][] = [];
     for (let q = 0; q < batch; q++) {
       const hits: SearchHit[] = [];
       for (const slot of mergeTopK(parts, q, k)) {
-        const seg = segments[slot.part];
+        const seg = ordered[slot.part];
         const score = queryNorms ? Math.sqrt(Math.max(0, queryNorms[q] - slot.score)) : slot.score;
         hits.push({ id: seg.ids[slot.row], score, version: seg.versions[slot.row] });
       }

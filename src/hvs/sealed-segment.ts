@@ -1,4 +1,4 @@
-import type { ResidentIndex, SearchKernel } from '../../kernels/search-kernel.js';
+import type { IndexSearch, ResidentIndex, SearchKernel } from '../../kernels/search-kernel.js';
 import type { Metric, TopKResult } from '../../kernels/types.js';
 import { idBytes, type Segment } from './segment.js';
 import { type FileRef, VectorsFile } from './segment-file.js';
@@ -98,6 +98,11 @@ export class SealedSegment implements Segment {
 
   search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
     return this.index.search(queries, batch, k, this.mask, this._tombstones);
+  }
+
+  /** This segment as one item of a batched {@link SearchKernel.searchIndexes} call. */
+  searchItem(): IndexSearch {
+    return { index: this.index, mask: this.mask, tombstones: this._tombstones };
   }
 
   /** Marks a search in flight: the index outlives a compaction that retires it meanwhile. */
