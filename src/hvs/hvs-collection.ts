@@ -12,7 +12,11 @@ import { checkBatch, kernelRows, type VectorBatch } from './vector-input.js';
 
 /** Options of an HVS collection. */
 export interface HvsCollectionOptions {
-  /** Rows the growing segment holds before it seals into a device-resident segment (default 65,536). */
+  /**
+   * Rows the growing segment holds before it seals into a device-resident segment (default
+   * 32,768: at 384 dimensions a 48 MiB segment builds in ≈0.15 s, so the last build of a bulk
+   * load is short; `compact()` merges segments later for fewer, larger ones).
+   */
   sealThreshold?: number;
   /** Largest segment compaction builds by merging smaller ones (default 262,144 rows). */
   maxSegmentRows?: number;
@@ -67,7 +71,7 @@ export class HvsCollection {
     readonly dir: string,
     opts: HvsCollectionOptions = {},
   ) {
-    this.opts = { sealThreshold: 65_536, maxSegmentRows: 262_144, ...opts };
+    this.opts = { sealThreshold: 32_768, maxSegmentRows: 262_144, ...opts };
     for (const [k, v] of Object.entries(this.opts)) {
       if (!Number.isInteger(v) || v < 1 || v >= ROW_BITS) {
         throw new InvalidArgumentError(`${k} must be an integer in [1, ${ROW_BITS - 1}], got ${String(v)}`);
