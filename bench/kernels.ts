@@ -6,7 +6,8 @@
  *   npm run bench:kernels                      # N = 10k, 100k, 1M; B = 1, 16, 64, 256
  *   BENCH_N=100000 BENCH_RUNS=7 npm run bench:kernels
  *
- * Each N runs in a child process of its own so that memory figures do not mix.
+ * Each N runs in a child process of its own so that memory figures do not mix. BENCH_METRIC
+ * (cosine | ip | l2) and BENCH_SEAL (seal threshold) change what is measured.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,7 +24,7 @@ import { machine, median, printTable, writeResult } from './lib/stats.js';
 const DIM = 384;
 const K = 10;
 const BATCHES = [1, 16, 64, 256];
-const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 7));
+const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 9));
 const METRIC = (process.env.BENCH_METRIC ?? 'cosine') as Metric;
 
 interface SearchRow {
@@ -75,7 +76,8 @@ async function child(n: number): Promise<ChildResult> {
   const vectors = randomFill(new Float32Array(n * DIM));
   const ids = Array.from({ length: n }, (_, i) => `vec-${i}`);
   const insertRuns: number[] = [];
-  const runsForInsert = n >= 1_000_000 ? 3 : RUNS;
+  // Each 1M run takes seconds and re-touches gigabytes: five are enough for a median there.
+  const runsForInsert = n >= 1_000_000 ? 5 : RUNS;
   const chunk = 10_000;
   // Memory is measured around the first run only: memory freed by a dropped collection stays in
   // the allocator's heap and would hide part of the next run's growth.
