@@ -37,7 +37,11 @@ class KernelThread {
   failure: Error | undefined;
   closing = false;
 
-  constructor(data: KernelWorkerData) {
+  /** @param onFailure called once when the thread dies or fails. */
+  constructor(
+    data: KernelWorkerData,
+    private readonly onFailure: (thread: KernelThread) => void,
+  ) {
     const ts = import.meta.url.endsWith('.ts');
     const entry = new URL(ts ? './kernel-worker.ts' : './kernel-worker.js', import.meta.url);
     // Run from sources (tests, benchmarks), the worker first registers the TypeScript loader.
@@ -89,9 +93,11 @@ class KernelThread {
   }
 
   private fail(err: Error): void {
+    if (this.failure) return;
     this.failure = err instanceof KernelWorkerError ? err : new KernelWorkerError(`kernel worker failed: ${err.message}`);
     for (const p of this.pending.values()) p.reject(this.failure);
     this.pending.clear();
+    this.onFailure(this);
   }
 }
 
@@ -117,18 +123,36 @@ async function searchOnThread(
 
 class WorkerResidentIndex implements ResidentIndex {
   private released = false;
-  private readonly built: Promise<void>;
+  private built!: Promise<void>;
 
   constructor(
-    private readonly thread: KernelThread,
-    private readonly handle: number,
+    private thread: KernelThread,
+    readonly handle: number,
     readonly rows: number,
     readonly dim: number,
     readonly metric: Metric,
+    /** The segment's file, if the index was built from one: a replacement thread rebuilds from it. */
+    readonly source: { path: string } | undefined,
     built: Promise<unknown>,
   ) {
+    this.setBuilt(built);
+  }
+
+  private setBuilt(built: Promise<unknown>): void {
     this.built = built.then(() => undefined);
     this.built.catch(() => undefined);
+  }
+
+  /** @internal Moves the index to a replacement thread, rebuilding it there from its file. */
+  rebuildOn(thread: KernelThread): void {
+    if (!this.source) return;
+    this.thread = thread;
+    const { handle, rows, dim, metric } = this;
+    this.setBuilt(thread.request({ op: 'create', handle, path: this.source.path, rows, dim, metric }));
+  }
+
+  get isReleased(): boolean {
+    return this.released;
   }
 
   get deviceBytes(): number {
@@ -143,6 +167,9 @@ class WorkerResidentIndex implements ResidentIndex {
     const [result] = await searchOnThread(this.thread, [{ index: this, mask, tombstones }], queries, batch, k);
     return result;
   }
+
+  /** @internal Set by the kernel to forget a released index. */
+  onRelease: ((index: WorkerResidentIndex) => void) | undefined;
 
   /** @internal What a search request says about this index. */
   item(mask: Float32Array, tombstones: number): { handle: number; tombstones: number; mask?: Float32Array } {
@@ -161,6 +188,9 @@ class WorkerResidentIndex implements ResidentIndex {
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
+    this.onRelease?.(this);
+    // A dead worker took its sessions with it: nothing is left to free.
+    if (this.thread.failure) return;
     await this.thread.request({ op: 'release', handle: this.handle });
   }
 }
@@ -176,6 +206,10 @@ export class WorkerSearchKernel implements SearchKernel {
   readonly opts: Required<Pick<WorkerSearchKernelOptions, 'threads'>>;
   private readonly threads: KernelThread[];
   private readonly local: OnnxSearchKernel;
+  private readonly data: KernelWorkerData;
+  /** Live indexes, so that a dead thread's can be rebuilt on its replacement. */
+  private readonly live = new Map<number, WorkerResidentIndex>();
+  private readonly restarts: number[] = [];
   private nextHandle = 1;
   private closing: Promise<void> | undefined;
 
@@ -195,7 +229,25 @@ export class WorkerSearchKernel implements SearchKernel {
       deviceInfo,
       ...(opts.intraOpThreads === undefined ? {} : { intraOpThreads: opts.intraOpThreads }),
     };
-    this.threads = Array.from({ length: this.opts.threads }, () => new KernelThread(data));
+    this.data = data;
+    this.threads = Array.from({ length: this.opts.threads }, () => new KernelThread(data, (t) => this.replace(t)));
+  }
+
+  /**
+   * A worker thread died (a crash in onnxruntime, say): start another and rebuild the dead one's
+   * indexes there from their segment files; searches wait for the rebuild. Requests that were in
+   * flight on the dead thread fail with {@link KernelWorkerError}. After three deaths within a
+   * minute the thread stays dead and its indexes keep failing, rather than crash-looping.
+   */
+  private replace(dead: KernelThread): void {
+    if (this.closing) return;
+    const now = Date.now();
+    while (this.restarts.length > 0 && now - this.restarts[0] > 60_000) this.restarts.shift();
+    if (this.restarts.length >= 3) return;
+    this.restarts.push(now);
+    const fresh = new KernelThread(this.data, (t) => this.replace(t));
+    this.threads[this.threads.indexOf(dead)] = fresh;
+    for (const index of this.live.values()) if (index.owner === dead) index.rebuildOn(fresh);
   }
 
   createIndex(
@@ -218,7 +270,10 @@ export class WorkerSearchKernel implements SearchKernel {
       const copy = vectors.slice(0, rows * dim);
       built = thread.request({ op: 'create', handle, vectors: copy, rows, dim, metric }, [copy.buffer]);
     }
-    return Promise.resolve(new WorkerResidentIndex(thread, handle, rows, dim, metric, built));
+    const index = new WorkerResidentIndex(thread, handle, rows, dim, metric, source, built);
+    this.live.set(handle, index);
+    index.onRelease = (i) => this.live.delete(i.handle);
+    return Promise.resolve(index);
   }
 
   searchTransient(
