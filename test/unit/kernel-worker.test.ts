@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { KernelWorkerError, WorkerSearchKernel } from '../../kernels/worker-kernel.js';
+import type { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
+import { KernelWorkerError } from '../../kernels/worker-kernel.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 
