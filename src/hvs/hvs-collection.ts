@@ -57,6 +57,8 @@ export class HvsCollection {
   /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
   private sealError: Error | undefined;
   private pendingSeals = 0;
+  /** Full segments whose seal failed: still searched in place, sealed again by flush(). */
+  private readonly unsealed = new Set<GrowingSegment>();
   /** The vectors buffer of the last sealed growing segment, reused by the next one (one kept). */
   private readonly spareBuffers: Float32Array[] = [];
 
@@ -276,9 +278,16 @@ export class HvsCollection {
     await this.settle();
   }
 
-  /** Seals the growing segment now, whatever its size (e.g. after a bulk load). */
+  /**
+   * Seals the growing segment now, whatever its size (e.g. after a bulk load), and retries seals
+   * that failed before.
+   */
   async flush(): Promise<void> {
     this.assertOpen();
+    for (const g of this.unsealed) {
+      this.unsealed.delete(g);
+      this.seal(g);
+    }
     if (this.growing.rows > 0) this.sealGrowing();
     await this.settle();
     // A flush ends a bulk load: the buffers kept for the next seals would only hold memory now.
@@ -426,6 +435,11 @@ export class HvsCollection {
     const old = this.growing;
     // A collection that filled a segment is likely to fill the next: allocate it whole.
     this.growing = this.newGrowing(old.full ? this.opts.sealThreshold : undefined);
+    this.seal(old);
+  }
+
+  /** Seals a segment that no longer takes writes; on failure it keeps serving and is retried. */
+  private seal(old: GrowingSegment): void {
     this.pendingSeals++;
     // Starting a seal (writing its file, asking for its index) is ordered with other structural
     // work; the index is then built beside this thread while the next seal may already start.
@@ -460,6 +474,8 @@ export class HvsCollection {
         if (spare && this.spareBuffers.length < 1) this.spareBuffers.push(spare);
       })
       .catch((err: unknown) => {
+        // The rows stay searchable where they are; the next flush() tries again.
+        this.unsealed.add(old);
         this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);
       })
       .finally(() => {

@@ -22,6 +22,29 @@ function workersOf(kernel: WorkerSearchKernel): Worker[] {
 }
 
 describe('a kernel worker thread that dies', () => {
+  it('while a segment is being sealed: no row is lost, searches go on, flush() leaves it sealed', async () => {
+    const hvs = await Hvs.open({ dataDir, device: 'cpu', sealThreshold: 2000 });
+    try {
+      const dim = 64;
+      const c = hvs.createCollection('midbuild', { dim, metric: 'l2' });
+      const vectors = randomVectors(rng(freshSeed()), 2000, dim);
+      const ids = Array.from({ length: 2000 }, (_, i) => `m${i}`);
+      await c.upsert(ids, vectors); // fills the segment: its build starts on a worker
+      for (const w of workersOf(hvs.kernel as WorkerSearchKernel)) await w.terminate();
+      // the build may or may not have finished before the crash; either way nothing is lost
+      await c.idle().catch((err: unknown) => expect(err).toBeInstanceOf(KernelWorkerError));
+      expect(c.count).toBe(2000);
+      const q = vectors.slice(7 * dim, 8 * dim);
+      const hit = async (): Promise<string> => (await c.search([q], 1))[0][0].id;
+      expect(await hit().catch(() => hit())).toBe('m7');
+      await c.flush();
+      expect(c.stats()).toMatchObject({ sealedSegments: 1, growingRows: 0, count: 2000 });
+      expect(await hit()).toBe('m7');
+    } finally {
+      await hvs.close();
+    }
+  });
+
   it('is replaced, its indexes are rebuilt from their files, and no row is lost', async () => {
     const hvs = await Hvs.open({ dataDir, device: 'cpu', sealThreshold: 50 });
     try {
