@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'collection_exists'
   | 'snapshot_corrupt'
   | 'device_unavailable'
+  | 'unavailable'
   | 'closed'
   | 'config_invalid'
   | 'internal';
@@ -94,6 +95,13 @@ export class SnapshotCorruptError extends HyperSyncError {
 export class DeviceUnavailableError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'device_unavailable', 503, opts);
+  }
+}
+
+/** A tier cannot be reached (the database is down or restarting); retry later (503). */
+export class UnavailableError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'unavailable', 503, opts);
   }
 }
 

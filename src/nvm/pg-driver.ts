@@ -1,0 +1,74 @@
+import pg from 'pg';
+import pgvector from 'pgvector/pg';
+import { ClosedError } from '../errors.js';
+import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
+
+/** Options of {@link PgDriver}. */
+export interface PgDriverOptions {
+  connectionString: string;
+  /** Pool size (default 10). */
+  max?: number;
+  /** Milliseconds to wait for a connection before failing (default 5,000). */
+  connectionTimeoutMillis?: number;
+}
+
+/** {@link SqlDriver} on a real PostgreSQL through a `pg` Pool, with pgvector's types registered. */
+export class PgDriver implements SqlDriver {
+  readonly kind = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: PgDriverOptions) {
+    this.pool = new pg.Pool({
+      connectionString: opts.connectionString,
+      max: opts.max ?? 10,
+      connectionTimeoutMillis: opts.connectionTimeoutMillis ?? 5000,
+    });
+    // An idle client that loses its server (a restart) must not crash the process.
+    this.pool.on('error', () => undefined);
+    this.pool.on('connect', (client) => {
+      // The vector type exists only once the migrations ran; later connections register it.
+      pgvector.registerTypes(client).catch(() => undefined);
+    });
+  }
+
+  async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+    if (this.closing) throw new ClosedError('PostgreSQL driver');
+    const res = await this.pool.query(text, params as unknown[]);
+    return { rows: res.rows as R[] };
+  }
+
+  async exec(script: string): Promise<void> {
+    if (this.closing) throw new ClosedError('PostgreSQL driver');
+    await this.pool.query(script);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    if (this.closing) throw new ClosedError('PostgreSQL driver');
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const tx: SqlExecutor = {
+        query: async <R>(text: string, params: readonly unknown[] = []) => ({
+          rows: (await client.query(text, params as unknown[])).rows as R[],
+        }),
+        exec: async (script: string) => {
+          await client.query(script);
+        },
+      };
+      const out = await fn(tx);
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.pool.end();
+    return this.closing;
+  }
+}

@@ -1,0 +1,50 @@
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { ClosedError } from '../errors.js';
+import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
+
+/** {@link SqlDriver} on embedded PGlite (PostgreSQL in WASM) with the pgvector extension. */
+export class PgliteDriver implements SqlDriver {
+  readonly kind = 'pglite' as const;
+  private closing: Promise<void> | undefined;
+
+  private constructor(private readonly db: PGlite) {}
+
+  /** Opens (or creates) the database in `dataDir`; `undefined` keeps it in memory. */
+  static async open(dataDir: string | undefined): Promise<PgliteDriver> {
+    if (dataDir) await mkdir(dataDir, { recursive: true });
+    const db = await PGlite.create({ ...(dataDir ? { dataDir } : {}), extensions: { vector } });
+    return new PgliteDriver(db);
+  }
+
+  async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
+    if (this.closing) throw new ClosedError('embedded database');
+    const res = await this.db.query<R>(text, params as unknown[]);
+    return { rows: res.rows };
+  }
+
+  async exec(script: string): Promise<void> {
+    if (this.closing) throw new ClosedError('embedded database');
+    await this.db.exec(script);
+  }
+
+  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+    if (this.closing) throw new ClosedError('embedded database');
+    return this.db.transaction(async (t) =>
+      fn({
+        query: async <R>(text: string, params: readonly unknown[] = []) => ({
+          rows: (await t.query<R>(text, params as unknown[])).rows,
+        }),
+        exec: async (script: string) => {
+          await t.exec(script);
+        },
+      }),
+    );
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.db.close();
+    return this.closing;
+  }
+}

@@ -1,0 +1,23 @@
+/** Rows of a query. */
+export interface QueryResult<R> {
+  rows: R[];
+}
+
+/** Something that runs parameterised SQL (`$1`, `$2`, … placeholders; never string-built values). */
+export interface SqlExecutor {
+  query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+/**
+ * The database under an NVM store: PostgreSQL through a `pg` Pool, or embedded PGlite. Both
+ * speak the same SQL; the store is written once against this interface.
+ */
+export interface SqlDriver extends SqlExecutor {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /** Closes the pool or the database; safe to call twice. */
+  close(): Promise<void>;
+}
