@@ -1,11 +1,14 @@
 import { join } from 'node:path';
 import { METRICS, type Metric } from '../../kernels/types.js';
 import { CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { MAX_ID_LENGTH } from '../hvs/hvs-collection.js';
 import { assertCollectionName } from '../hvs/collection-name.js';
+import { isArray } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
-import type { NvmCollection, NvmStore } from './nvm-store.js';
+import type { BlockInput, Change, NvmCollection, NvmStore, StoredBlock } from './nvm-store.js';
+import { checkChunkVectors, vectorFromText, vectorToText } from './vector-text.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
 import type { SqlDriver } from './sql-driver.js';
@@ -20,11 +23,27 @@ export interface NvmStoreOptions {
 
 type CollectionRow = { id: number; name: string; dim: number; metric: string };
 
+// Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
+// reader that has seen lsn N never later finds a smaller one appear.
+const WRITE_LOCK = 7_316_247_802;
+
+type BlockRow = {
+  id: string;
+  name: string | null;
+  content: string | null;
+  metadata: Record<string, unknown> | string;
+  version: string | number;
+  vectors: string[] | null;
+};
+
 /** The vectors table of a collection: named by its number, so no identifier ever comes from input. */
 const vectorsTable = (id: number): string => `hs_vec_${Math.trunc(id)}`;
 
 /** {@link NvmStore} written once in SQL over either driver. */
 export class SqlNvmStore implements NvmStore {
+  /** Catalogue rows by name, so a data call costs one round trip; dropped on drop or a stale hit. */
+  private readonly known = new Map<string, NvmCollection>();
+
   private constructor(private readonly db: SqlDriver) {}
 
   /** Connects (PostgreSQL) or opens (PGlite), then applies pending migrations. */
@@ -98,6 +117,7 @@ export class SqlNvmStore implements NvmStore {
 
   async dropCollection(name: string): Promise<void> {
     assertCollectionName(name);
+    this.known.delete(name);
     await this.run(() =>
       this.db.transaction(async (tx) => {
         const { rows } = await tx.query<{ id: number }>('DELETE FROM hs_collections WHERE name = $1 RETURNING id', [name]);
@@ -106,6 +126,182 @@ export class SqlNvmStore implements NvmStore {
         await tx.query('DELETE FROM hs_changes WHERE collection = $1', [name]);
       }),
     );
+  }
+
+  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+    assertCollectionName(collection);
+    if (!isArray(blocks) || blocks.length === 0) throw new InvalidArgumentError('writeBlocks: blocks must be a non-empty array');
+    // Last write of an id wins; checked in full before anything is written.
+    const byId = new Map<string, BlockInput>();
+    blocks.forEach((b, i) => {
+      checkId(b?.id, `blocks[${i}].id`);
+      if (b.version !== undefined && (!Number.isSafeInteger(b.version) || b.version < 1)) {
+        throw new InvalidArgumentError(`blocks[${i}].version must be a positive integer, got ${String(b.version)}`);
+      }
+      if (!isArray(b.vectors)) throw new InvalidArgumentError(`blocks[${i}].vectors must be an array`);
+      byId.delete(b.id);
+      byId.set(b.id, b);
+    });
+    const list = [...byId.values()];
+    const ids = list.map((b) => b.id);
+    const chunkIds: string[] = [];
+    const chunkNos: number[] = [];
+    const chunkVecs: string[] = [];
+    for (const b of list) {
+      b.vectors.forEach((v, n) => {
+        chunkIds.push(b.id);
+        chunkNos.push(n);
+        chunkVecs.push(vectorToText(v));
+      });
+    }
+    return this.run(() =>
+      this.db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+        // The catalogue row read here, locked against a concurrent drop, is the authority on the
+        // dimension (a cached one could be stale).
+        const found = await tx.query<CollectionRow>(
+          'SELECT id, name, dim, metric FROM hs_collections WHERE name = $1 FOR SHARE',
+          [collection],
+        );
+        if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
+        const c = toCollection(found.rows[0]);
+        list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
+        const table = vectorsTable(c.id);
+        // -1 marks "next version": the stored one + 1, or 1 for a new block.
+        const { rows } = await tx.query<{ id: string; version: string }>(
+          `INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version)
+           SELECT $1, u.id, u.name, u.content, u.metadata, u.version
+             FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)
+           ON CONFLICT (collection, id) DO UPDATE SET
+             name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+             version = CASE WHEN EXCLUDED.version < 0 THEN b.version + 1 ELSE EXCLUDED.version END
+           RETURNING id, CASE WHEN version < 0 THEN 1 ELSE version END AS version`,
+          [
+            collection,
+            ids,
+            list.map((b) => b.name ?? null),
+            list.map((b) => b.content ?? null),
+            list.map((b) => JSON.stringify(b.metadata ?? {})),
+            list.map((b) => b.version ?? -1),
+          ],
+        );
+        await tx.query('UPDATE hs_blocks SET version = 1 WHERE collection = $1 AND id = ANY($2) AND version < 0', [
+          collection,
+          ids,
+        ]);
+        await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [ids]);
+        if (chunkIds.length > 0) {
+          await tx.query(
+            // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
+            `INSERT INTO ${table} (block_id, chunk, embedding)
+             SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
+            [chunkIds, chunkNos, chunkVecs],
+          );
+        }
+        const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+        const logged = await tx.query<{ lsn: string }>(
+          `INSERT INTO hs_changes (collection, block_id, op, version)
+           SELECT $1, u.id, 'upsert', u.version FROM unnest($2::text[], $3::bigint[]) AS u(id, version)
+           RETURNING lsn`,
+          [collection, ids, ids.map((id) => versions.get(id) ?? 1)],
+        );
+        return { lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))), versions };
+      }),
+    );
+  }
+
+  async getBlocks(collection: string, ids: readonly string[]): Promise<Map<string, StoredBlock>> {
+    return this.withCollection(collection, (c) => this.getBlocksFrom(c, ids));
+  }
+
+  private async getBlocksFrom(c: NvmCollection, ids: readonly string[]): Promise<Map<string, StoredBlock>> {
+    const collection = c.name;
+    if (!isArray(ids)) throw new InvalidArgumentError('getBlocks: ids must be an array');
+    const out = new Map<string, StoredBlock>();
+    if (ids.length === 0) return out;
+    const { rows } = await this.run(() =>
+      this.db.query<BlockRow>(
+        `SELECT b.id, b.name, b.content, b.metadata, b.version,
+                array_agg(v.embedding::text ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
+           FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
+          WHERE b.collection = $1 AND b.id = ANY($2)
+          GROUP BY b.id, b.name, b.content, b.metadata, b.version`,
+        [collection, [...ids]],
+      ),
+    );
+    for (const r of rows) {
+      out.set(r.id, {
+        id: r.id,
+        name: r.name,
+        content: r.content,
+        metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
+        version: Number(r.version),
+        vectors: (r.vectors ?? []).map(vectorFromText),
+      });
+    }
+    return out;
+  }
+
+  async deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
+    return this.withCollection(collection, (c) => this.deleteBlocksFrom(c, ids));
+  }
+
+  private async deleteBlocksFrom(c: NvmCollection, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
+    const collection = c.name;
+    if (!isArray(ids)) throw new InvalidArgumentError('deleteBlocks: ids must be an array');
+    ids.forEach((id, i) => checkId(id, `ids[${i}]`));
+    return this.run(() =>
+      this.db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+        const { rows } = await tx.query<{ id: string }>(
+          'DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id',
+          [collection, [...ids]],
+        );
+        const gone = rows.map((r) => r.id);
+        if (gone.length === 0) return { deleted: 0, lsn: 0 };
+        await tx.query(`DELETE FROM ${vectorsTable(c.id)} WHERE block_id = ANY($1)`, [gone]);
+        const logged = await tx.query<{ lsn: string }>(
+          `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
+          [collection, gone],
+        );
+        return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+      }),
+    );
+  }
+
+  async changesAfter(lsn: number, limit = 10_000, collection?: string): Promise<Change[]> {
+    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError(`lsn must be a non-negative integer, got ${lsn}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${limit}`);
+    if (collection !== undefined) assertCollectionName(collection);
+    const { rows } = await this.run(() =>
+      this.db.query<{ lsn: string; collection: string; block_id: string; op: 'upsert' | 'delete'; version: string | null }>(
+        `SELECT lsn, collection, block_id, op, version FROM hs_changes
+          WHERE lsn > $1 AND ($3::text IS NULL OR collection = $3) ORDER BY lsn LIMIT $2`,
+        [lsn, limit, collection ?? null],
+      ),
+    );
+    return rows.map((r) => ({
+      lsn: Number(r.lsn),
+      collection: r.collection,
+      blockId: r.block_id,
+      op: r.op,
+      version: r.version === null ? null : Number(r.version),
+    }));
+  }
+
+  async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
+    return this.withCollection(collection, (c) => this.countsOf(c));
+  }
+
+  private async countsOf(c: NvmCollection): Promise<{ blocks: number; vectors: number }> {
+    const collection = c.name;
+    const { rows } = await this.run(() =>
+      this.db.query<{ blocks: string; vectors: string }>(
+        `SELECT (SELECT count(*) FROM hs_blocks WHERE collection = $1) AS blocks, (SELECT count(*) FROM ${vectorsTable(c.id)}) AS vectors`,
+        [collection],
+      ),
+    );
+    return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
   }
 
   close(): Promise<void> {
@@ -117,6 +313,27 @@ export class SqlNvmStore implements NvmStore {
     return this.db;
   }
 
+  /**
+   * Runs `fn` with the collection's catalogue row, from the cache when it has one. If another
+   * process dropped and re-created the collection meanwhile (its vectors table is gone), the row
+   * is read again and `fn` runs once more.
+   */
+  private async withCollection<T>(name: string, fn: (c: NvmCollection) => Promise<T>): Promise<T> {
+    assertCollectionName(name);
+    const cached = this.known.get(name);
+    const c = cached ?? (await this.getCollection(name));
+    this.known.set(name, c);
+    try {
+      return await fn(c);
+    } catch (err) {
+      if (!cached || (err as { code?: unknown } | null)?.code !== '42P01') throw err;
+      this.known.delete(name);
+      const fresh = await this.getCollection(name);
+      this.known.set(name, fresh);
+      return fn(fresh);
+    }
+  }
+
   private async run<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
@@ -124,6 +341,11 @@ export class SqlNvmStore implements NvmStore {
       throw mapDbError(err);
     }
   }
+}
+
+function checkId(id: unknown, what: string): asserts id is string {
+  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${what}: id must be a non-empty string`);
+  if (id.length > MAX_ID_LENGTH) throw new InvalidArgumentError(`${what}: id longer than ${MAX_ID_LENGTH} characters`);
 }
 
 function toCollection(r: CollectionRow): NvmCollection {

@@ -6,7 +6,9 @@ import {
   ClosedError,
   CollectionExistsError,
   CollectionNotFoundError,
+  DimensionMismatchError,
   InvalidArgumentError,
+  InvalidVectorError,
   UnavailableError,
 } from '../../src/errors.js';
 import { loadMigrations, migrate, MigrationMismatchError } from '../../src/nvm/migrations.js';
@@ -144,3 +146,134 @@ describe('NVM on PostgreSQL only', () => {
     expect((err as Error).message).toMatch(/database unavailable/);
   });
 });
+
+describe.each(backends)('NVM blocks and change log contract ($name)', (backend) => {
+  let store: SqlNvmStore;
+  beforeEach(async () => {
+    if (backend.skip) return;
+    store = await backend.open();
+    await store.createCollection('docs', { dim: 5, metric: 'l2' });
+    await store.createCollection('other', { dim: 2, metric: 'ip' });
+  });
+  afterEach(async () => {
+    if (!backend.skip) await store.close();
+  });
+
+  const f32 = (...xs: number[]): Float32Array => Float32Array.from(xs);
+  // awkward float32 values: subnormal-ish, large, negative zero, values with long decimals
+  const exact = f32(1e-38, 3.4e38, -0, 0.1, Math.fround(1 / 3));
+
+  it.skipIf(backend.skip)('writes round-trip exactly: chunks, content, metadata, versions', async () => {
+    const first = await store.writeBlocks('docs', [
+      { id: 'a', name: 'A', content: 'alpha', metadata: { tag: 'x', n: 1 }, vectors: [exact, f32(1, 2, 3, 4, 5)] },
+      { id: 'b', vectors: [f32(5, 4, 3, 2, 1)] },
+    ]);
+    expect(first.versions).toEqual(
+      new Map([
+        ['a', 1],
+        ['b', 1],
+      ]),
+    );
+    const got = await store.getBlocks('docs', ['a', 'b', 'missing']);
+    expect([...got.keys()].sort()).toEqual(['a', 'b']);
+    const a = got.get('a')!;
+    expect(a).toMatchObject({ id: 'a', name: 'A', content: 'alpha', metadata: { tag: 'x', n: 1 }, version: 1 });
+    expect(a.vectors).toHaveLength(2);
+    expect(Buffer.from(a.vectors[0].buffer).equals(Buffer.from(exact.buffer))).toBe(true);
+    expect(a.vectors[1]).toEqual(f32(1, 2, 3, 4, 5));
+    expect(got.get('b')).toMatchObject({ name: null, content: null, metadata: {}, version: 1 });
+
+    const second = await store.writeBlocks('docs', [{ id: 'a', vectors: [f32(0, 0, 0, 0, 1)] }]);
+    expect(second.versions.get('a')).toBe(2);
+    expect(second.lsn).toBeGreaterThan(first.lsn);
+    const a2 = (await store.getBlocks('docs', ['a'])).get('a')!;
+    expect(a2.vectors).toEqual([f32(0, 0, 0, 0, 1)]); // the old chunks are gone
+    await store.writeBlocks('docs', [{ id: 'a', version: 10, vectors: [f32(1, 1, 1, 1, 1)] }]);
+    expect((await store.getBlocks('docs', ['a'])).get('a')!.version).toBe(10);
+    expect(await store.counts('docs')).toEqual({ blocks: 2, vectors: 2 });
+  });
+
+  it.skipIf(backend.skip)('an id given twice in one batch keeps the last', async () => {
+    await store.writeBlocks('docs', [
+      { id: 'x', content: 'first', vectors: [f32(1, 0, 0, 0, 0)] },
+      { id: 'x', content: 'second', vectors: [f32(0, 1, 0, 0, 0)] },
+    ]);
+    const x = (await store.getBlocks('docs', ['x'])).get('x')!;
+    expect(x.content).toBe('second');
+    expect(x.vectors).toEqual([f32(0, 1, 0, 0, 0)]);
+    expect(await store.counts('docs')).toEqual({ blocks: 1, vectors: 1 });
+  });
+
+  it.skipIf(backend.skip)('deletes and the change log: every change once, in lsn order, per collection', async () => {
+    const w = await store.writeBlocks('docs', [
+      { id: 'a', vectors: [f32(1, 2, 3, 4, 5)] },
+      { id: 'b', vectors: [f32(1, 2, 3, 4, 5)] },
+    ]);
+    await store.writeBlocks('other', [{ id: 'o', vectors: [f32(1, 2)] }]);
+    const d = await store.deleteBlocks('docs', ['a', 'nope']);
+    expect(d.deleted).toBe(1);
+    expect(d.lsn).toBeGreaterThan(w.lsn);
+    expect(await store.deleteBlocks('docs', ['nope'])).toEqual({ deleted: 0, lsn: 0 });
+    expect((await store.getBlocks('docs', ['a'])).size).toBe(0);
+    expect(await store.counts('docs')).toEqual({ blocks: 1, vectors: 1 });
+
+    const all = await store.changesAfter(0);
+    expect(all.map((c) => [c.collection, c.blockId, c.op])).toEqual([
+      ['docs', 'a', 'upsert'],
+      ['docs', 'b', 'upsert'],
+      ['other', 'o', 'upsert'],
+      ['docs', 'a', 'delete'],
+    ]);
+    const lsns = all.map((c) => c.lsn);
+    expect([...lsns].sort((x, y) => x - y)).toEqual(lsns);
+    expect(new Set(lsns).size).toBe(lsns.length);
+    expect((await store.changesAfter(lsns[1])).map((c) => c.blockId)).toEqual(['o', 'a']);
+    expect((await store.changesAfter(0, 10, 'other')).map((c) => c.blockId)).toEqual(['o']);
+    expect(await store.changesAfter(0, 2)).toHaveLength(2);
+  });
+
+  it.skipIf(backend.skip)('bad writes are refused with typed errors and leave nothing behind', async () => {
+    await expect(store.writeBlocks('docs', [{ id: 'a', vectors: [f32(1, 2, 3)] }])).rejects.toThrow(DimensionMismatchError);
+    await expect(
+      store.writeBlocks('docs', [
+        { id: 'ok', vectors: [f32(1, 2, 3, 4, 5)] },
+        { id: 'bad', vectors: [f32(1, 2, NaN, 4, 5)] },
+      ]),
+    ).rejects.toThrow(InvalidVectorError);
+    await expect(store.writeBlocks('docs', [{ id: '', vectors: [] }])).rejects.toThrow(InvalidArgumentError);
+    await expect(store.writeBlocks('docs', [])).rejects.toThrow(/non-empty/);
+    await expect(store.writeBlocks('docs', [{ id: 'v', version: 0, vectors: [] }])).rejects.toThrow(/version/);
+    await expect(store.writeBlocks('nope', [{ id: 'a', vectors: [] }])).rejects.toThrow(CollectionNotFoundError);
+    expect(await store.counts('docs')).toEqual({ blocks: 0, vectors: 0 });
+    expect(await store.changesAfter(0)).toEqual([]);
+  });
+
+  it.skipIf(backend.skip)('a collection dropped and re-created by another handle is picked up', async () => {
+    await store.writeBlocks('docs', [{ id: 'a', vectors: [f32(1, 2, 3, 4, 5)] }]);
+    const before = await store.getCollection('docs');
+    // drop and re-create through SQL, as another process would
+    await store.driver.query("DELETE FROM hs_collections WHERE name = 'docs'");
+    await store.driver.query(`DROP TABLE hs_vec_${before.id}`);
+    const recreated = await SqlNvmStoreFacade.recreate(store, 'docs');
+    expect(recreated.dim).toBe(3);
+    await store.writeBlocks('docs', [{ id: 'n', vectors: [f32(1, 2, 3)] }]);
+    const got = await store.getBlocks('docs', ['n', 'a']);
+    expect([...got.keys()]).toEqual(['n']);
+    expect(got.get('n')!.vectors).toEqual([f32(1, 2, 3)]);
+    expect(await store.counts('docs')).toEqual({ blocks: 1, vectors: 1 });
+  });
+});
+
+/** Re-creates a collection behind a store's back, the way a second process would. */
+const SqlNvmStoreFacade = {
+  async recreate(store: SqlNvmStore, name: string) {
+    const { rows } = await store.driver.query<{ id: number }>(
+      "INSERT INTO hs_collections (name, dim, metric) VALUES ($1, 3, 'ip') RETURNING id",
+      [name],
+    );
+    await store.driver.query(
+      `CREATE TABLE hs_vec_${Number(rows[0].id)} (block_id text NOT NULL, chunk integer NOT NULL, embedding vector(3) NOT NULL, PRIMARY KEY (block_id, chunk))`,
+    );
+    return { id: Number(rows[0].id), dim: 3 };
+  },
+};
