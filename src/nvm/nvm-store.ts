@@ -1,4 +1,5 @@
 import type { Metric } from '../../kernels/types.js';
+import type { SearchHit } from '../hvs/types.js';
 
 /** A collection as the NVM records it. */
 export interface NvmCollection {
@@ -31,6 +32,14 @@ export interface StoredBlock {
   vectors: Float32Array[];
 }
 
+/** Options of {@link NvmStore.search}. */
+export interface NvmSearchOptions {
+  /** `exact` (default) or `hnsw`. */
+  mode?: 'exact' | 'hnsw';
+  /** HNSW candidate list size (pgvector's `hnsw.ef_search`, default 100). */
+  efSearch?: number;
+}
+
 /** One change-log row. */
 export interface Change {
   lsn: number;
@@ -59,6 +68,22 @@ export interface NvmStore {
   changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]>;
   /** Blocks and vectors stored for the collection. */
   counts(collection: string): Promise<{ blocks: number; vectors: number }>;
+  /**
+   * Order-independent digest of the collection: blocks, and the sum over blocks of a 60-bit
+   * hash of (id, version, chunk vectors' bytes), as a decimal string. Equal digests mean equal
+   * contents whatever the order rows were written in.
+   */
+  digest(collection: string): Promise<{ blocks: number; digest: string }>;
+  /**
+   * The fallback index: k nearest blocks per query by pgvector (a block scores by its best
+   * chunk), best first, in the HVS's hit shape. `exact` scans every vector; `hnsw` uses the
+   * collection's HNSW index when it has one, with `efSearch` and iterative scans.
+   */
+  search(collection: string, queries: readonly Float32Array[], k: number, opts?: NvmSearchOptions): Promise<SearchHit[][]>;
+  /** Builds the collection's HNSW index (`CONCURRENTLY` on PostgreSQL); replaces an existing one. */
+  createHnswIndex(collection: string, params?: { m?: number; efConstruction?: number }): Promise<void>;
+  /** Drops the collection's HNSW index if it has one. */
+  dropHnswIndex(collection: string): Promise<void>;
   readonly backend: 'postgres' | 'pglite';
   /** Creates the collection and its `vector(dim)` table; {@link CollectionExistsError} if taken. */
   createCollection(name: string, spec: { dim: number; metric: Metric }): Promise<NvmCollection>;

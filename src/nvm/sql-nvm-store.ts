@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { METRICS, type Metric } from '../../kernels/types.js';
+import { MAX_K, METRICS, type Metric } from '../../kernels/types.js';
 import { CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import { MAX_ID_LENGTH } from '../hvs/hvs-collection.js';
 import { assertCollectionName } from '../hvs/collection-name.js';
@@ -7,7 +7,8 @@ import { isArray } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
-import type { BlockInput, Change, NvmCollection, NvmStore, StoredBlock } from './nvm-store.js';
+import type { SearchHit } from '../hvs/types.js';
+import type { BlockInput, Change, NvmCollection, NvmSearchOptions, NvmStore, StoredBlock } from './nvm-store.js';
 import { checkChunkVectors, vectorFromText, vectorToText } from './vector-text.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
@@ -36,6 +37,17 @@ type BlockRow = {
   vectors: string[] | null;
 };
 
+/** pgvector's distance operator and HNSW operator class per metric. */
+const DISTANCE_OP: Record<Metric, string> = { cosine: '<=>', ip: '<#>', l2: '<->' };
+const OPCLASS: Record<Metric, string> = { cosine: 'vector_cosine_ops', ip: 'vector_ip_ops', l2: 'vector_l2_ops' };
+
+/** The HVS's score from pgvector's distance: cosine similarity, inner product, L2 distance. */
+function toScore(metric: Metric, d: number): number {
+  return metric === 'cosine' ? 1 - d : metric === 'ip' ? -d : d;
+}
+
+const hnswIndex = (id: number): string => `hs_vec_${Math.trunc(id)}_hnsw`;
+
 /** The vectors table of a collection: named by its number, so no identifier ever comes from input. */
 const vectorsTable = (id: number): string => `hs_vec_${Math.trunc(id)}`;
 
@@ -44,7 +56,11 @@ export class SqlNvmStore implements NvmStore {
   /** Catalogue rows by name, so a data call costs one round trip; dropped on drop or a stale hit. */
   private readonly known = new Map<string, NvmCollection>();
 
-  private constructor(private readonly db: SqlDriver) {}
+  private constructor(
+    private readonly db: SqlDriver,
+    /** pgvector ≥ 0.8 has iterative index scans. */
+    private readonly iterativeScans: boolean,
+  ) {}
 
   /** Connects (PostgreSQL) or opens (PGlite), then applies pending migrations. */
   static async open(opts: NvmStoreOptions): Promise<SqlNvmStore> {
@@ -57,11 +73,13 @@ export class SqlNvmStore implements NvmStore {
     }
     try {
       await migrate(db, await loadMigrations());
+      const { rows } = await db.query<{ v: string }>("SELECT extversion AS v FROM pg_extension WHERE extname = 'vector'");
+      const [major = 0, minor = 0] = (rows[0]?.v ?? '0.0').split('.').map(Number);
+      return new SqlNvmStore(db, major > 0 || minor >= 8);
     } catch (err) {
       await db.close();
       throw mapDbError(err);
     }
-    return new SqlNvmStore(db);
   }
 
   get backend(): 'postgres' | 'pglite' {
@@ -302,6 +320,107 @@ export class SqlNvmStore implements NvmStore {
       ),
     );
     return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
+  }
+
+  async digest(collection: string): Promise<{ blocks: number; digest: string }> {
+    return this.withCollection(collection, async (c) => {
+      // Per block: md5 over id, version and each chunk's binary vector in chunk order; its first
+      // 60 bits as an integer; summed as numeric, so the order of rows does not matter.
+      const { rows } = await this.run(() =>
+        this.db.query<{ blocks: string; digest: string | null }>(
+          `SELECT count(*) AS blocks, coalesce(sum(h), 0)::text AS digest FROM (
+             SELECT ('x' || substr(md5(convert_to(b.id || ':' || b.version || ':', 'UTF8')
+                       || coalesce(string_agg(vector_send(v.embedding), ''::bytea ORDER BY v.chunk), ''::bytea)), 1, 15))::bit(60)::bigint::numeric AS h
+               FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
+              WHERE b.collection = $1
+              GROUP BY b.id, b.version) per_block`,
+          [c.name],
+        ),
+      );
+      return { blocks: Number(rows[0].blocks), digest: rows[0].digest ?? '0' };
+    });
+  }
+
+  async search(
+    collection: string,
+    queries: readonly Float32Array[],
+    k: number,
+    opts: NvmSearchOptions = {},
+  ): Promise<SearchHit[][]> {
+    if (!Number.isInteger(k) || k < 1 || k > MAX_K)
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
+    if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries: the batch is empty');
+    const mode = opts.mode ?? 'exact';
+    const efSearch = opts.efSearch ?? 100;
+    if (!Number.isInteger(efSearch) || efSearch < 1 || efSearch > 1000) {
+      throw new InvalidArgumentError(`efSearch must be an integer between 1 and 1000, got ${String(efSearch)}`);
+    }
+    return this.withCollection(collection, async (c) => {
+      queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
+      const op = DISTANCE_OP[c.metric];
+      const table = vectorsTable(c.id);
+      // Several chunks of one block may come first: take k per query from a wider candidate list.
+      const rows = await this.run(() =>
+        this.db.transaction(async (tx) => {
+          if (mode === 'exact') {
+            // Without an index in play the planner scans: exact by construction.
+            await tx.query('SET LOCAL enable_indexscan = off');
+          } else {
+            await tx.query(`SET LOCAL hnsw.ef_search = ${efSearch}`);
+            // Iterative scans (pgvector ≥ 0.8) keep HNSW results from running short.
+            if (this.iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
+          }
+          const { rows } = await tx.query<{ q: number; block_id: string; d: number; version: string }>(
+            `SELECT q.i AS q, h.block_id, h.d, b.version
+               FROM unnest($1::text[]) WITH ORDINALITY AS q(v, i)
+               CROSS JOIN LATERAL (
+                 SELECT block_id, embedding ${op} q.v::vector AS d FROM ${table} ORDER BY embedding ${op} q.v::vector LIMIT $2
+               ) h
+               JOIN hs_blocks b ON b.collection = $3 AND b.id = h.block_id
+              ORDER BY q.i, h.d`,
+            [queries.map(vectorToText), k * 4, c.name],
+          );
+          return rows;
+        }),
+      );
+      const out: SearchHit[][] = queries.map(() => []);
+      const seen = queries.map(() => new Set<string>());
+      for (const r of rows) {
+        const qi = Number(r.q) - 1;
+        if (seen[qi].has(r.block_id) || out[qi].length >= k) continue;
+        seen[qi].add(r.block_id);
+        out[qi].push({ id: r.block_id, score: toScore(c.metric, Number(r.d)), version: Number(r.version) });
+      }
+      return out;
+    });
+  }
+
+  async createHnswIndex(collection: string, params: { m?: number; efConstruction?: number } = {}): Promise<void> {
+    const m = params.m ?? 16;
+    const efConstruction = params.efConstruction ?? 64;
+    if (!Number.isInteger(m) || m < 2 || m > 100)
+      throw new InvalidArgumentError(`m must be an integer between 2 and 100, got ${String(m)}`);
+    if (!Number.isInteger(efConstruction) || efConstruction < 4 || efConstruction > 1000) {
+      throw new InvalidArgumentError(`efConstruction must be an integer between 4 and 1000, got ${String(efConstruction)}`);
+    }
+    await this.withCollection(collection, async (c) => {
+      await this.dropHnswIndex(collection);
+      // CONCURRENTLY keeps writes going while the index builds; PGlite has one connection anyway.
+      const concurrently = this.db.kind === 'postgres' ? 'CONCURRENTLY' : '';
+      await this.run(() =>
+        this.db.exec(
+          `CREATE INDEX ${concurrently} ${hnswIndex(c.id)} ON ${vectorsTable(c.id)}
+             USING hnsw (embedding ${OPCLASS[c.metric]}) WITH (m = ${m}, ef_construction = ${efConstruction})`,
+        ),
+      );
+    });
+  }
+
+  async dropHnswIndex(collection: string): Promise<void> {
+    await this.withCollection(collection, async (c) => {
+      const concurrently = this.db.kind === 'postgres' ? 'CONCURRENTLY' : '';
+      await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${hnswIndex(c.id)}`));
+    });
   }
 
   close(): Promise<void> {

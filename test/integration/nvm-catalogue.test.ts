@@ -15,6 +15,8 @@ import { loadMigrations, migrate, MigrationMismatchError } from '../../src/nvm/m
 import { PgDriver } from '../../src/nvm/pg-driver.js';
 import { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
+import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { expectMatchesReference } from '../fixtures/reference-check.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
 
 const pgProblem = await postgresProblem();
@@ -277,3 +279,90 @@ const SqlNvmStoreFacade = {
     return { id: Number(rows[0].id), dim: 3 };
   },
 };
+
+describe.each(backends)('NVM fallback index and digest contract ($name)', (backend) => {
+  let store: SqlNvmStore;
+  afterEach(async () => {
+    if (!backend.skip) await store.close();
+  });
+
+  it.skipIf(backend.skip).each(['cosine', 'ip', 'l2'] as const)(
+    'exact search equals the float64 reference (%s); HNSW finds most of it',
+    async (metric) => {
+      store = await backend.open();
+      const seed = freshSeed();
+      const rand = rng(seed);
+      const dim = 16;
+      const n = 300;
+      await store.createCollection('s', { dim, metric });
+      const flat = randomVectors(rand, n, dim);
+      const rows = Array.from({ length: n }, (_, i) => ({ id: `b${i}`, vector: flat.slice(i * dim, (i + 1) * dim) }));
+      await store.writeBlocks(
+        's',
+        rows.map((r) => ({ id: r.id, vectors: [r.vector] })),
+      );
+      const queries = Array.from({ length: 4 }, () => randomVectors(rand, 1, dim));
+      const exact = await store.search('s', queries, 10);
+      exact.forEach((hits, q) =>
+        expectMatchesReference(metric, queries[q], rows, 10, hits, `seed ${seed}, ${metric}, query ${q}`),
+      );
+      expect(exact[0][0].version).toBe(1);
+
+      await store.createHnswIndex('s', { m: 16, efConstruction: 64 });
+      const approx = await store.search('s', queries, 10, { mode: 'hnsw', efSearch: 200 });
+      let found = 0;
+      approx.forEach((hits, q) => {
+        const truth = new Set(exact[q].map((h) => h.id));
+        found += hits.filter((h) => truth.has(h.id)).length;
+      });
+      expect(found / 40).toBeGreaterThanOrEqual(0.9);
+      await store.dropHnswIndex('s');
+      await store.dropHnswIndex('s');
+    },
+  );
+
+  it.skipIf(backend.skip)('search refuses bad input', async () => {
+    store = await backend.open();
+    await store.createCollection('s', { dim: 3, metric: 'l2' });
+    const q = [Float32Array.of(1, 2, 3)];
+    await expect(store.search('s', q, 0)).rejects.toThrow(/k must be/);
+    await expect(store.search('s', q, 1025)).rejects.toThrow(/k must be/);
+    await expect(store.search('s', [], 1)).rejects.toThrow(/empty/);
+    await expect(store.search('s', [Float32Array.of(1, 2)], 1)).rejects.toThrow(DimensionMismatchError);
+    await expect(store.search('nope', q, 1)).rejects.toThrow(CollectionNotFoundError);
+    expect(await store.search('s', q, 5)).toEqual([[]]);
+  });
+
+  it.skipIf(backend.skip)('the digest ignores write order and sees every change', async () => {
+    store = await backend.open();
+    await store.createCollection('d1', { dim: 2, metric: 'ip' });
+    await store.createCollection('d2', { dim: 2, metric: 'ip' });
+    const blocks = [
+      { id: 'a', vectors: [Float32Array.of(1, 2), Float32Array.of(3, 4)] },
+      { id: 'b', vectors: [Float32Array.of(-0.5, 0.25)] },
+      { id: 'c', vectors: [] },
+    ];
+    await store.writeBlocks('d1', blocks);
+    for (const b of [...blocks].reverse()) await store.writeBlocks('d2', [b]);
+    const d1 = await store.digest('d1');
+    expect(d1.blocks).toBe(3);
+    expect(await store.digest('d2')).toEqual(d1);
+    expect(KNOWN_DIGESTS.get(backend.name) ?? d1.digest).toBe(d1.digest);
+    KNOWN_DIGESTS.set(backend.name, d1.digest);
+
+    await store.writeBlocks('d2', [{ id: 'b', version: 1, vectors: [Float32Array.of(-0.5, 0.2500001)] }]);
+    expect((await store.digest('d2')).digest).not.toBe(d1.digest);
+    await store.writeBlocks('d2', [{ id: 'b', version: 1, vectors: [Float32Array.of(-0.5, 0.25)] }]);
+    expect((await store.digest('d2')).digest).toBe(d1.digest);
+    await store.writeBlocks('d2', [{ id: 'b', vectors: [Float32Array.of(-0.5, 0.25)] }]); // version 2
+    expect((await store.digest('d2')).digest).not.toBe(d1.digest);
+    expect(await store.digest('d1')).toEqual(d1);
+  });
+});
+
+// The same contents digest alike on both backends: the digest can compare tiers across them.
+const KNOWN_DIGESTS = new Map<string, string>();
+afterAll(() => {
+  const values = [...KNOWN_DIGESTS.values()];
+  if (values.length === 2) expect(values[0]).toBe(values[1]);
+});
