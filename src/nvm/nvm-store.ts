@@ -32,6 +32,17 @@ export interface StoredBlock {
   vectors: Float32Array[];
 }
 
+/** One page of {@link NvmStore.streamVectors}: one entry per chunk vector. */
+export interface VectorBatchPage {
+  ids: string[];
+  chunks: number[];
+  versions: number[];
+  /** The lsn of each block's last change. */
+  lsns: number[];
+  /** `entries × dim` floats. */
+  vectors: Float32Array;
+}
+
 /** Options of {@link NvmStore.search}. */
 export interface NvmSearchOptions {
   /** `exact` (default) or `hnsw`. */
@@ -66,6 +77,19 @@ export interface NvmStore {
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
   /** Change-log rows after `lsn`, in `lsn` order (all collections unless one is named). */
   changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]>;
+  /**
+   * Every vector of the collection in `lsn` order (of each block's last change), a page of
+   * `batchBlocks` blocks at a time; memory stays bounded by the page. A rebuild reads
+   * {@link lastLsn} first, streams, then replays {@link changesAfter} that lsn.
+   */
+  streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage>;
+  /** The newest lsn in the change log (0 when empty). */
+  lastLsn(): Promise<number>;
+  /**
+   * Calls `listener` with the last lsn of every committed change (LISTEN/NOTIFY), from this or
+   * any other process; resolves to an unsubscribe function.
+   */
+  onChange(listener: (lsn: number) => void): Promise<() => Promise<void>>;
   /** Blocks and vectors stored for the collection. */
   counts(collection: string): Promise<{ blocks: number; vectors: number }>;
   /**

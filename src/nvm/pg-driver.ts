@@ -16,9 +16,10 @@ export interface PgDriverOptions {
 export class PgDriver implements SqlDriver {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
+  private readonly listeners = new Set<pg.Client>();
   private closing: Promise<void> | undefined;
 
-  constructor(opts: PgDriverOptions) {
+  constructor(private readonly opts: PgDriverOptions) {
     this.pool = new pg.Pool({
       connectionString: opts.connectionString,
       max: opts.max ?? 10,
@@ -67,8 +68,29 @@ export class PgDriver implements SqlDriver {
     }
   }
 
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    if (this.closing) throw new ClosedError('PostgreSQL driver');
+    // A dedicated connection holds the LISTEN (pooled clients are shared and recycled).
+    const client = new pg.Client({ connectionString: this.opts.connectionString });
+    client.on('error', () => undefined);
+    await client.connect();
+    client.on('notification', (msg) => {
+      if (msg.channel === channel && msg.payload !== undefined) onPayload(msg.payload);
+    });
+    await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    this.listeners.add(client);
+    return async () => {
+      if (!this.listeners.delete(client)) return;
+      await client.end().catch(() => undefined);
+    };
+  }
+
   close(): Promise<void> {
-    this.closing ??= this.pool.end();
+    this.closing ??= (async () => {
+      for (const c of this.listeners) await c.end().catch(() => undefined);
+      this.listeners.clear();
+      await this.pool.end();
+    })();
     return this.closing;
   }
 }

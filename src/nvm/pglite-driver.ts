@@ -43,6 +43,14 @@ export class PgliteDriver implements SqlDriver {
     );
   }
 
+  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+    if (this.closing) throw new ClosedError('embedded database');
+    const unlisten = await this.db.listen(channel, onPayload);
+    return async () => {
+      if (!this.closing) await unlisten();
+    };
+  }
+
   close(): Promise<void> {
     this.closing ??= this.db.close();
     return this.closing;

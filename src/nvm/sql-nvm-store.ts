@@ -8,7 +8,7 @@ import { MAX_DIM } from '../hvs/vector-input.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type { SearchHit } from '../hvs/types.js';
-import type { BlockInput, Change, NvmCollection, NvmSearchOptions, NvmStore, StoredBlock } from './nvm-store.js';
+import type { BlockInput, Change, NvmCollection, NvmSearchOptions, NvmStore, StoredBlock, VectorBatchPage } from './nvm-store.js';
 import { checkChunkVectors, vectorFromText, vectorToText } from './vector-text.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
@@ -23,6 +23,9 @@ export interface NvmStoreOptions {
 }
 
 type CollectionRow = { id: number; name: string; dim: number; metric: string };
+
+/** The channel every committed change is announced on (payload: the transaction's last lsn). */
+export const CHANGES_CHANNEL = 'hs_changes';
 
 // Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
 // reader that has seen lsn N never later finds a smaller one appear.
@@ -217,13 +220,20 @@ export class SqlNvmStore implements NvmStore {
           );
         }
         const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+        // Log the changes and stamp each block with its lsn in one statement.
         const logged = await tx.query<{ lsn: string }>(
-          `INSERT INTO hs_changes (collection, block_id, op, version)
-           SELECT $1, u.id, 'upsert', u.version FROM unnest($2::text[], $3::bigint[]) AS u(id, version)
-           RETURNING lsn`,
+          `WITH logged AS (
+             INSERT INTO hs_changes (collection, block_id, op, version)
+             SELECT $1, u.id, 'upsert', u.version FROM unnest($2::text[], $3::bigint[]) AS u(id, version)
+             RETURNING lsn, block_id)
+           UPDATE hs_blocks b SET lsn = logged.lsn FROM logged
+            WHERE b.collection = $1 AND b.id = logged.block_id
+           RETURNING logged.lsn`,
           [collection, ids, ids.map((id) => versions.get(id) ?? 1)],
         );
-        return { lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))), versions };
+        const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
+        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+        return { lsn, versions };
       }),
     );
   }
@@ -282,7 +292,9 @@ export class SqlNvmStore implements NvmStore {
           `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
           [collection, gone],
         );
-        return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+        const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
+        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+        return { deleted: gone.length, lsn };
       }),
     );
   }
@@ -320,6 +332,57 @@ export class SqlNvmStore implements NvmStore {
       ),
     );
     return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
+  }
+
+  async *streamVectors(collection: string, batchBlocks = 1000): AsyncGenerator<VectorBatchPage> {
+    if (!Number.isInteger(batchBlocks) || batchBlocks < 1)
+      throw new InvalidArgumentError(`batchBlocks must be a positive integer, got ${batchBlocks}`);
+    const c = await this.getCollection(collection);
+    let lastLsn = -1;
+    let lastId = '';
+    for (;;) {
+      // Keyset pagination on (lsn, id): each page is one bounded query, on any backend.
+      const { rows } = await this.run(() =>
+        this.db.query<{ id: string; lsn: string; version: string; vectors: string[] | null }>(
+          `SELECT b.id, b.lsn, b.version,
+                  array_agg(v.embedding::text ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
+             FROM (SELECT id, lsn, version FROM hs_blocks
+                    WHERE collection = $1 AND (lsn, id) > ($2, $3)
+                    ORDER BY lsn, id LIMIT $4) b
+             LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
+            GROUP BY b.id, b.lsn, b.version
+            ORDER BY b.lsn, b.id`,
+          [collection, lastLsn, lastId, batchBlocks],
+        ),
+      );
+      if (rows.length === 0) return;
+      const page: VectorBatchPage = { ids: [], chunks: [], versions: [], lsns: [], vectors: new Float32Array(0) };
+      const parts: Float32Array[] = [];
+      for (const r of rows) {
+        (r.vectors ?? []).forEach((text, chunk) => {
+          page.ids.push(r.id);
+          page.chunks.push(chunk);
+          page.versions.push(Number(r.version));
+          page.lsns.push(Number(r.lsn));
+          parts.push(vectorFromText(text));
+        });
+      }
+      page.vectors = new Float32Array(parts.length * c.dim);
+      parts.forEach((v, i) => page.vectors.set(v, i * c.dim));
+      yield page;
+      const last = rows[rows.length - 1];
+      lastLsn = Number(last.lsn);
+      lastId = last.id;
+    }
+  }
+
+  async lastLsn(): Promise<number> {
+    const { rows } = await this.run(() => this.db.query<{ lsn: string | null }>('SELECT max(lsn) AS lsn FROM hs_changes'));
+    return Number(rows[0].lsn ?? 0);
+  }
+
+  onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
+    return this.run(() => this.db.listen(CHANGES_CHANNEL, (payload) => listener(Number(payload))));
   }
 
   async digest(collection: string): Promise<{ blocks: number; digest: string }> {
