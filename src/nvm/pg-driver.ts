@@ -3,6 +3,13 @@ import pgvector from 'pgvector/pg';
 import { ClosedError } from '../errors.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
 
+function isConnectionError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return (
+    (typeof code === 'string' && (code.startsWith('57P') || code.startsWith('08'))) || /Connection terminated/i.test(String(err))
+  );
+}
+
 /** Options of {@link PgDriver}. */
 export interface PgDriverOptions {
   connectionString: string;
@@ -47,6 +54,13 @@ export class PgDriver implements SqlDriver {
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
     const client = await this.pool.connect();
+    // A checked-out client whose server goes away emits 'error'; without a listener that would
+    // be an uncaught exception. The query in flight rejects anyway and is reported from there.
+    let broken: Error | undefined;
+    const onError = (err: Error): void => {
+      broken = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const tx: SqlExecutor = {
@@ -61,10 +75,13 @@ export class PgDriver implements SqlDriver {
       await client.query('COMMIT');
       return out;
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
+      broken ??= isConnectionError(err) ? (err as Error) : undefined;
+      if (!broken) await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      // A broken connection is destroyed rather than handed to the next caller.
+      client.release(broken);
     }
   }
 

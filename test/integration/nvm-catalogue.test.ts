@@ -439,3 +439,57 @@ describe.each(backends)('NVM streaming and change notifications ($name)', (backe
     expect(heard).toHaveLength(2);
   });
 });
+
+describe('NVM on PostgreSQL: connections killed mid-run', () => {
+  const skip = !servicesRequired && pgProblem !== null;
+
+  it.skipIf(skip)('no acknowledged write is lost, failures are typed 503s, and the store recovers by itself', async () => {
+    const db = await createScratchDatabase();
+    cleanups.push(db.drop);
+    const store = await SqlNvmStore.open({ databaseUrl: db.url });
+    const killer = new PgDriver({ connectionString: db.url });
+    try {
+      await store.createCollection('r', { dim: 4, metric: 'l2' });
+      const acknowledged = new Map<string, Float32Array>();
+      const failures: unknown[] = [];
+      let stop = false;
+      const writer = (async () => {
+        for (let i = 0; !stop && i < 2000; i++) {
+          const id = `w${i}`;
+          const vector = Float32Array.of(i, i / 3, -i, 0.5);
+          try {
+            await store.writeBlocks('r', [{ id, vectors: [vector] }]);
+            acknowledged.set(id, vector);
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      })();
+      // Terminate every other backend of this database a few times while the writer runs.
+      for (let round = 0; round < 5; round++) {
+        await new Promise((r) => setTimeout(r, 60));
+        await killer.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      stop = true;
+      await writer;
+
+      expect(acknowledged.size).toBeGreaterThan(0);
+      for (const err of failures) expect(err).toBeInstanceOf(UnavailableError);
+      // the store works again without being reopened
+      await store.writeBlocks('r', [{ id: 'after', vectors: [Float32Array.of(1, 2, 3, 4)] }]);
+      const stored = await store.getBlocks('r', [...acknowledged.keys(), 'after']);
+      for (const [id, vector] of acknowledged) expect(stored.get(id)?.vectors[0], id).toEqual(vector);
+      expect(stored.has('after')).toBe(true);
+      // every acknowledged write is in the change log exactly once
+      const logged = (await store.changesAfter(0, 100_000, 'r')).filter((c) => c.op === 'upsert').map((c) => c.blockId);
+      for (const id of acknowledged.keys()) expect(logged.filter((x) => x === id)).toHaveLength(1);
+      console.log(`connections killed 5 times: ${acknowledged.size} writes acknowledged, ${failures.length} refused with 503`);
+    } finally {
+      await killer.close();
+      await store.close();
+    }
+  });
+});
