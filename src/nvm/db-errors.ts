@@ -26,7 +26,10 @@ export function mapDbError(err: unknown, context: { collection?: string } = {}):
   const e = err as { code?: unknown; message?: unknown; constraint?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  if ((code && UNAVAILABLE_CODES.has(code)) || /Connection terminated|timeout exceeded when trying to connect|encountered a connection error|not queryable/i.test(message)) {
+  if (
+    (code && UNAVAILABLE_CODES.has(code)) ||
+    /Connection terminated|timeout exceeded when trying to connect|encountered a connection error|not queryable/i.test(message)
+  ) {
     return new UnavailableError(`database unavailable: ${message}`, { cause: err });
   }
   if (code === '23505' && context.collection !== undefined && e?.constraint === 'hs_collections_pkey') {
