@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'snapshot_corrupt'
   | 'device_unavailable'
   | 'unavailable'
+  | 'locked'
   | 'closed'
   | 'config_invalid'
   | 'internal';
@@ -102,6 +103,13 @@ export class DeviceUnavailableError extends HyperSyncError {
 export class UnavailableError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'unavailable', 503, opts);
+  }
+}
+
+/** The embedded database's directory is in use by another store or process (409). */
+export class StoreLockedError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'locked', 409, opts);
   }
 }
 

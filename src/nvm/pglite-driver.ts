@@ -2,6 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { ClosedError } from '../errors.js';
+import { DirLock } from './dir-lock.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
 
 /** {@link SqlDriver} on embedded PGlite (PostgreSQL in WASM) with the pgvector extension. */
@@ -9,13 +10,28 @@ export class PgliteDriver implements SqlDriver {
   readonly kind = 'pglite' as const;
   private closing: Promise<void> | undefined;
 
-  private constructor(private readonly db: PGlite) {}
+  private constructor(
+    private readonly db: PGlite,
+    private readonly lock: DirLock | undefined,
+  ) {}
 
-  /** Opens (or creates) the database in `dataDir`; `undefined` keeps it in memory. */
+  /**
+   * Opens (or creates) the database in `dataDir`, locked for this store alone
+   * ({@link StoreLockedError} if another holds it); `undefined` keeps it in memory.
+   */
   static async open(dataDir: string | undefined): Promise<PgliteDriver> {
-    if (dataDir) await mkdir(dataDir, { recursive: true });
-    const db = await PGlite.create({ ...(dataDir ? { dataDir } : {}), extensions: { vector } });
-    return new PgliteDriver(db);
+    let lock: DirLock | undefined;
+    if (dataDir) {
+      await mkdir(dataDir, { recursive: true });
+      lock = await DirLock.acquire(dataDir);
+    }
+    try {
+      const db = await PGlite.create({ ...(dataDir ? { dataDir } : {}), extensions: { vector } });
+      return new PgliteDriver(db, lock);
+    } catch (err) {
+      await lock?.release();
+      throw err;
+    }
   }
 
   async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
@@ -52,7 +68,13 @@ export class PgliteDriver implements SqlDriver {
   }
 
   close(): Promise<void> {
-    this.closing ??= this.db.close();
+    this.closing ??= (async () => {
+      try {
+        await this.db.close();
+      } finally {
+        await this.lock?.release();
+      }
+    })();
     return this.closing;
   }
 }
