@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
 import pgvector from 'pgvector/pg';
 import { ClosedError } from '../errors.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
@@ -69,6 +72,9 @@ export class PgDriver implements SqlDriver {
         }),
         exec: async (script: string) => {
           await client.query(script);
+        },
+        copyFrom: async (sql: string, payload: Buffer) => {
+          await pipeline(Readable.from([payload]), client.query(copyFrom(sql)));
         },
       };
       const out = await fn(tx);

@@ -8,6 +8,8 @@ export interface SqlExecutor {
   query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
+  /** `COPY … FROM STDIN` with a prepared payload, where the driver can (PostgreSQL only). */
+  copyFrom?(sql: string, payload: Buffer): Promise<void>;
 }
 
 /**

@@ -5,6 +5,7 @@ import { MAX_ID_LENGTH } from '../hvs/hvs-collection.js';
 import { assertCollectionName } from '../hvs/collection-name.js';
 import { isArray } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
+import { encodeVectorRows } from './copy-binary.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type { SearchHit } from '../hvs/types.js';
@@ -23,6 +24,9 @@ export interface NvmStoreOptions {
 }
 
 type CollectionRow = { id: number; name: string; dim: number; metric: string };
+
+/** Chunk vectors from which a write uses binary COPY where the driver has it. */
+const COPY_THRESHOLD = 256;
 
 /** The channel every committed change is announced on (payload: the transaction's last lsn). */
 export const CHANGES_CHANNEL = 'hs_changes';
@@ -167,12 +171,12 @@ export class SqlNvmStore implements NvmStore {
     const ids = list.map((b) => b.id);
     const chunkIds: string[] = [];
     const chunkNos: number[] = [];
-    const chunkVecs: string[] = [];
+    const chunkVectors: Float32Array[] = [];
     for (const b of list) {
       b.vectors.forEach((v, n) => {
         chunkIds.push(b.id);
         chunkNos.push(n);
-        chunkVecs.push(vectorToText(v));
+        chunkVectors.push(v);
       });
     }
     return this.run(() =>
@@ -211,12 +215,18 @@ export class SqlNvmStore implements NvmStore {
           ids,
         ]);
         await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [ids]);
-        if (chunkIds.length > 0) {
+        if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
+          // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
+          await tx.copyFrom(
+            `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
+            encodeVectorRows(chunkIds, chunkNos, chunkVectors),
+          );
+        } else if (chunkIds.length > 0) {
           await tx.query(
             // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
             `INSERT INTO ${table} (block_id, chunk, embedding)
              SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
-            [chunkIds, chunkNos, chunkVecs],
+            [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
           );
         }
         const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
