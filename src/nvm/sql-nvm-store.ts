@@ -10,7 +10,7 @@ import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type { SearchHit } from '../hvs/types.js';
 import type { BlockInput, Change, NvmCollection, NvmSearchOptions, NvmStore, StoredBlock, VectorBatchPage } from './nvm-store.js';
-import { checkChunkVectors, vectorFromText, vectorToText } from './vector-text.js';
+import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-text.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
 import type { SqlDriver } from './sql-driver.js';
@@ -41,7 +41,7 @@ type BlockRow = {
   content: string | null;
   metadata: Record<string, unknown> | string;
   version: string | number;
-  vectors: string[] | null;
+  vectors: Uint8Array[] | null;
 };
 
 /** pgvector's distance operator and HNSW operator class per metric. */
@@ -260,7 +260,7 @@ export class SqlNvmStore implements NvmStore {
     const { rows } = await this.run(() =>
       this.db.query<BlockRow>(
         `SELECT b.id, b.name, b.content, b.metadata, b.version,
-                array_agg(v.embedding::text ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
+                array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
            FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
           WHERE b.collection = $1 AND b.id = ANY($2)
           GROUP BY b.id, b.name, b.content, b.metadata, b.version`,
@@ -274,7 +274,7 @@ export class SqlNvmStore implements NvmStore {
         content: r.content,
         metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
         version: Number(r.version),
-        vectors: (r.vectors ?? []).map(vectorFromText),
+        vectors: (r.vectors ?? []).map(vectorFromBinary),
       });
     }
     return out;
@@ -353,9 +353,9 @@ export class SqlNvmStore implements NvmStore {
     for (;;) {
       // Keyset pagination on (lsn, id): each page is one bounded query, on any backend.
       const { rows } = await this.run(() =>
-        this.db.query<{ id: string; lsn: string; version: string; vectors: string[] | null }>(
+        this.db.query<{ id: string; lsn: string; version: string; vectors: Uint8Array[] | null }>(
           `SELECT b.id, b.lsn, b.version,
-                  array_agg(v.embedding::text ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
+                  array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
              FROM (SELECT id, lsn, version FROM hs_blocks
                     WHERE collection = $1 AND (lsn, id) > ($2, $3)
                     ORDER BY lsn, id LIMIT $4) b
@@ -369,12 +369,12 @@ export class SqlNvmStore implements NvmStore {
       const page: VectorBatchPage = { ids: [], chunks: [], versions: [], lsns: [], vectors: new Float32Array(0) };
       const parts: Float32Array[] = [];
       for (const r of rows) {
-        (r.vectors ?? []).forEach((text, chunk) => {
+        (r.vectors ?? []).forEach((bytes, chunk) => {
           page.ids.push(r.id);
           page.chunks.push(chunk);
           page.versions.push(Number(r.version));
           page.lsns.push(Number(r.lsn));
-          parts.push(vectorFromText(text));
+          parts.push(vectorFromBinary(bytes));
         });
       }
       page.vectors = new Float32Array(parts.length * c.dim);
@@ -444,10 +444,12 @@ export class SqlNvmStore implements NvmStore {
             if (this.iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
           }
           const { rows } = await tx.query<{ q: number; block_id: string; d: number; version: string }>(
-            `SELECT q.i AS q, h.block_id, h.d, b.version
-               FROM unnest($1::text[]) WITH ORDINALITY AS q(v, i)
+            // The queries are parsed once (a materialised CTE), not once per row compared.
+            `WITH q AS MATERIALIZED (SELECT t.v::vector AS v, t.i FROM unnest($1::text[]) WITH ORDINALITY AS t(v, i))
+             SELECT q.i AS q, h.block_id, h.d, b.version
+               FROM q
                CROSS JOIN LATERAL (
-                 SELECT block_id, embedding ${op} q.v::vector AS d FROM ${table} ORDER BY embedding ${op} q.v::vector LIMIT $2
+                 SELECT block_id, embedding ${op} q.v AS d FROM ${table} ORDER BY embedding ${op} q.v LIMIT $2
                ) h
                JOIN hs_blocks b ON b.collection = $3 AND b.id = h.block_id
               ORDER BY q.i, h.d`,

@@ -11,13 +11,16 @@ export function vectorToText(v: Float32Array): string {
   return s + ']';
 }
 
-/** Parses pgvector's text form into a Float32Array. */
-export function vectorFromText(text: string): Float32Array {
-  const body = text.slice(1, -1);
-  if (body.length === 0) return new Float32Array(0);
-  const parts = body.split(',');
-  const out = new Float32Array(parts.length);
-  for (let i = 0; i < parts.length; i++) out[i] = Number(parts[i]);
+/**
+ * Decodes pgvector's binary form (`vector_send`): int16 dimensions, int16 unused, then
+ * big-endian float4s — no decimal parsing, so reading is as exact as writing.
+ */
+export function vectorFromBinary(bytes: Uint8Array): Float32Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const dim = view.getInt16(0);
+  if (bytes.byteLength !== 4 + dim * 4) throw new Error(`malformed vector: ${bytes.byteLength} bytes for ${dim} dimensions`);
+  const out = new Float32Array(dim);
+  for (let j = 0; j < dim; j++) out[j] = view.getFloat32(4 + j * 4);
   return out;
 }
 
