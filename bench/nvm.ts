@@ -18,9 +18,23 @@ const K = 10;
 const QUERIES = 20;
 const adminUrl = process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-function randomVector(): Float32Array {
+// Clustered data, like real embeddings: on uniform random vectors in 384 dimensions every
+// neighbour is about as far as any other and no ANN index finds them (recall near 0).
+const CENTROIDS = Array.from({ length: 200 }, () => gaussian(1));
+function gaussian(sigma: number): Float32Array {
   const v = new Float32Array(DIM);
-  for (let j = 0; j < DIM; j++) v[j] = Math.random() * 2 - 1;
+  for (let j = 0; j < DIM; j += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - Math.random())) * sigma;
+    const t = 2 * Math.PI * Math.random();
+    v[j] = r * Math.cos(t);
+    if (j + 1 < DIM) v[j + 1] = r * Math.sin(t);
+  }
+  return v;
+}
+function randomVector(): Float32Array {
+  const c = CENTROIDS[Math.floor(Math.random() * CENTROIDS.length)];
+  const v = gaussian(0.35);
+  for (let j = 0; j < DIM; j++) v[j] += c[j];
   return v;
 }
 

@@ -25,7 +25,11 @@ export function encodeVectorRows(ids: readonly string[], chunks: readonly number
     o = buf.writeInt32BE(4 + v.length * 4, o);
     o = buf.writeInt16BE(v.length, o);
     o = buf.writeInt16BE(0, o);
-    for (let j = 0; j < v.length; j++) o = buf.writeFloatBE(v[j], o);
+    // Copy the little-endian floats in one go, then byte-swap them in place (native, no per-float call).
+    const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+    bytes.copy(buf, o);
+    buf.subarray(o, o + bytes.length).swap32();
+    o += bytes.length;
   }
   buf.writeInt16BE(-1, o);
   return buf;

@@ -351,38 +351,45 @@ export class SqlNvmStore implements NvmStore {
     let lastLsn = -1;
     let lastId = '';
     for (;;) {
-      // Keyset pagination on (lsn, id): each page is one bounded query, on any backend.
+      // Keyset pagination on (lsn, id): each page is one bounded query, on any backend; one row
+      // per vector, in pgvector's binary form (no arrays to parse).
       const { rows } = await this.run(() =>
-        this.db.query<{ id: string; lsn: string; version: string; vectors: Uint8Array[] | null }>(
-          `SELECT b.id, b.lsn, b.version,
-                  array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
+        this.db.query<{ id: string; lsn: string; version: string; chunk: number; vector: Uint8Array }>(
+          `SELECT b.id, b.lsn, b.version, v.chunk, vector_send(v.embedding) AS vector
              FROM (SELECT id, lsn, version FROM hs_blocks
                     WHERE collection = $1 AND (lsn, id) > ($2, $3)
                     ORDER BY lsn, id LIMIT $4) b
-             LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
-            GROUP BY b.id, b.lsn, b.version
-            ORDER BY b.lsn, b.id`,
+             JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
+            ORDER BY b.lsn, b.id, v.chunk`,
           [collection, lastLsn, lastId, batchBlocks],
         ),
       );
-      if (rows.length === 0) return;
-      const page: VectorBatchPage = { ids: [], chunks: [], versions: [], lsns: [], vectors: new Float32Array(0) };
-      const parts: Float32Array[] = [];
-      for (const r of rows) {
-        (r.vectors ?? []).forEach((bytes, chunk) => {
-          page.ids.push(r.id);
-          page.chunks.push(chunk);
-          page.versions.push(Number(r.version));
-          page.lsns.push(Number(r.lsn));
-          parts.push(vectorFromBinary(bytes));
-        });
-      }
-      page.vectors = new Float32Array(parts.length * c.dim);
-      parts.forEach((v, i) => page.vectors.set(v, i * c.dim));
-      yield page;
-      const last = rows[rows.length - 1];
-      lastLsn = Number(last.lsn);
-      lastId = last.id;
+      // A page whose blocks all lack vectors yields no rows without being the end: look up the
+      // page's last block to step past it.
+      const { rows: tail } =
+        rows.length > 0
+          ? { rows: [{ id: rows[rows.length - 1].id, lsn: rows[rows.length - 1].lsn }] }
+          : await this.run(() =>
+              this.db.query<{ id: string; lsn: string }>(
+                `SELECT id, lsn FROM (SELECT id, lsn FROM hs_blocks
+                                       WHERE collection = $1 AND (lsn, id) > ($2, $3)
+                                       ORDER BY lsn, id LIMIT $4) page
+                  ORDER BY lsn DESC, id DESC LIMIT 1`,
+                [collection, lastLsn, lastId, batchBlocks],
+              ),
+            );
+      if (tail.length === 0) return;
+      const page: VectorBatchPage = {
+        ids: rows.map((r) => r.id),
+        chunks: rows.map((r) => Number(r.chunk)),
+        versions: rows.map((r) => Number(r.version)),
+        lsns: rows.map((r) => Number(r.lsn)),
+        vectors: new Float32Array(rows.length * c.dim),
+      };
+      rows.forEach((r, i) => page.vectors.set(vectorFromBinary(r.vector), i * c.dim));
+      if (rows.length > 0) yield page;
+      lastLsn = Number(tail[0].lsn);
+      lastId = tail[0].id;
     }
   }
 

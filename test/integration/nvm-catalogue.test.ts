@@ -409,6 +409,20 @@ describe.each(backends)('NVM streaming and change notifications ($name)', (backe
     expect(keys).not.toContain('k5/0');
   });
 
+  it.skipIf(backend.skip)('pages of blocks without vectors do not end the stream early', async () => {
+    store = await backend.open();
+    await store.createCollection('holes', { dim: 2, metric: 'ip' });
+    await store.writeBlocks('holes', [{ id: 'first', vectors: [Float32Array.of(1, 1)] }]);
+    await store.writeBlocks(
+      'holes',
+      Array.from({ length: 20 }, (_, i) => ({ id: `empty${i}`, vectors: [] })),
+    );
+    await store.writeBlocks('holes', [{ id: 'last', vectors: [Float32Array.of(2, 2)] }]);
+    const ids: string[] = [];
+    for await (const page of store.streamVectors('holes', 3)) ids.push(...page.ids);
+    expect(ids).toEqual(['first', 'last']);
+  });
+
   it.skipIf(backend.skip)('LISTEN/NOTIFY: committed writes and deletes wake listeners with their lsn', async () => {
     store = await backend.open();
     await store.createCollection('n', { dim: 2, metric: 'ip' });
