@@ -19,8 +19,11 @@ export function vectorFromBinary(bytes: Uint8Array): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const dim = view.getInt16(0);
   if (bytes.byteLength !== 4 + dim * 4) throw new Error(`malformed vector: ${bytes.byteLength} bytes for ${dim} dimensions`);
+  // One copy, then a native byte swap from big- to little-endian (x86 and ARM are little-endian).
   const out = new Float32Array(dim);
-  for (let j = 0; j < dim; j++) out[j] = view.getFloat32(4 + j * 4);
+  const le = Buffer.from(out.buffer);
+  le.set(bytes.subarray(4));
+  le.swap32();
   return out;
 }
 
