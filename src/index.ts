@@ -11,6 +11,6 @@ export { Hvs, type HvsOptions } from './hvs/hvs.js';
 export type { SnapshotManifest } from './hvs/snapshot.js';
 export type { CollectionSpec, CollectionStats, MemoryUsage, SearchHit } from './hvs/types.js';
 export { MAX_DIM, type VectorBatch } from './hvs/vector-input.js';
-export type { BlockInput, Change, NvmCollection, NvmStore, StoredBlock } from './nvm/nvm-store.js';
+export type { BlockInput, Change, NvmCollection, NvmStore, StoredBlock, UnitOfWork, VectorBatchPage } from './nvm/nvm-store.js';
 export { SqlNvmStore, type NvmStoreOptions } from './nvm/sql-nvm-store.js';
 export { Service } from './service.js';

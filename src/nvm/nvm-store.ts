@@ -32,6 +32,12 @@ export interface StoredBlock {
   vectors: Float32Array[];
 }
 
+/** The writes of one {@link NvmStore.unitOfWork}: all committed together, or none. */
+export interface UnitOfWork {
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }>;
+  deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
+}
+
 /** One page of {@link NvmStore.streamVectors}: one entry per chunk vector. */
 export interface VectorBatchPage {
   ids: string[];
@@ -71,6 +77,12 @@ export interface NvmStore {
    * rows; returns each block's new version and the last `lsn` written.
    */
   writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }>;
+  /**
+   * Runs `work` in one transaction: its writes and deletes (any collections), with their
+   * change-log rows, commit together when it resolves and not at all when it throws; one NOTIFY
+   * after the commit. Resolves to `work`'s result and the last lsn written (0 if none).
+   */
+  unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }>;
   /** The blocks that exist among `ids`, in one round trip. */
   getBlocks(collection: string, ids: readonly string[]): Promise<Map<string, StoredBlock>>;
   /** Deletes blocks with their vectors and logs each; returns how many existed and the last `lsn`. */

@@ -9,11 +9,20 @@ import { encodeVectorRows } from './copy-binary.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type { SearchHit } from '../hvs/types.js';
-import type { BlockInput, Change, NvmCollection, NvmSearchOptions, NvmStore, StoredBlock, VectorBatchPage } from './nvm-store.js';
+import type {
+  BlockInput,
+  Change,
+  NvmCollection,
+  NvmSearchOptions,
+  NvmStore,
+  StoredBlock,
+  UnitOfWork,
+  VectorBatchPage,
+} from './nvm-store.js';
 import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-text.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
-import type { SqlDriver } from './sql-driver.js';
+import type { SqlDriver, SqlExecutor } from './sql-driver.js';
 
 /** Options of {@link SqlNvmStore.open}. */
 export interface NvmStoreOptions {
@@ -24,6 +33,16 @@ export interface NvmStoreOptions {
 }
 
 type CollectionRow = { id: number; name: string; dim: number; metric: string };
+
+/** A write checked in full, ready for {@link SqlNvmStore.writeInTx}. */
+interface PreparedWrite {
+  collection: string;
+  list: BlockInput[];
+  ids: string[];
+  chunkIds: string[];
+  chunkNos: number[];
+  chunkVectors: Float32Array[];
+}
 
 /** Chunk vectors from which a write uses binary COPY where the driver has it. */
 const COPY_THRESHOLD = 256;
@@ -153,7 +172,8 @@ export class SqlNvmStore implements NvmStore {
     );
   }
 
-  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+  /** Checks a write in full before any of it reaches the database. */
+  private prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
     assertCollectionName(collection);
     if (!isArray(blocks) || blocks.length === 0) throw new InvalidArgumentError('writeBlocks: blocks must be a non-empty array');
     // Last write of an id wins; checked in full before anything is written.
@@ -179,73 +199,81 @@ export class SqlNvmStore implements NvmStore {
         chunkVectors.push(v);
       });
     }
+    return { collection, list, ids, chunkIds, chunkNos, chunkVectors };
+  }
+
+  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+    const prepared = this.prepareWrite(collection, blocks);
     return this.run(() =>
       this.db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        // The catalogue row read here, locked against a concurrent drop, is the authority on the
-        // dimension (a cached one could be stale).
-        const found = await tx.query<CollectionRow>(
-          'SELECT id, name, dim, metric FROM hs_collections WHERE name = $1 FOR SHARE',
-          [collection],
-        );
-        if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-        const c = toCollection(found.rows[0]);
-        list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
-        const table = vectorsTable(c.id);
-        // -1 marks "next version": the stored one + 1, or 1 for a new block.
-        const { rows } = await tx.query<{ id: string; version: string }>(
-          `INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version)
+        const out = await this.writeInTx(tx, prepared);
+        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+        return out;
+      }),
+    );
+  }
+
+  /** The SQL of a write, inside a transaction that holds the write lock. */
+  private async writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
+    const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
+    // The catalogue row read here, locked against a concurrent drop, is the authority on the
+    // dimension (a cached one could be stale).
+    const found = await tx.query<CollectionRow>('SELECT id, name, dim, metric FROM hs_collections WHERE name = $1 FOR SHARE', [
+      collection,
+    ]);
+    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
+    const c = toCollection(found.rows[0]);
+    list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
+    const table = vectorsTable(c.id);
+    // -1 marks "next version": the stored one + 1, or 1 for a new block.
+    const { rows } = await tx.query<{ id: string; version: string }>(
+      `INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version)
            SELECT $1, u.id, u.name, u.content, u.metadata, u.version
              FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)
            ON CONFLICT (collection, id) DO UPDATE SET
              name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
              version = CASE WHEN EXCLUDED.version < 0 THEN b.version + 1 ELSE EXCLUDED.version END
            RETURNING id, CASE WHEN version < 0 THEN 1 ELSE version END AS version`,
-          [
-            collection,
-            ids,
-            list.map((b) => b.name ?? null),
-            list.map((b) => b.content ?? null),
-            list.map((b) => JSON.stringify(b.metadata ?? {})),
-            list.map((b) => b.version ?? -1),
-          ],
-        );
-        await tx.query('UPDATE hs_blocks SET version = 1 WHERE collection = $1 AND id = ANY($2) AND version < 0', [
-          collection,
-          ids,
-        ]);
-        await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [ids]);
-        if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
-          // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
-          await tx.copyFrom(
-            `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
-            encodeVectorRows(chunkIds, chunkNos, chunkVectors),
-          );
-        } else if (chunkIds.length > 0) {
-          await tx.query(
-            // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
-            `INSERT INTO ${table} (block_id, chunk, embedding)
+      [
+        collection,
+        ids,
+        list.map((b) => b.name ?? null),
+        list.map((b) => b.content ?? null),
+        list.map((b) => JSON.stringify(b.metadata ?? {})),
+        list.map((b) => b.version ?? -1),
+      ],
+    );
+    await tx.query('UPDATE hs_blocks SET version = 1 WHERE collection = $1 AND id = ANY($2) AND version < 0', [collection, ids]);
+    await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [ids]);
+    if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
+      // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
+      await tx.copyFrom(
+        `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
+        encodeVectorRows(chunkIds, chunkNos, chunkVectors),
+      );
+    } else if (chunkIds.length > 0) {
+      await tx.query(
+        // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
+        `INSERT INTO ${table} (block_id, chunk, embedding)
              SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
-            [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
-          );
-        }
-        const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
-        // Log the changes and stamp each block with its lsn in one statement.
-        const logged = await tx.query<{ lsn: string }>(
-          `WITH logged AS (
+        [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
+      );
+    }
+    const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+    // Log the changes and stamp each block with its lsn in one statement.
+    const logged = await tx.query<{ lsn: string }>(
+      `WITH logged AS (
              INSERT INTO hs_changes (collection, block_id, op, version)
              SELECT $1, u.id, 'upsert', u.version FROM unnest($2::text[], $3::bigint[]) AS u(id, version)
              RETURNING lsn, block_id)
            UPDATE hs_blocks b SET lsn = logged.lsn FROM logged
             WHERE b.collection = $1 AND b.id = logged.block_id
            RETURNING logged.lsn`,
-          [collection, ids, ids.map((id) => versions.get(id) ?? 1)],
-        );
-        const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
-        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
-        return { lsn, versions };
-      }),
+      [collection, ids, ids.map((id) => versions.get(id) ?? 1)],
     );
+    const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
+    return { lsn, versions };
   }
 
   async getBlocks(collection: string, ids: readonly string[]): Promise<Map<string, StoredBlock>> {
@@ -281,30 +309,62 @@ export class SqlNvmStore implements NvmStore {
   }
 
   async deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
-    return this.withCollection(collection, (c) => this.deleteBlocksFrom(c, ids));
-  }
-
-  private async deleteBlocksFrom(c: NvmCollection, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
-    const collection = c.name;
-    if (!isArray(ids)) throw new InvalidArgumentError('deleteBlocks: ids must be an array');
-    ids.forEach((id, i) => checkId(id, `ids[${i}]`));
+    assertCollectionName(collection);
+    checkIds(ids);
     return this.run(() =>
       this.db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const { rows } = await tx.query<{ id: string }>(
-          'DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id',
-          [collection, [...ids]],
-        );
-        const gone = rows.map((r) => r.id);
-        if (gone.length === 0) return { deleted: 0, lsn: 0 };
-        await tx.query(`DELETE FROM ${vectorsTable(c.id)} WHERE block_id = ANY($1)`, [gone]);
-        const logged = await tx.query<{ lsn: string }>(
-          `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
-          [collection, gone],
-        );
-        const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
-        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
-        return { deleted: gone.length, lsn };
+        const out = await this.deleteInTx(tx, collection, ids);
+        if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+        return out;
+      }),
+    );
+  }
+
+  /** The SQL of a delete, inside a transaction that holds the write lock. */
+  private async deleteInTx(
+    tx: SqlExecutor,
+    collection: string,
+    ids: readonly string[],
+  ): Promise<{ deleted: number; lsn: number }> {
+    const found = await tx.query<{ id: number }>('SELECT id FROM hs_collections WHERE name = $1 FOR SHARE', [collection]);
+    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
+    const { rows } = await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
+      collection,
+      [...ids],
+    ]);
+    const gone = rows.map((r) => r.id);
+    if (gone.length === 0) return { deleted: 0, lsn: 0 };
+    await tx.query(`DELETE FROM ${vectorsTable(found.rows[0].id)} WHERE block_id = ANY($1)`, [gone]);
+    const logged = await tx.query<{ lsn: string }>(
+      `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
+      [collection, gone],
+    );
+    return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+  }
+
+  async unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
+    return this.run(() =>
+      this.db.transaction(async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+        let lsn = 0;
+        const uow: UnitOfWork = {
+          writeBlocks: async (collection, blocks) => {
+            const out = await this.writeInTx(tx, this.prepareWrite(collection, blocks));
+            lsn = Math.max(lsn, out.lsn);
+            return out;
+          },
+          deleteBlocks: async (collection, ids) => {
+            assertCollectionName(collection);
+            checkIds(ids);
+            const out = await this.deleteInTx(tx, collection, ids);
+            lsn = Math.max(lsn, out.lsn);
+            return out;
+          },
+        };
+        const result = await work(uow);
+        if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+        return { result, lsn };
       }),
     );
   }
@@ -542,6 +602,11 @@ export class SqlNvmStore implements NvmStore {
       throw mapDbError(err);
     }
   }
+}
+
+function checkIds(ids: readonly string[]): void {
+  if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
+  ids.forEach((id, i) => checkId(id, `ids[${i}]`));
 }
 
 function checkId(id: unknown, what: string): asserts id is string {

@@ -544,3 +544,56 @@ describe.each(backends)('NVM bulk writes ($name)', (backend) => {
     expect(await store.counts('bulk')).toEqual({ blocks: 400, vectors: 534 });
   });
 });
+
+describe.each(backends)('NVM unit of work ($name)', (backend) => {
+  let store: SqlNvmStore;
+  beforeEach(async () => {
+    if (backend.skip) return;
+    store = await backend.open();
+    await store.createCollection('u1', { dim: 2, metric: 'ip' });
+    await store.createCollection('u2', { dim: 3, metric: 'l2' });
+    await store.writeBlocks('u1', [{ id: 'old', vectors: [Float32Array.of(1, 1)] }]);
+  });
+  afterEach(async () => {
+    if (!backend.skip) await store.close();
+  });
+
+  it.skipIf(backend.skip)('commits writes and deletes across collections together', async () => {
+    const before = await store.lastLsn();
+    const { result, lsn } = await store.unitOfWork(async (uow) => {
+      await uow.writeBlocks('u1', [{ id: 'a', vectors: [Float32Array.of(1, 2)] }]);
+      await uow.writeBlocks('u2', [{ id: 'b', vectors: [Float32Array.of(1, 2, 3)] }]);
+      const d = await uow.deleteBlocks('u1', ['old']);
+      return d.deleted;
+    });
+    expect(result).toBe(1);
+    expect(lsn).toBe(await store.lastLsn());
+    expect((await store.changesAfter(before)).map((c) => [c.collection, c.blockId, c.op])).toEqual([
+      ['u1', 'a', 'upsert'],
+      ['u2', 'b', 'upsert'],
+      ['u1', 'old', 'delete'],
+    ]);
+    expect(await store.counts('u1')).toEqual({ blocks: 1, vectors: 1 });
+    expect(await store.counts('u2')).toEqual({ blocks: 1, vectors: 1 });
+  });
+
+  it.skipIf(backend.skip)('a unit of work that throws — or holds a bad write — leaves both collections untouched', async () => {
+    const before = await store.lastLsn();
+    await expect(
+      store.unitOfWork(async (uow) => {
+        await uow.writeBlocks('u1', [{ id: 'a', vectors: [Float32Array.of(1, 2)] }]);
+        await uow.deleteBlocks('u1', ['old']);
+        throw new Error('changed my mind');
+      }),
+    ).rejects.toThrow('changed my mind');
+    await expect(
+      store.unitOfWork(async (uow) => {
+        await uow.writeBlocks('u1', [{ id: 'a', vectors: [Float32Array.of(1, 2)] }]);
+        await uow.writeBlocks('u2', [{ id: 'b', vectors: [Float32Array.of(1, 2)] }]); // wrong dimension
+      }),
+    ).rejects.toThrow(DimensionMismatchError);
+    expect(await store.lastLsn()).toBe(before);
+    expect([...(await store.getBlocks('u1', ['old', 'a'])).keys()]).toEqual(['old']);
+    expect(await store.counts('u2')).toEqual({ blocks: 0, vectors: 0 });
+  });
+});
