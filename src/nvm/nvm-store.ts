@@ -99,7 +99,8 @@ export interface NvmStore {
   lastLsn(): Promise<number>;
   /**
    * Calls `listener` with the last lsn of every committed change (LISTEN/NOTIFY), from this or
-   * any other process; resolves to an unsubscribe function.
+   * any other process; resolves to an unsubscribe function. If the server drops the listening
+   * connection, it is re-established by itself and `listener` gets the newest lsn then.
    */
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>>;
   /** Blocks and vectors stored for the collection. */

@@ -91,20 +91,49 @@ export class PgDriver implements SqlDriver {
     }
   }
 
-  async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
+  async listen(channel: string, onPayload: (payload: string) => void, onReconnect?: () => void): Promise<() => Promise<void>> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
-    // A dedicated connection holds the LISTEN (pooled clients are shared and recycled).
-    const client = new pg.Client({ connectionString: this.opts.connectionString });
-    client.on('error', () => undefined);
-    await client.connect();
-    client.on('notification', (msg) => {
-      if (msg.channel === channel && msg.payload !== undefined) onPayload(msg.payload);
-    });
-    await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-    this.listeners.add(client);
+    let stopped = false;
+    let client: pg.Client | undefined;
+    let delay = 100;
+    // A dedicated connection holds the LISTEN (pooled clients are shared and recycled). When the
+    // server drops it (a restart), it is re-established with backoff; notifications sent in
+    // between are lost, so `onReconnect` lets the caller catch up from the change log.
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.opts.connectionString });
+      const lost = (): void => {
+        if (stopped || client !== c) return;
+        client = undefined;
+        this.listeners.delete(c);
+        setTimeout(() => void retry(), delay).unref();
+      };
+      c.on('error', lost);
+      c.on('end', lost);
+      c.on('notification', (msg) => {
+        if (msg.channel === channel && msg.payload !== undefined) onPayload(msg.payload);
+      });
+      await c.connect();
+      await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      client = c;
+      this.listeners.add(c);
+    };
+    const retry = async (): Promise<void> => {
+      if (stopped || this.closing) return;
+      try {
+        await connect();
+        delay = 100;
+        onReconnect?.();
+      } catch {
+        delay = Math.min(delay * 2, 5000);
+        setTimeout(() => void retry(), delay).unref();
+      }
+    };
+    await connect();
     return async () => {
-      if (!this.listeners.delete(client)) return;
-      await client.end().catch(() => undefined);
+      stopped = true;
+      const c = client;
+      client = undefined;
+      if (c && this.listeners.delete(c)) await c.end().catch(() => undefined);
     };
   }
 

@@ -59,6 +59,7 @@ export class PgliteDriver implements SqlDriver {
     );
   }
 
+  // In-process: the subscription cannot be lost, so there is never a reconnect to report.
   async listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>> {
     if (this.closing) throw new ClosedError('embedded database');
     const unlisten = await this.db.listen(channel, onPayload);

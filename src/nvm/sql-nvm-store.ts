@@ -459,7 +459,16 @@ export class SqlNvmStore implements NvmStore {
   }
 
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
-    return this.run(() => this.db.listen(CHANGES_CHANNEL, (payload) => listener(Number(payload))));
+    return this.run(() =>
+      this.db.listen(
+        CHANGES_CHANNEL,
+        (payload) => listener(Number(payload)),
+        // After a lost connection: report the newest lsn, so the listener catches up on what it missed.
+        () => {
+          this.lastLsn().then(listener, () => undefined);
+        },
+      ),
+    );
   }
 
   async digest(collection: string): Promise<{ blocks: number; digest: string }> {

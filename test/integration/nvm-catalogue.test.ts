@@ -457,6 +457,37 @@ describe.each(backends)('NVM streaming and change notifications ($name)', (backe
 describe('NVM on PostgreSQL: connections killed mid-run', () => {
   const skip = !servicesRequired && pgProblem !== null;
 
+  it.skipIf(skip)('a LISTEN connection the server drops comes back by itself and reports the newest lsn', async () => {
+    const db = await createScratchDatabase();
+    cleanups.push(db.drop);
+    const store = await SqlNvmStore.open({ databaseUrl: db.url });
+    const killer = new PgDriver({ connectionString: db.url });
+    try {
+      await store.createCollection('l', { dim: 2, metric: 'ip' });
+      const heard: number[] = [];
+      const unsubscribe = await store.onChange((lsn) => heard.push(lsn));
+      await killer.query(
+        'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
+      );
+      // the store writes again (its pool drops the dead connections) …
+      let w = { lsn: 0 };
+      for (let i = 0; i < 20 && w.lsn === 0; i++) {
+        w = await store.writeBlocks('l', [{ id: `x${i}`, vectors: [Float32Array.of(1, 2)] }]).catch(() => ({ lsn: 0 }));
+      }
+      // … and the listener hears about it: from the catch-up after reconnecting, or the NOTIFY.
+      const deadline = Date.now() + 5000;
+      while (!heard.includes(w.lsn) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(heard).toContain(w.lsn);
+      const w2 = await store.writeBlocks('l', [{ id: 'later', vectors: [Float32Array.of(1, 2)] }]);
+      while (!heard.includes(w2.lsn) && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 50));
+      expect(heard).toContain(w2.lsn);
+      await unsubscribe();
+    } finally {
+      await killer.close();
+      await store.close();
+    }
+  });
+
   it.skipIf(skip)('no acknowledged write is lost, failures are typed 503s, and the store recovers by itself', async () => {
     const db = await createScratchDatabase();
     cleanups.push(db.drop);
