@@ -73,7 +73,7 @@ async function main(): Promise<void> {
       // Stream everything back.
       t = performance.now();
       let streamed = 0;
-      for await (const page of store.streamVectors('copy', 5000)) streamed += page.ids.length;
+      for await (const page of store.streamVectors('copy')) streamed += page.ids.length;
       const streamRate = streamed / ((performance.now() - t) / 1000);
 
       const exactTimes: number[] = [];

@@ -91,7 +91,7 @@ export interface NvmStore {
   changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]>;
   /**
    * Every vector of the collection in `lsn` order (of each block's last change), a page of
-   * `batchBlocks` blocks at a time; memory stays bounded by the page. A rebuild reads
+   * `batchBlocks` blocks at a time (default 10,000); memory stays bounded by the page. A rebuild reads
    * {@link lastLsn} first, streams, then replays {@link changesAfter} that lsn.
    */
   streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage>;

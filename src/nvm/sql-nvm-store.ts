@@ -404,7 +404,7 @@ export class SqlNvmStore implements NvmStore {
     return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
   }
 
-  async *streamVectors(collection: string, batchBlocks = 1000): AsyncGenerator<VectorBatchPage> {
+  async *streamVectors(collection: string, batchBlocks = 10_000): AsyncGenerator<VectorBatchPage> {
     if (!Number.isInteger(batchBlocks) || batchBlocks < 1)
       throw new InvalidArgumentError(`batchBlocks must be a positive integer, got ${batchBlocks}`);
     const c = await this.getCollection(collection);
