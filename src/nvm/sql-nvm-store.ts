@@ -19,7 +19,7 @@ import type {
   UnitOfWork,
   VectorBatchPage,
 } from './nvm-store.js';
-import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-text.js';
+import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-codec.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
 import type { SqlDriver, SqlExecutor } from './sql-driver.js';

@@ -1,3 +1,4 @@
+/** pgvector's text and binary forms of a vector, and the checks a stored vector must pass. */
 import { DimensionMismatchError, InvalidVectorError } from '../errors.js';
 
 /**
