@@ -1,3 +1,4 @@
+import { negSquaredNorms } from '../../kernels/graphs.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
 import type { Metric, TopKResult } from '../../kernels/types.js';
 import { idBytes, type Segment } from './segment.js';
@@ -86,14 +87,7 @@ export class GrowingSegment implements Segment {
       this.idBytesTotal += idBytes(id);
       this.versions[first + t] = versions[t];
     }
-    if (this.metric === 'l2') {
-      const v = this.vectors;
-      for (let r = first; r < first + count; r++) {
-        let s = 0;
-        for (let j = r * dim; j < (r + 1) * dim; j++) s += v[j] * v[j];
-        this.bias[r] = -s;
-      }
-    }
+    if (this.metric === 'l2') this.bias.set(negSquaredNorms(this.vectors.subarray(first * dim), count, dim), first);
     this._rows += count;
     return first;
   }

@@ -2,7 +2,7 @@ import type { SearchKernel } from '../../kernels/search-kernel.js';
 import { MAX_K, type Metric, type TopKResult } from '../../kernels/types.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import { GrowingSegment } from './growing-segment.js';
-import { isArray } from './guards.js';
+import { assertId, isArray } from './guards.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
@@ -24,9 +24,6 @@ export interface HvsCollectionOptions {
 
 /** Full segments that may wait for their index while writes go on (each holds its buffer). */
 const MAX_PENDING_SEALS = 3;
-
-/** Longest id accepted. */
-export const MAX_ID_LENGTH = 512;
 
 // A row's location packs the segment id and the row: segment * 2^24 + row (exact below 2^53).
 const ROW_BITS = 2 ** 24;
@@ -110,7 +107,7 @@ export class HvsCollection {
   async upsert(ids: readonly string[], vectors: VectorBatch, versions?: readonly number[]): Promise<void> {
     this.assertOpen();
     if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError('upsert: ids must be a non-empty array');
-    for (let i = 0; i < ids.length; i++) validateId(ids[i], `ids[${i}]`);
+    for (let i = 0; i < ids.length; i++) assertId(ids[i], `ids[${i}]`);
     if (versions !== undefined) {
       if (versions.length !== ids.length) throw new InvalidArgumentError('upsert: versions and ids differ in length');
       for (const v of versions) {
@@ -554,11 +551,6 @@ export class HvsCollection {
   private assertOpen(): void {
     if (this.closed) throw new ClosedError(`collection "${this.name}"`);
   }
-}
-
-function validateId(id: unknown, what: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${what}: id must be a non-empty string`);
-  if (id.length > MAX_ID_LENGTH) throw new InvalidArgumentError(`${what}: id longer than ${MAX_ID_LENGTH} characters`);
 }
 
 function squaredNorms(data: Float32Array, batch: number, dim: number): Float64Array {

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { MAX_K, METRICS, type Metric } from '../../kernels/types.js';
 import { CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
-import { MAX_ID_LENGTH } from '../hvs/hvs-collection.js';
 import { assertCollectionName } from '../hvs/collection-name.js';
-import { isArray } from '../hvs/guards.js';
+import { assertId, isArray } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
 import { encodeVectorRows } from './copy-binary.js';
 import { mapDbError } from './db-errors.js';
@@ -179,7 +178,7 @@ export class SqlNvmStore implements NvmStore {
     // Last write of an id wins; checked in full before anything is written.
     const byId = new Map<string, BlockInput>();
     blocks.forEach((b, i) => {
-      checkId(b?.id, `blocks[${i}].id`);
+      assertId(b?.id, `blocks[${i}].id`);
       if (b.version !== undefined && (!Number.isSafeInteger(b.version) || b.version < 1)) {
         throw new InvalidArgumentError(`blocks[${i}].version must be a positive integer, got ${String(b.version)}`);
       }
@@ -615,12 +614,7 @@ export class SqlNvmStore implements NvmStore {
 
 function checkIds(ids: readonly string[]): void {
   if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
-  ids.forEach((id, i) => checkId(id, `ids[${i}]`));
-}
-
-function checkId(id: unknown, what: string): asserts id is string {
-  if (typeof id !== 'string' || id.length === 0) throw new InvalidArgumentError(`${what}: id must be a non-empty string`);
-  if (id.length > MAX_ID_LENGTH) throw new InvalidArgumentError(`${what}: id longer than ${MAX_ID_LENGTH} characters`);
+  ids.forEach((id, i) => assertId(id, `ids[${i}]`));
 }
 
 function toCollection(r: CollectionRow): NvmCollection {
