@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'collection_not_found'
   | 'collection_exists'
   | 'snapshot_corrupt'
+  | 'wal_corrupt'
   | 'device_unavailable'
   | 'unavailable'
   | 'locked'
@@ -89,6 +90,13 @@ export class CollectionExistsError extends HyperSyncError {
 export class SnapshotCorruptError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'snapshot_corrupt', 500, opts);
+  }
+}
+
+/** The write-ahead log file is not one this build can read (wrong magic or format version); it is left untouched (500). */
+export class WalCorruptError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'wal_corrupt', 500, opts);
   }
 }
 

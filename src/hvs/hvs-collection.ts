@@ -205,6 +205,18 @@ export class HvsCollection {
     return n;
   }
 
+  /** The ids of live rows. */
+  ids(): IterableIterator<string> {
+    return this.locations.keys();
+  }
+
+  /** The version of `id`'s row, or undefined when it has none. */
+  versionOf(id: string): number | undefined {
+    const l = this.locations.get(id);
+    if (l === undefined) return undefined;
+    return this.segments.get(locSegment(l))?.versions[locRow(l)];
+  }
+
   /** The stored vector of `id` (normalised for cosine) and its version, or undefined. */
   get(id: string): { vector: Float32Array; version: number } | undefined {
     this.assertOpen();
@@ -214,6 +226,30 @@ export class HvsCollection {
     if (!seg) return undefined;
     const row = locRow(l);
     return { vector: seg.readRow(row), version: seg.versions[row] };
+  }
+
+  /**
+   * Every live row, a segment at a time (a sealed segment's vectors are read from its file in one
+   * go): for digests and consistency checks. Rows written or deleted meanwhile may or may not
+   * be seen.
+   */
+  async *scan(): AsyncGenerator<{ ids: string[]; versions: number[]; vectors: Float32Array }> {
+    this.assertOpen();
+    for (const seg of [...this.segments.values()]) {
+      const rows: number[] = [];
+      for (let r = 0; r < seg.rows; r++) if (this.locations.get(seg.ids[r]) === loc(seg.id, r)) rows.push(r);
+      if (rows.length === 0) continue;
+      const all = seg instanceof SealedSegment ? await seg.file.readAll() : undefined;
+      const vectors = new Float32Array(rows.length * this.dim);
+      const ids: string[] = [];
+      const versions: number[] = [];
+      rows.forEach((r, i) => {
+        ids.push(seg.ids[r]);
+        versions.push(seg.versions[r]);
+        vectors.set(all ? all.subarray(r * this.dim, (r + 1) * this.dim) : seg.readRow(r), i * this.dim);
+      });
+      yield { ids, versions, vectors };
+    }
   }
 
   /**

@@ -64,10 +64,22 @@ export function checkBatch(batch: VectorBatch, dim: number, metric: Metric, what
     }
     if (scale) {
       if (norm === 0) throw new InvalidVectorError(`${what}[${i}] is the zero vector; cosine needs a direction`);
-      scale[i] = 1 / Math.sqrt(norm);
+      scale[i] = unitScale(norm);
     }
   }
   return { data, count, scale };
+}
+
+/**
+ * Norms² this close to 1 count as unit already: such a row is stored as given. Normalising is
+ * then idempotent, so a vector normalised once (by the integration layer, before it reaches the
+ * NVM) keeps the same bytes in both tiers, and their digests agree.
+ */
+const UNIT_TOLERANCE = 1e-5;
+
+/** The factor that normalises a row of squared norm `norm2`: exactly 1 when it is unit already. */
+export function unitScale(norm2: number): number {
+  return Math.abs(norm2 - 1) < UNIT_TOLERANCE ? 1 : 1 / Math.sqrt(norm2);
 }
 
 /** Copies rows `[from, from + count)` of a checked batch into `dst` at `at`, normalising for cosine. */

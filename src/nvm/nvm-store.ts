@@ -22,6 +22,12 @@ export interface BlockInput {
   version?: number;
 }
 
+/** Options of {@link NvmStore.getBlocks}. */
+export interface GetBlocksOptions {
+  /** Read the chunk vectors too (default true); without them `vectors` is empty. */
+  vectors?: boolean;
+}
+
 /** A block as stored. */
 export interface StoredBlock {
   id: string;
@@ -84,7 +90,9 @@ export interface NvmStore {
    */
   unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }>;
   /** The blocks that exist among `ids`, in one round trip. */
-  getBlocks(collection: string, ids: readonly string[]): Promise<Map<string, StoredBlock>>;
+  getBlocks(collection: string, ids: readonly string[], opts?: GetBlocksOptions): Promise<Map<string, StoredBlock>>;
+  /** The version of each block that exists among `ids` (no content, no vectors), in one round trip. */
+  versions(collection: string, ids: readonly string[]): Promise<Map<string, number>>;
   /** Deletes blocks with their vectors and logs each; returns how many existed and the last `lsn`. */
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
   /** Change-log rows after `lsn`, in `lsn` order (all collections unless one is named). */

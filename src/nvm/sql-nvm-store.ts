@@ -13,6 +13,7 @@ import type {
   Change,
   NvmCollection,
   NvmSearchOptions,
+  GetBlocksOptions,
   NvmStore,
   StoredBlock,
   UnitOfWork,
@@ -275,22 +276,41 @@ export class SqlNvmStore implements NvmStore {
     return { lsn, versions };
   }
 
-  async getBlocks(collection: string, ids: readonly string[]): Promise<Map<string, StoredBlock>> {
-    return this.withCollection(collection, (c) => this.getBlocksFrom(c, ids));
+  async getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
+    return this.withCollection(collection, (c) => this.getBlocksFrom(c, ids, opts.vectors ?? true));
   }
 
-  private async getBlocksFrom(c: NvmCollection, ids: readonly string[]): Promise<Map<string, StoredBlock>> {
+  async versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
+    return this.withCollection(collection, async (c) => {
+      if (!isArray(ids)) throw new InvalidArgumentError('versions: ids must be an array');
+      const out = new Map<string, number>();
+      if (ids.length === 0) return out;
+      const { rows } = await this.run(() =>
+        this.db.query<{ id: string; version: string | number }>(
+          'SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2)',
+          [c.name, [...ids]],
+        ),
+      );
+      for (const r of rows) out.set(r.id, Number(r.version));
+      return out;
+    });
+  }
+
+  private async getBlocksFrom(c: NvmCollection, ids: readonly string[], withVectors = true): Promise<Map<string, StoredBlock>> {
     const collection = c.name;
     if (!isArray(ids)) throw new InvalidArgumentError('getBlocks: ids must be an array');
     const out = new Map<string, StoredBlock>();
     if (ids.length === 0) return out;
     const { rows } = await this.run(() =>
       this.db.query<BlockRow>(
-        `SELECT b.id, b.name, b.content, b.metadata, b.version,
+        withVectors
+          ? `SELECT b.id, b.name, b.content, b.metadata, b.version,
                 array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
            FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
           WHERE b.collection = $1 AND b.id = ANY($2)
-          GROUP BY b.id, b.name, b.content, b.metadata, b.version`,
+          GROUP BY b.id, b.name, b.content, b.metadata, b.version`
+          : `SELECT b.id, b.name, b.content, b.metadata, b.version, NULL AS vectors
+           FROM hs_blocks b WHERE b.collection = $1 AND b.id = ANY($2)`,
         [collection, [...ids]],
       ),
     );

@@ -1,0 +1,16 @@
+/**
+ * Turns texts into vectors, in batches (LanceDB's `EmbeddingFunction`). Collections record the
+ * encoder's name and version so vectors from different encoders are never mixed.
+ */
+export interface Encoder {
+  /** Short name, e.g. `hashing` or `onnx:all-MiniLM-L6-v2`. */
+  readonly name: string;
+  /** Changes whenever the same text could encode to a different vector. */
+  readonly version: string;
+  /** Dimension of every vector it returns. */
+  readonly dim: number;
+  /** One vector per text, in order. */
+  encode(texts: readonly string[]): Promise<Float32Array[]>;
+  /** Releases sessions and buffers; safe to call twice. */
+  close?(): Promise<void>;
+}

@@ -1,0 +1,95 @@
+import type { Logger } from 'pino';
+import { ClosedError, SnapshotCorruptError } from '../errors.js';
+import type { Hvs } from '../hvs/hvs.js';
+import type { HvsCollection } from '../hvs/hvs-collection.js';
+import type { NvmStore } from '../nvm/nvm-store.js';
+import type { CollectionState } from './collection-state.js';
+import { rowKey } from './row-keys.js';
+import { applyChanges } from './sync-manager.js';
+import type { TieredCache } from './tiered-cache.js';
+
+/** What loading a collection needs. */
+export interface LoadContext {
+  hvs: Hvs;
+  nvm: NvmStore;
+  cache: TieredCache;
+  log: Logger;
+  /** Loading stops (with an error) once this returns true. */
+  closing(): boolean;
+}
+
+/** How a collection was loaded. */
+export interface LoadResult {
+  from: 'snapshot' | 'nvm';
+  rows: number;
+  ms: number;
+}
+
+const CATCH_UP_BATCH = 10_000;
+
+/**
+ * Recovery of one collection: its HVS snapshot when present and valid (and not ahead of the
+ * NVM), else a rebuild streamed out of the NVM; then the change log after that position is
+ * replayed; then the collection is ready and queries leave the pgvector fallback.
+ */
+export async function loadCollection(ctx: LoadContext, state: CollectionState): Promise<LoadResult> {
+  const t0 = performance.now();
+  let c: HvsCollection | undefined;
+  let from: LoadResult['from'] = 'nvm';
+  if (await ctx.hvs.hasSnapshot(state.name)) {
+    try {
+      const newest = await ctx.nvm.lastLsn();
+      c = await ctx.hvs.loadSnapshot(state.name);
+      if (c.dim !== state.dim || c.metric !== state.metric || c.lsn > newest) {
+        ctx.log.warn(
+          { collection: state.name, snapshotLsn: c.lsn, nvmLsn: newest },
+          'snapshot does not match the NVM; rebuilding from it',
+        );
+        await ctx.hvs.dropCollection(state.name, { removeSnapshot: false });
+        c = undefined;
+      } else from = 'snapshot';
+    } catch (err) {
+      if (!(err instanceof SnapshotCorruptError)) throw err;
+      ctx.log.warn({ collection: state.name, err: err.message }, 'snapshot is corrupt; rebuilding from the NVM');
+    }
+  }
+  c ??= await rebuildFromNvm(ctx, state);
+  state.attach(c);
+  for (;;) {
+    const changes = await ctx.nvm.changesAfter(state.lsn, CATCH_UP_BATCH, state.name);
+    if (changes.length > 0) await applyChanges(ctx, state, changes);
+    if (changes.length < CATCH_UP_BATCH) break;
+  }
+  state.markReady();
+  const ms = performance.now() - t0;
+  ctx.log.info({ collection: state.name, from, rows: c.count, ms: Math.round(ms) }, 'collection %s ready in the HVS', state.name);
+  if (from === 'nvm') await ctx.hvs.snapshot(state.name);
+  return { from, rows: c.count, ms };
+}
+
+/**
+ * Streams the collection out of the NVM into a new HVS collection: the newest lsn is read
+ * first, so replaying the change log after it afterwards misses nothing written meanwhile.
+ */
+export async function rebuildFromNvm(ctx: LoadContext, state: CollectionState): Promise<HvsCollection> {
+  const lsn = await ctx.nvm.lastLsn();
+  if (ctx.hvs.has(state.name)) await ctx.hvs.dropCollection(state.name, { removeSnapshot: false });
+  const c = ctx.hvs.createCollection(state.name, { dim: state.dim, metric: state.metric });
+  try {
+    for await (const page of ctx.nvm.streamVectors(state.name)) {
+      if (ctx.closing()) throw new ClosedError('HyperSync');
+      if (page.ids.length === 0) continue;
+      await c.upsert(
+        page.ids.map((id, i) => rowKey(id, page.chunks[i])),
+        page.vectors,
+        page.versions,
+      );
+    }
+    await c.flush();
+    c.advanceLsn(lsn);
+    return c;
+  } catch (err) {
+    await ctx.hvs.dropCollection(state.name, { removeSnapshot: false }).catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { Encoder } from '../encoder/encoder.js';
+import { DimensionMismatchError, InvalidArgumentError } from '../errors.js';
+import { assertId, isArray } from '../hvs/guards.js';
+import { checkBatch, copyRows } from '../hvs/vector-input.js';
+import type { BlockInput } from '../nvm/nvm-store.js';
+import type { CollectionState } from './collection-state.js';
+import type { StoreItem } from './types.js';
+
+/** Items per store call (one NVM transaction). */
+export const MAX_ITEMS = 100_000;
+/** Longest text or content accepted (characters). */
+export const MAX_TEXT_LENGTH = 1_000_000;
+
+/** A checked item, its vector as stored (normalised for cosine), ready for both tiers. */
+export interface PreparedBlock extends BlockInput {
+  content: string | null;
+  metadata: Record<string, unknown>;
+  vectors: [Float32Array];
+}
+
+/**
+ * Checks a batch of items in full before anything is written: ids, one vector or a text per
+ * item, content and metadata; encodes the texts in one batch; normalises for cosine (both tiers
+ * then hold the same bytes). An id given twice keeps its last item. Returns one id per item.
+ */
+export async function prepareItems(
+  state: CollectionState,
+  items: readonly StoreItem[],
+  encoder: Encoder | undefined,
+): Promise<{ ids: string[]; blocks: PreparedBlock[] }> {
+  if (!isArray(items) || items.length === 0) throw new InvalidArgumentError('items must be a non-empty array');
+  if (items.length > MAX_ITEMS) throw new InvalidArgumentError(`at most ${MAX_ITEMS} items per call, got ${items.length}`);
+  const texts: { index: number; text: string }[] = [];
+  items.forEach((item, i) => {
+    if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`items[${i}] must be an object`);
+    if (item.id !== undefined) assertId(item.id, `items[${i}]`);
+    if (item.id?.includes('\u0000')) throw new InvalidArgumentError(`items[${i}]: id must not contain NUL`);
+    if (item.text !== undefined && (typeof item.text !== 'string' || item.text.length > MAX_TEXT_LENGTH)) {
+      throw new InvalidArgumentError(`items[${i}].text must be a string of at most ${MAX_TEXT_LENGTH} characters`);
+    }
+    if (
+      item.content !== undefined &&
+      item.content !== null &&
+      (typeof item.content !== 'string' || item.content.length > MAX_TEXT_LENGTH)
+    ) {
+      throw new InvalidArgumentError(`items[${i}].content must be a string of at most ${MAX_TEXT_LENGTH} characters, or null`);
+    }
+    if (
+      item.metadata !== undefined &&
+      (typeof item.metadata !== 'object' || item.metadata === null || Array.isArray(item.metadata))
+    ) {
+      throw new InvalidArgumentError(`items[${i}].metadata must be an object`);
+    }
+    if (item.vector === undefined) {
+      if (item.text === undefined) throw new InvalidArgumentError(`items[${i}] needs a vector or a text`);
+      texts.push({ index: i, text: item.text });
+    } else if (!(item.vector instanceof Float32Array)) {
+      throw new InvalidArgumentError(`items[${i}].vector must be a Float32Array`);
+    } else if (item.vector.length !== state.dim) {
+      throw new DimensionMismatchError(state.dim, item.vector.length, `items[${i}].vector`);
+    }
+  });
+  const encoded = await encodeTexts(
+    state,
+    texts.map((t) => t.text),
+    encoder,
+  );
+  const vectors: Float32Array[] = items.map((item) => item.vector ?? new Float32Array(0));
+  texts.forEach((t, j) => (vectors[t.index] = encoded[j]));
+  // Checks finiteness (and non-zero norms for cosine) of the whole batch, then copies each row
+  // once: the caller's arrays are never kept, so changing them later changes nothing stored.
+  const checked = checkBatch(vectors, state.dim, state.metric, 'items[].vector');
+  const byId = new Map<string, PreparedBlock>();
+  const ids: string[] = [];
+  items.forEach((item, i) => {
+    const v = new Float32Array(state.dim);
+    copyRows(checked, state.dim, i, 1, v, 0);
+    const id = item.id ?? randomUUID();
+    ids.push(id);
+    byId.delete(id);
+    byId.set(id, {
+      id,
+      content: item.content !== undefined ? item.content : (item.text ?? null),
+      metadata: item.metadata ?? {},
+      vectors: [v],
+    });
+  });
+  return { ids, blocks: [...byId.values()] };
+}
+
+/** Encodes texts for a collection; 400 with the reason when no encoder fits its dimension. */
+export async function encodeTexts(
+  state: CollectionState,
+  texts: readonly string[],
+  encoder: Encoder | undefined,
+): Promise<Float32Array[]> {
+  if (texts.length === 0) return [];
+  if (!encoder)
+    throw new InvalidArgumentError(`collection ${state.name}: texts need an encoder, and none is configured; send vectors`);
+  if (encoder.dim !== state.dim) {
+    throw new InvalidArgumentError(
+      `collection ${state.name} has dimension ${state.dim} but the encoder ${encoder.name} makes ${encoder.dim}-dimensional vectors; send vectors`,
+    );
+  }
+  const out = await encoder.encode(texts);
+  if (out.length !== texts.length)
+    throw new Error(`encoder ${encoder.name} returned ${out.length} vectors for ${texts.length} texts`);
+  return out;
+}
+
+/** Checks a list of ids to delete or get. */
+export function checkIds(ids: readonly string[], what = 'ids'): void {
+  if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty array`);
+  if (ids.length > MAX_ITEMS) throw new InvalidArgumentError(`at most ${MAX_ITEMS} ${what} per call, got ${ids.length}`);
+  ids.forEach((id, i) => assertId(id, `${what}[${i}]`));
+}

@@ -1,0 +1,41 @@
+import type { Logger } from 'pino';
+import type { Config, DevicePreference } from '../config.js';
+import type { Encoder } from '../encoder/encoder.js';
+import type { JobQueue } from '../jobs/job-queue.js';
+
+/** Options of {@link HyperSync.open}. */
+export interface HyperSyncOptions {
+  /** HVS snapshots, the write-ahead log and (without `databaseUrl`) the embedded NVM live here. */
+  dataDir: string;
+  /** PostgreSQL with pgvector; unset: embedded PGlite under `<dataDir>/nvm`. */
+  databaseUrl?: string;
+  /** Where the HVS kernels run (default `auto`). */
+  device?: DevicePreference;
+  /** Byte budget of the read cache in MiB (default 1024; 0 disables it). */
+  cacheMb?: number;
+  /** Turns texts into vectors; without one, items and queries must carry vectors. */
+  encoder?: Encoder;
+  /** Where background jobs go (BullMQ or inline); HyperSync does not close it. */
+  jobs?: JobQueue;
+  /** Default: silent. */
+  log?: Logger;
+  /** Rows a growing HVS segment holds before it seals (default 32,768). */
+  sealThreshold?: number;
+  /** `worker` (default): sealed HVS indexes live in worker threads; `main`: on the calling thread. */
+  kernelThread?: 'worker' | 'main';
+  /** How long a query waits for the HVS to reach its `minLsn` before the NVM answers (ms, default 1000). */
+  minLsnWaitMs?: number;
+  /** Change-log polling besides LISTEN/NOTIFY (ms, default 1000). */
+  pollIntervalMs?: number;
+  /** How often WAL-only writes are persisted (ms, default 1000; 0: only by `sync()` and at close). */
+  walSyncIntervalMs?: number;
+  /** Write HVS snapshots at close (default true), so the next open loads them instead of rebuilding. */
+  snapshotOnClose?: boolean;
+}
+
+/** Options from the validated environment (`src/config.ts`). */
+export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOptions> = {}): HyperSyncOptions {
+  const o: HyperSyncOptions = { dataDir: config.dataDir, device: config.device, cacheMb: config.cacheMb, ...extra };
+  if (config.databaseUrl !== undefined) o.databaseUrl = config.databaseUrl;
+  return o;
+}

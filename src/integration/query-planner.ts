@@ -1,0 +1,77 @@
+import { MAX_K } from '../../kernels/types.js';
+import type { Include } from './types.js';
+
+/** One step of a query plan, in the order it runs. */
+export type PlanStep =
+  | { step: 'wait-lsn'; minLsn: number; appliedLsn: number; timeoutMs: number }
+  | { step: 'hvs-search'; k: number; device: string }
+  | { step: 'nvm-search'; mode: 'hnsw' | 'exact'; k: number }
+  | { step: 'content'; from: ('cache' | 'wal' | 'nvm')[]; fields: Include[] };
+
+/** The plan a query runs, with the reason for its path. */
+export interface QueryPlan {
+  collection: string;
+  /** Which tier searches. */
+  path: 'hvs' | 'nvm';
+  steps: PlanStep[];
+  reason: string;
+}
+
+/** What the planner looks at. */
+export interface PlanInput {
+  collection: string;
+  status: 'loading' | 'ready' | 'failed';
+  appliedLsn: number;
+  k: number;
+  include: readonly Include[];
+  minLsn?: number;
+  minLsnWaitMs: number;
+  /** HVS rows beyond each block's first chunk: hits are per block, so the HVS search over-fetches. */
+  extraChunkRows: number;
+  device: string;
+  /** Set when a `minLsn` wait already ran out: the NVM answers. */
+  lsnTimedOut?: boolean;
+}
+
+/**
+ * Picks how a query is answered. The HVS searches whenever it has the collection loaded and has
+ * applied the caller's `minLsn` (waiting briefly for it); otherwise pgvector in the NVM searches
+ * (HNSW when the collection has the index, an exact scan otherwise). Content, metadata and
+ * vectors come from the cache, the write-ahead log and one batched NVM read.
+ */
+export function planQuery(p: PlanInput): QueryPlan {
+  const steps: PlanStep[] = [];
+  const fields = p.include.filter((f) => f !== 'vector');
+  const content: PlanStep | undefined =
+    fields.length > 0 || p.include.includes('vector')
+      ? { step: 'content', from: ['cache', 'wal', 'nvm'], fields: [...p.include] }
+      : undefined;
+  const nvm = (reason: string): QueryPlan => {
+    steps.push({ step: 'nvm-search', mode: 'hnsw', k: p.k });
+    if (content) steps.push(content);
+    return { collection: p.collection, path: 'nvm', steps, reason };
+  };
+  if (p.status === 'loading') return nvm('the HVS is still loading this collection; pgvector answers meanwhile');
+  if (p.status === 'failed') return nvm('the HVS failed to load this collection; pgvector answers');
+  if (p.minLsn !== undefined && p.appliedLsn < p.minLsn) {
+    if (p.lsnTimedOut) {
+      return nvm(
+        `the HVS had applied lsn ${p.appliedLsn}, not minLsn ${p.minLsn}, within ${p.minLsnWaitMs} ms; pgvector answers`,
+      );
+    }
+    steps.push({ step: 'wait-lsn', minLsn: p.minLsn, appliedLsn: p.appliedLsn, timeoutMs: p.minLsnWaitMs });
+  }
+  // Several chunks per block: fetch more rows so k distinct blocks survive the merge by block.
+  const k = p.extraChunkRows > 0 ? Math.min(MAX_K, p.k * 4) : p.k;
+  steps.push({ step: 'hvs-search', k, device: p.device });
+  if (content) steps.push(content);
+  return {
+    collection: p.collection,
+    path: 'hvs',
+    steps,
+    reason:
+      p.minLsn !== undefined && p.appliedLsn < p.minLsn
+        ? `the HVS holds the collection; it waits up to ${p.minLsnWaitMs} ms to apply minLsn ${p.minLsn} and falls back to pgvector otherwise`
+        : 'the HVS holds the collection and is up to date',
+  };
+}

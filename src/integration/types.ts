@@ -1,0 +1,109 @@
+import type { Metric } from '../../kernels/types.js';
+
+/** Which tiers answered: the HVS searched and the NVM supplied content, the HVS alone, or the NVM alone. */
+export type Source = 'hvs+nvm' | 'hvs' | 'nvm';
+
+/** One item to store: a vector, or a text the encoder turns into one. */
+export interface StoreItem {
+  /** Default: a random UUID. Storing an existing id replaces it (a new version). */
+  id?: string;
+  vector?: Float32Array;
+  /** Encoded when no vector is given; also the content unless `content` is set. */
+  text?: string;
+  content?: string | null;
+  metadata?: Record<string, unknown>;
+}
+
+/** Options of {@link HyperSync.store}. */
+export interface StoreOptions {
+  /**
+   * `true` (default): PostgreSQL holds the write before it is acknowledged. `false`: the local
+   * write-ahead log (fsync'd) and the HVS hold it; the sync persists it later.
+   */
+  persist?: boolean;
+}
+
+/** What a store acknowledges. */
+export interface StoreResult {
+  ids: string[];
+  /**
+   * The change-log position of the write (pass it as `minLsn` to read it back anywhere); for
+   * `persist: false`, the newest position this process had applied.
+   */
+  lsn: number;
+  /** False when the write is held by the local write-ahead log only (so far). */
+  persisted: boolean;
+}
+
+/** Parts of a hit a query may ask for besides id and score. */
+export type Include = 'content' | 'metadata' | 'vector';
+
+/** Options of {@link HyperSync.query}. */
+export interface QueryOptions {
+  include?: readonly Include[];
+  /**
+   * Read-your-writes: wait (briefly) until the HVS has applied the change log up to this lsn; if
+   * it does not in time, the query is answered by the NVM.
+   */
+  minLsn?: number;
+}
+
+/** One query result, best first in its list. */
+export interface QueryHit {
+  id: string;
+  /** Cosine similarity, inner product, or L2 distance. */
+  score: number;
+  version: number;
+  source: Source;
+  content?: string | null;
+  metadata?: Record<string, unknown>;
+  vector?: Float32Array;
+}
+
+/** A stored item as {@link HyperSync.get} returns it. */
+export interface GetResult {
+  id: string;
+  /** Chunk 0's vector (normalised for cosine collections). */
+  vector: Float32Array;
+  content: string | null;
+  metadata: Record<string, unknown>;
+  version: number;
+  source: Source;
+}
+
+/** A collection as HyperSync describes it. */
+export interface CollectionInfo {
+  name: string;
+  dim: number;
+  metric: Metric;
+}
+
+/** Counters of a collection across both tiers. */
+export interface CollectionStatus extends CollectionInfo {
+  count: number;
+  hvs: { count: number; bytes: number; device: string; ready: boolean; state: 'loading' | 'ready' | 'failed'; error?: string };
+  nvm: { count: number; vectors: number };
+  /** The change-log position the HVS has applied for this collection. */
+  lsn: number;
+  /** Writes held by the local write-ahead log only, waiting for a sync. */
+  walPending: number;
+}
+
+/** One difference between the tiers. */
+export interface Inconsistency {
+  id: string;
+  kind: 'missing_in_hvs' | 'missing_in_nvm' | 'version_mismatch' | 'vector_mismatch';
+  hvsVersion?: number;
+  nvmVersion?: number;
+}
+
+/** What {@link HyperSync.verifyConsistency} finds. */
+export interface ConsistencyReport {
+  collection: string;
+  consistent: boolean;
+  hvs: { count: number; digest: string };
+  nvm: { count: number; digest: string };
+  /** Every difference found (at most `limit` listed; `total` counts them all). */
+  inconsistencies: Inconsistency[];
+  total: number;
+}
