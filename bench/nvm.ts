@@ -7,56 +7,20 @@
  *   npm run bench:nvm                   # N = 100,000, d = 384
  *   BENCH_NVM_N=20000 npm run bench:nvm
  */
-import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { SqlNvmStore } from '../src/nvm/sql-nvm-store.js';
+import { clusteredVector } from './lib/data.js';
+import { withScratchDb } from './lib/scratch-db.js';
 import { machine, median, printTable, writeResult } from './lib/stats.js';
 
 const N = Number(process.env.BENCH_NVM_N ?? 100_000);
 const DIM = 384;
 const K = 10;
 const QUERIES = 20;
-const adminUrl = process.env.DATABASE_URL_TEST ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-// Clustered data, like real embeddings: on uniform random vectors in 384 dimensions every
-// neighbour is about as far as any other and no ANN index finds them (recall near 0).
-const CENTROIDS = Array.from({ length: 200 }, () => gaussian(1));
-function gaussian(sigma: number): Float32Array {
-  const v = new Float32Array(DIM);
-  for (let j = 0; j < DIM; j += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - Math.random())) * sigma;
-    const t = 2 * Math.PI * Math.random();
-    v[j] = r * Math.cos(t);
-    if (j + 1 < DIM) v[j + 1] = r * Math.sin(t);
-  }
-  return v;
-}
-function randomVector(): Float32Array {
-  const c = CENTROIDS[Math.floor(Math.random() * CENTROIDS.length)];
-  const v = gaussian(0.35);
-  for (let j = 0; j < DIM; j++) v[j] += c[j];
-  return v;
-}
-
-async function withScratchDb<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  const name = `hs_bench_${randomUUID().replace(/-/g, '')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  try {
-    return await fn(url.toString());
-  } finally {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
-}
 
 async function main(): Promise<void> {
-  const vectors = Array.from({ length: N }, randomVector);
+  const vectors = Array.from({ length: N }, () => clusteredVector(DIM));
   const blocks = vectors.map((v, i) => ({ id: `b${i}`, vectors: [v] }));
-  const queries = Array.from({ length: QUERIES }, randomVector);
+  const queries = Array.from({ length: QUERIES }, () => clusteredVector(DIM));
   const result = await withScratchDb(async (url) => {
     const store = await SqlNvmStore.open({ databaseUrl: url });
     try {

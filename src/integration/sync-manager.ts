@@ -216,18 +216,26 @@ export async function applyChanges(
 ): Promise<void> {
   const fresh = changes.filter((c) => c.lsn > state.lsn);
   if (fresh.length === 0) return;
-  const last = fresh[fresh.length - 1].lsn;
+  const upTo = fresh[fresh.length - 1].lsn;
   await state.lock.runExclusive(async () => {
     if (state.status !== 'ready' && !state.loadingHvs) return;
     const deletedInRange = new Set<string>();
-    const ids = new Set<string>();
+    const last = new Map<string, Change>();
     for (const c of fresh) {
       if (state.walEntries.has(c.blockId)) continue;
-      ids.add(c.blockId);
+      last.set(c.blockId, c);
       if (c.op === 'delete') deletedInRange.add(c.blockId);
     }
-    if (ids.size > 0) await reconcile(ctx, state, [...ids], deletedInRange);
-    state.advance(last);
+    // A block whose newest change in the range is an upsert of the version the HVS already holds
+    // (this process wrote it and applied it) needs no read; the rest are read back from the NVM.
+    const ids: string[] = [];
+    for (const [id, c] of last) {
+      if (c.op === 'upsert' && c.version !== null && !deletedInRange.has(id) && state.versionOf(id) === c.version) continue;
+      ids.push(id);
+    }
+    if (ids.length > 0) await reconcile(ctx, state, ids, deletedInRange);
+    ctx.cache.invalidate(state.name, last.keys());
+    state.advance(upTo);
   });
 }
 

@@ -2,7 +2,6 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import pgvector from 'pgvector/pg';
 import { ClosedError } from '../errors.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
 
@@ -22,7 +21,7 @@ export interface PgDriverOptions {
   connectionTimeoutMillis?: number;
 }
 
-/** {@link SqlDriver} on a real PostgreSQL through a `pg` Pool, with pgvector's types registered. */
+/** {@link SqlDriver} on a real PostgreSQL through a `pg` Pool. */
 export class PgDriver implements SqlDriver {
   readonly kind = 'postgres' as const;
   private readonly pool: pg.Pool;
@@ -37,10 +36,9 @@ export class PgDriver implements SqlDriver {
     });
     // An idle client that loses its server (a restart) must not crash the process.
     this.pool.on('error', () => undefined);
-    this.pool.on('connect', (client) => {
-      // The vector type exists only once the migrations ran; later connections register it.
-      pgvector.registerTypes(client).catch(() => undefined);
-    });
+    // No vector type parser is registered: vectors travel in pgvector's binary form
+    // (`vector_send`, binary COPY) or as text casts, so no column ever arrives as `vector`, and a
+    // fresh connection answers its first query at once.
   }
 
   async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {

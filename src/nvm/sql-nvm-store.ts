@@ -226,15 +226,28 @@ export class SqlNvmStore implements NvmStore {
     const c = toCollection(found.rows[0]);
     list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
     const table = vectorsTable(c.id);
-    // -1 marks "next version": the stored one + 1, or 1 for a new block.
-    const { rows } = await tx.query<{ id: string; version: string }>(
-      `INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version)
-           SELECT $1, u.id, u.name, u.content, u.metadata, u.version
-             FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)
-           ON CONFLICT (collection, id) DO UPDATE SET
-             name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
-             version = CASE WHEN EXCLUDED.version < 0 THEN b.version + 1 ELSE EXCLUDED.version END
-           RETURNING id, CASE WHEN version < 0 THEN 1 ELSE version END AS version`,
+    // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
+    // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
+    // its lsn, and logs the changes: each block row is written once, with its final values.
+    const { rows } = await tx.query<{ id: string; version: string; lsn: string; existed: boolean }>(
+      `WITH u AS (
+         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
+       existing AS (
+         SELECT b.id, b.version FROM hs_blocks b JOIN u ON b.collection = $1 AND b.id = u.id),
+       up AS (
+         INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
+         SELECT $1, u.id, u.name, u.content, u.metadata,
+                CASE WHEN u.version >= 0 THEN u.version ELSE coalesce(e.version, 0) + 1 END,
+                nextval('hs_changes_lsn_seq')
+           FROM u LEFT JOIN existing e ON e.id = u.id
+         ON CONFLICT (collection, id) DO UPDATE SET
+           name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+           version = EXCLUDED.version, lsn = EXCLUDED.lsn
+         RETURNING id, version, lsn),
+       logged AS (
+         INSERT INTO hs_changes (lsn, collection, block_id, op, version)
+         SELECT lsn, $1, id, 'upsert', version FROM up)
+       SELECT up.id, up.version, up.lsn, e.id IS NOT NULL AS existed FROM up LEFT JOIN existing e ON e.id = up.id`,
       [
         collection,
         ids,
@@ -244,8 +257,9 @@ export class SqlNvmStore implements NvmStore {
         list.map((b) => b.version ?? -1),
       ],
     );
-    await tx.query('UPDATE hs_blocks SET version = 1 WHERE collection = $1 AND id = ANY($2) AND version < 0', [collection, ids]);
-    await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [ids]);
+    // Only blocks that existed can have old vectors.
+    const replaced = rows.filter((r) => r.existed).map((r) => r.id);
+    if (replaced.length > 0) await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [replaced]);
     if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
       // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
       await tx.copyFrom(
@@ -261,18 +275,8 @@ export class SqlNvmStore implements NvmStore {
       );
     }
     const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
-    // Log the changes and stamp each block with its lsn in one statement.
-    const logged = await tx.query<{ lsn: string }>(
-      `WITH logged AS (
-             INSERT INTO hs_changes (collection, block_id, op, version)
-             SELECT $1, u.id, 'upsert', u.version FROM unnest($2::text[], $3::bigint[]) AS u(id, version)
-             RETURNING lsn, block_id)
-           UPDATE hs_blocks b SET lsn = logged.lsn FROM logged
-            WHERE b.collection = $1 AND b.id = logged.block_id
-           RETURNING logged.lsn`,
-      [collection, ids, ids.map((id) => versions.get(id) ?? 1)],
-    );
-    const lsn = Math.max(...logged.rows.map((r) => Number(r.lsn)));
+    let lsn = 0;
+    for (const r of rows) lsn = Math.max(lsn, Number(r.lsn));
     return { lsn, versions };
   }
 
