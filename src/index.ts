@@ -11,6 +11,38 @@ export { Hvs, type HvsOptions } from './hvs/hvs.js';
 export type { SnapshotManifest } from './hvs/snapshot.js';
 export type { CollectionSpec, CollectionStats, MemoryUsage, SearchHit } from './hvs/types.js';
 export { MAX_DIM, type VectorBatch } from './hvs/vector-input.js';
-export type { BlockInput, Change, NvmCollection, NvmStore, StoredBlock, UnitOfWork, VectorBatchPage } from './nvm/nvm-store.js';
+export type {
+  BlockInput,
+  Change,
+  GetBlocksOptions,
+  NvmCollection,
+  NvmStore,
+  StoredBlock,
+  UnitOfWork,
+  VectorBatchPage,
+} from './nvm/nvm-store.js';
 export { SqlNvmStore, type NvmStoreOptions } from './nvm/sql-nvm-store.js';
 export { Service } from './service.js';
+export { HyperSync, type HyperSyncEvents } from './integration/hyper-sync.js';
+export { optionsFromConfig, type HyperSyncOptions } from './integration/options.js';
+export { Transaction } from './integration/transaction.js';
+export type { QueryPlan, PlanStep } from './integration/query-planner.js';
+export type { LoadResult } from './integration/collection-loader.js';
+export type { VerifyOptions } from './integration/consistency.js';
+export type {
+  CollectionInfo,
+  CollectionStatus,
+  ConsistencyReport,
+  GetResult,
+  Include,
+  Inconsistency,
+  QueryHit,
+  QueryOptions,
+  Source,
+  StoreItem,
+  StoreOptions,
+  StoreResult,
+} from './integration/types.js';
+export { WriteAheadLog, type WalOp, type WalRecord, type WalUpsertItem } from './integration/write-ahead-log.js';
+export type { Encoder } from './encoder/encoder.js';
+export type { AddJobOptions, JobInfo, JobQueue, JobState, JobType } from './jobs/job-queue.js';

@@ -3,29 +3,40 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createApp } from './http/app.js';
-import { Hvs } from './hvs/hvs.js';
+import { HyperSync } from './integration/hyper-sync.js';
+import { optionsFromConfig } from './integration/options.js';
 
-/** A running service: the HTTP server and what it serves. */
+/** A running service: the HTTP server and the store it serves. */
 export class Service {
   private closing: Promise<void> | undefined;
 
   private constructor(
     readonly server: Server,
-    readonly hvs: Hvs,
+    readonly hs: HyperSync,
     readonly log: Logger,
   ) {}
 
-  /** Opens the tiers and listens on `config.port` (0 for an ephemeral port). */
+  /**
+   * Opens both tiers (PostgreSQL when `DATABASE_URL` is set, embedded PGlite otherwise) and listens
+   * on `config.port` (0 for an ephemeral port); collections load into the HVS in the background.
+   */
   static async start(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Service> {
-    const hvs = await Hvs.open({ dataDir: config.dataDir, device: config.device });
-    log.info({ device: hvs.deviceInfo }, 'HVS device: %s (%s)', hvs.deviceInfo.device, hvs.deviceInfo.reason);
-    const app = createApp({ hvs, log, ready: () => true });
-    const server = await new Promise<Server>((resolve, reject) => {
-      const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-    });
-    const svc = new Service(server, hvs, log);
-    log.info({ port: svc.port }, 'hypersync listening on %s:%d', config.host, svc.port);
-    return svc;
+    const hs = await HyperSync.open(optionsFromConfig(config, { log }));
+    hs.on('error', (err) => log.error({ err }, 'background failure'));
+    const info = hs.hvs.deviceInfo;
+    log.info({ device: info, nvm: hs.nvm.backend }, 'HVS device: %s (%s); NVM: %s', info.device, info.reason, hs.nvm.backend);
+    try {
+      const app = createApp({ hs, log });
+      const server = await new Promise<Server>((resolve, reject) => {
+        const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+      });
+      const svc = new Service(server, hs, log);
+      log.info({ port: svc.port }, 'hypersync listening on %s:%d', config.host, svc.port);
+      return svc;
+    } catch (err) {
+      await hs.close();
+      throw err;
+    }
   }
 
   get port(): number {
@@ -39,7 +50,7 @@ export class Service {
         this.server.close(() => resolve());
         this.server.closeIdleConnections();
       });
-      await this.hvs.close();
+      await this.hs.close();
       this.log.info('hypersync stopped');
     })();
     return this.closing;

@@ -1,21 +1,19 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import type { Hvs } from '../hvs/hvs.js';
+import type { HyperSync } from '../integration/hyper-sync.js';
 import { errorMiddleware } from './error-middleware.js';
 
 /** What the HTTP app serves. */
 export interface AppDeps {
-  hvs: Hvs;
+  hs: HyperSync;
   log: Logger;
-  /** Whether the service is ready (tiers reachable, HVS loaded). */
-  ready: () => boolean;
 }
 
 /**
  * The Express app. This foundation serves liveness and readiness; the v1 API of DESIGN.md is
  * mounted here as the service grows.
  */
-export function createApp({ hvs, log, ready }: AppDeps): Express {
+export function createApp({ hs, log }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(express.json({ limit: '64mb' }));
@@ -24,16 +22,26 @@ export function createApp({ hvs, log, ready }: AppDeps): Express {
     res.json({ status: 'ok' });
   });
 
-  app.get('/readyz', (_req, res) => {
-    const isReady = ready();
-    const memory = hvs.memoryUsage();
+  // Ready: the NVM answers and the HVS has loaded every collection.
+  app.get('/readyz', async (_req, res) => {
+    let nvm: { reachable: boolean; backend: string; lsn?: number; error?: string };
+    try {
+      nvm = { reachable: true, backend: hs.nvm.backend, lsn: await hs.nvm.lastLsn() };
+    } catch (err) {
+      nvm = { reachable: false, backend: hs.nvm.backend, error: (err as Error).message };
+    }
+    const { ready: loaded, collections } = hs.readiness();
+    const isReady = nvm.reachable && loaded;
+    const info = hs.hvs.deviceInfo;
+    const memory = hs.hvs.memoryUsage();
     res.status(isReady ? 200 : 503).json({
       ready: isReady,
+      nvm,
       hvs: {
-        device: hvs.deviceInfo.device,
-        reason: hvs.deviceInfo.reason,
-        runtime: `onnxruntime-node ${hvs.deviceInfo.runtime}`,
-        collections: hvs.list().length,
+        device: info.device,
+        reason: info.reason,
+        runtime: `onnxruntime-node ${info.runtime}`,
+        collections,
         hostBytes: memory.hostBytes,
         deviceBytes: memory.deviceBytes,
       },

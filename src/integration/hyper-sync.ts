@@ -141,6 +141,13 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     for (const s of this.states.values()) await s.whenReady();
   }
 
+  /** Whether every collection is served by the HVS, and each collection's state. */
+  readiness(): { ready: boolean; collections: Record<string, CollectionState['status']> } {
+    const collections: Record<string, CollectionState['status']> = {};
+    for (const s of this.states.values()) collections[s.name] = s.status;
+    return { ready: Object.values(collections).every((st) => st === 'ready'), collections };
+  }
+
   /** Creates a collection in both tiers. */
   async createCollection(name: string, spec: { dim: number; metric?: Metric }): Promise<CollectionInfo> {
     this.assertOpen();
@@ -345,7 +352,10 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     });
   }
 
-  /** The block: from the cache, the WAL-only writes, the HVS, or the NVM; undefined if none. */
+  /**
+   * The block: a WAL-only write, or the HVS's vector with the cached (or NVM-read) content, or,
+   * where the HVS lacks it, the cache or the NVM; undefined if it does not exist.
+   */
   async get(collection: string, id: string): Promise<GetResult | undefined> {
     this.assertOpen();
     assertId(id, 'get');
@@ -375,6 +385,20 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
         source: 'hvs+nvm',
       };
     }
+    if (!row && cached) {
+      // The HVS does not have it (loading, or behind): the cached vector serves with the cached block.
+      const v = this.cache.getVector(collection, id);
+      if (v && v.version === cached.version) {
+        return {
+          id,
+          vector: v.vector.slice(),
+          content: cached.content,
+          metadata: cached.metadata,
+          version: v.version,
+          source: 'nvm',
+        };
+      }
+    }
     const withVectors = !row;
     const block = (await this.nvm.getBlocks(collection, [id], { vectors: withVectors })).get(id);
     if (!block) return undefined;
@@ -391,7 +415,15 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     }
     const full = withVectors ? block : (await this.nvm.getBlocks(collection, [id])).get(id);
     if (!full || full.vectors.length === 0) return undefined;
-    return { id, vector: full.vectors[0], content: full.content, metadata: full.metadata, version: full.version, source: 'nvm' };
+    this.cache.setVector(collection, id, { vector: full.vectors[0], version: full.version });
+    return {
+      id,
+      vector: full.vectors[0].slice(),
+      content: full.content,
+      metadata: full.metadata,
+      version: full.version,
+      source: 'nvm',
+    };
   }
 
   /** The plan {@link query} would run now, and why. */

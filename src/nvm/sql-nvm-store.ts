@@ -233,7 +233,7 @@ export class SqlNvmStore implements NvmStore {
       `WITH u AS (
          SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
        existing AS (
-         SELECT b.id, b.version FROM hs_blocks b JOIN u ON b.collection = $1 AND b.id = u.id),
+         SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2::text[])),
        up AS (
          INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
          SELECT $1, u.id, u.name, u.content, u.metadata,

@@ -229,6 +229,9 @@ describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
     // Without a snapshot: rebuilt from the NVM; pgvector answered meanwhile.
     await rm(join(dataDir, 'hvs'), { recursive: true, force: true });
     const third = await openHs({ ...base, sealThreshold: 64 });
+    // open() returns before the HVS has the collection: the plan then is pgvector.
+    expect(third.readiness()).toEqual({ ready: false, collections: { r: 'loading' } });
+    expect(third.explain('r')).toMatchObject({ path: 'nvm', steps: [{ step: 'nvm-search' }] });
     const early = await third.queryWithPlan('r', [vectors[10]], 1);
     expect(['nvm', 'hvs']).toContain(early.plan.path);
     expect(early.results[0][0].id).toBe('r10');
@@ -305,6 +308,28 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync on one Postg
     const fixed = await hs.repair('ext');
     expect(fixed).toMatchObject({ deleted: 1, after: { consistent: true } });
     expect((await hs.query('ext', [new Float32Array([0, 1, 0, 0])], 3))[0].map((h) => h.id)).not.toContain('b');
+  });
+
+  it('minLsn the HVS does not reach in time: pgvector answers, and the plan says why', async () => {
+    const db = await createScratchDatabase();
+    cleanups.push(db.drop);
+    const hs = await openHs({ databaseUrl: db.url, minLsnWaitMs: 150 });
+    await hs.createCollection('m', { dim: 4, metric: 'l2' });
+    const { lsn } = await hs.store('m', [{ id: 'p', vector: new Float32Array([1, 2, 3, 4]), content: 'P' }]);
+    const q = [new Float32Array([1, 2, 3, 4])];
+    const t0 = performance.now();
+    const ahead = await hs.queryWithPlan('m', q, 1, { minLsn: lsn + 1000, include: ['content'] });
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
+    expect(ahead.plan.path).toBe('nvm');
+    expect(ahead.plan.reason).toMatch(/minLsn/);
+    expect(ahead.results[0][0]).toMatchObject({ id: 'p', content: 'P', source: 'nvm' });
+    expect(hs.explain('m', { minLsn: lsn }).path).toBe('hvs');
+    const waiting = hs.explain('m', { minLsn: lsn + 1000 });
+    expect(waiting.steps[0]).toMatchObject({ step: 'wait-lsn', timeoutMs: 150 });
+    // The cache: a repeated content read is a hit.
+    const before = hs.metrics().cache.blocks.hits;
+    await hs.query('m', q, 1, { include: ['content'] });
+    expect(hs.metrics().cache.blocks.hits).toBeGreaterThan(before);
   });
 
   it('closes once; use after close is a ClosedError', async () => {
