@@ -5,17 +5,29 @@
  * search sent after a `create` waits for that index.
  */
 import { open } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { DeviceInfo } from './device.js';
 import { OnnxSearchKernel } from './onnx-kernel.js';
 import type { ResidentIndex } from './search-kernel.js';
-import type { Metric, TopKResult } from './types.js';
+import { CHECKSUM_ERROR, type Metric, type TopKResult } from './types.js';
 
 /** A request from the main thread. */
 export type KernelRequest =
-  | { op: 'create'; id: number; handle: number; vectors?: Float32Array; path?: string; rows: number; dim: number; metric: Metric }
+  | {
+      op: 'create';
+      id: number;
+      handle: number;
+      vectors?: Float32Array;
+      path?: string;
+      /** CRC-32 the file's bytes must have (snapshots): checked here, beside the event loop. */
+      crc32?: number;
+      rows: number;
+      dim: number;
+      metric: Metric;
+    }
   | {
       op: 'searchMany';
       id: number;
@@ -88,6 +100,11 @@ async function vectorsOf(req: Extract<KernelRequest, { op: 'create' }>): Promise
     }
   } finally {
     await fh.close();
+  }
+  if (req.crc32 !== undefined && crc32(view) !== req.crc32) {
+    const err = new Error(`${req.path} fails its CRC-32 check`);
+    err.name = CHECKSUM_ERROR;
+    throw err;
   }
   return new Float32Array(buffer, 0, bytes / 4);
 }

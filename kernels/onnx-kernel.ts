@@ -1,9 +1,10 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
-import { ClosedError } from '../src/errors.js';
+import { crc32 } from 'node:zlib';
+import { ClosedError, SnapshotCorruptError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import { buildDynamicGraph, buildSealedGraph, gemmAlpha } from './graphs.js';
-import type { IndexSearch, ResidentIndex, SearchKernel } from './search-kernel.js';
+import type { IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
 import type { Metric, TopKResult } from './types.js';
 
 /** Options of {@link OnnxSearchKernel}. */
@@ -83,6 +84,7 @@ class OnnxResidentIndex implements ResidentIndex {
  * input.
  */
 export class OnnxSearchKernel implements SearchKernel {
+  readonly readsFiles = false;
   private readonly transient = new Map<string, Promise<ort.InferenceSession>>();
   private readonly sessionOptions: ort.InferenceSession.SessionOptions;
   private closing: Promise<void> | undefined;
@@ -112,10 +114,14 @@ export class OnnxSearchKernel implements SearchKernel {
     rows: number,
     dim: number,
     metric: Metric,
-    _source?: { path: string },
+    source?: IndexSource,
   ): Promise<ResidentIndex> {
     this.assertOpen();
     if (rows < 1) throw new RangeError('a resident index needs at least one row');
+    if (source?.crc32 !== undefined) {
+      const bytes = new Uint8Array(vectors.buffer, vectors.byteOffset, rows * dim * 4);
+      if (crc32(bytes) !== source.crc32) throw new SnapshotCorruptError(`${source.path} fails its CRC-32 check`);
+    }
     const { model, externalData } = buildSealedGraph(vectors, rows, dim, metric);
     const session = await ort.InferenceSession.create(model, { ...this.sessionOptions, externalData });
     return new OnnxResidentIndex(session, rows, dim, metric);

@@ -1,3 +1,4 @@
+import type { SnapshotCorruptError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import type { Metric, TopKResult } from './types.js';
 
@@ -36,6 +37,12 @@ export interface IndexSearch {
   tombstones: number;
 }
 
+/** Where a segment's vectors lie on disk, and the CRC-32 they must have. */
+export interface IndexSource {
+  path: string;
+  crc32?: number;
+}
+
 /**
  * Batched similarity search behind one interface, whatever the device (CPU or CUDA through
  * onnxruntime today; a native CUDA addon later).
@@ -43,18 +50,18 @@ export interface IndexSearch {
 export interface SearchKernel {
   readonly deviceInfo: DeviceInfo;
   /**
+   * True when the kernel reads a segment's file itself (in another thread) given `source.path`,
+   * so callers need not read the vectors into this thread first.
+   */
+  readonly readsFiles: boolean;
+  /**
    * Copies `rows × dim` vectors onto the device and returns the index over them (possibly before
    * it is built: see {@link ResidentIndex.ready}).
    * @param source where the same bytes lie on disk, so a kernel in another thread can read them
-   *   there instead of having them copied over.
+   *   there instead of having them copied over; with `crc32`, the bytes are checked against it
+   *   and a mismatch rejects with {@link SnapshotCorruptError}.
    */
-  createIndex(
-    vectors: Float32Array,
-    rows: number,
-    dim: number,
-    metric: Metric,
-    source?: { path: string },
-  ): Promise<ResidentIndex>;
+  createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric, source?: IndexSource): Promise<ResidentIndex>;
   /**
    * Top-k over vectors passed with the call (the growing segment).
    * @param bias `rows` floats added to each score: `−‖x‖²` for L2, 0 otherwise, −Infinity for

@@ -25,3 +25,6 @@ export interface TopKResult {
   /** `batch × k` row numbers within the searched segment, or −1. */
   rows: Int32Array;
 }
+
+/** Error name a kernel thread gives a segment file whose bytes fail their CRC-32. */
+export const CHECKSUM_ERROR = 'KernelChecksumError';

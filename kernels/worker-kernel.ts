@@ -1,11 +1,11 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ClosedError, HyperSyncError } from '../src/errors.js';
+import { ClosedError, HyperSyncError, SnapshotCorruptError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
 import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
-import type { IndexSearch, ResidentIndex, SearchKernel } from './search-kernel.js';
-import type { Metric, TopKResult } from './types.js';
+import type { IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
+import { CHECKSUM_ERROR, type Metric, type TopKResult } from './types.js';
 
 /** A failure reported by a kernel worker thread (503: the device tier is unavailable). */
 export class KernelWorkerError extends HyperSyncError {
@@ -89,6 +89,7 @@ class KernelThread {
     this.pending.delete(reply.id);
     if (this.pending.size === 0) this.worker.unref();
     if (reply.ok) p.resolve(reply.result);
+    else if (reply.error.name === CHECKSUM_ERROR) p.reject(new SnapshotCorruptError(reply.error.message));
     else p.reject(new KernelWorkerError(`kernel worker: ${reply.error.message}`));
   }
 
@@ -132,7 +133,7 @@ class WorkerResidentIndex implements ResidentIndex {
     readonly dim: number,
     readonly metric: Metric,
     /** The segment's file, if the index was built from one: a replacement thread rebuilds from it. */
-    readonly source: { path: string } | undefined,
+    readonly source: IndexSource | undefined,
     built: Promise<unknown>,
   ) {
     this.setBuilt(built);
@@ -148,6 +149,7 @@ class WorkerResidentIndex implements ResidentIndex {
     if (!this.source) return;
     this.thread = thread;
     const { handle, rows, dim, metric } = this;
+    // No CRC check this time: the file was checked when the index was first built.
     this.setBuilt(thread.request({ op: 'create', handle, path: this.source.path, rows, dim, metric }));
   }
 
@@ -203,6 +205,7 @@ class WorkerResidentIndex implements ResidentIndex {
  * growing segment is searched on the main thread at the same time.
  */
 export class WorkerSearchKernel implements SearchKernel {
+  readonly readsFiles = true;
   readonly opts: Required<Pick<WorkerSearchKernelOptions, 'threads'>>;
   private readonly threads: KernelThread[];
   private readonly local: OnnxSearchKernel;
@@ -250,13 +253,7 @@ export class WorkerSearchKernel implements SearchKernel {
     for (const index of this.live.values()) if (index.owner === dead) index.rebuildOn(fresh);
   }
 
-  createIndex(
-    vectors: Float32Array,
-    rows: number,
-    dim: number,
-    metric: Metric,
-    source?: { path: string },
-  ): Promise<ResidentIndex> {
+  createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric, source?: IndexSource): Promise<ResidentIndex> {
     this.assertOpen();
     if (rows < 1) throw new RangeError('a resident index needs at least one row');
     const thread = this.leastBusy();
@@ -264,7 +261,15 @@ export class WorkerSearchKernel implements SearchKernel {
     let built: Promise<unknown>;
     if (source) {
       // The worker reads the segment's file itself: no copy on this thread.
-      built = thread.request({ op: 'create', handle, path: source.path, rows, dim, metric });
+      built = thread.request({
+        op: 'create',
+        handle,
+        path: source.path,
+        ...(source.crc32 === undefined ? {} : { crc32: source.crc32 }),
+        rows,
+        dim,
+        metric,
+      });
     } else {
       // A copy, handed over: the caller keeps its buffer.
       const copy = vectors.slice(0, rows * dim);

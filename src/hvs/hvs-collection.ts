@@ -22,6 +22,9 @@ export interface HvsCollectionOptions {
   maxSegmentRows?: number;
 }
 
+/** Stands in for vectors a kernel reads from the segment's file itself. */
+const NO_VECTORS = new Float32Array(0);
+
 /** Full segments that may wait for their index while writes go on (each holds its buffer). */
 const MAX_PENDING_SEALS = 3;
 
@@ -407,17 +410,31 @@ export class HvsCollection {
     lsn: number,
   ): Promise<HvsCollection> {
     const c = new HvsCollection(name, dim, metric, kernel, dir, opts);
+    // Every segment's index starts building before any is awaited, so the kernel's worker
+    // threads build them side by side.
+    const building: Promise<void>[] = [];
     try {
       for (const p of parts) {
         const id = c.nextSegmentId++;
         const dead: number[] = [];
         for (let r = 0; r < p.ids.length; r++) if (!p.live[r]) dead.push(r);
         const seg = await SealedSegment.create(
-          { id, dim, metric, vectors: p.vectors, ids: p.ids, versions: p.versions, dead, dir, file: p.vectorsRef },
+          {
+            id,
+            dim,
+            metric,
+            vectors: p.vectors ?? NO_VECTORS,
+            ids: p.ids,
+            versions: p.versions,
+            dead,
+            dir,
+            file: p.vectorsRef,
+            verifyFile: p.vectors === undefined,
+          },
           kernel,
         );
         c.segments.set(id, seg);
-        await seg.ready();
+        building.push(seg.ready());
         for (let r = 0; r < p.ids.length; r++) {
           if (!p.live[r]) continue;
           // An id live twice (it cannot be in a snapshot this code wrote) keeps its last row.
@@ -426,11 +443,13 @@ export class HvsCollection {
           c.locations.set(p.ids[r], loc(id, r));
         }
       }
+      await Promise.all(building);
       c.segments.delete(c.growing.id);
       c.growing = c.newGrowing();
       c._lsn = lsn;
       return c;
     } catch (err) {
+      await Promise.allSettled(building);
       await c.close();
       throw err;
     }

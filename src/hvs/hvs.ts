@@ -120,7 +120,8 @@ export class Hvs {
   async loadSnapshot(name: string): Promise<HvsCollection> {
     this.assertOpen();
     assertCollectionName(name);
-    const { manifest, segments } = await readSnapshot(this.snapshotDir(name));
+    // A kernel that reads segment files itself checks their CRC-32 there, in its own thread.
+    const { manifest, segments } = await readSnapshot(this.snapshotDir(name), { vectors: !this.kernel.readsFiles });
     const { dim, metric } = manifest.collection;
     const dir = this.snapshotDir(name);
     const c = await HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn);

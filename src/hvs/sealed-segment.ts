@@ -18,6 +18,8 @@ export interface SealedSegmentSource {
   dir: string;
   /** The vectors' file when it exists already (a loaded snapshot); otherwise one is written. */
   file?: FileRef;
+  /** Have the kernel check the file's bytes against `file.crc32` (its vectors were not read here). */
+  verifyFile?: boolean;
 }
 
 /**
@@ -59,7 +61,8 @@ export class SealedSegment implements Segment {
       : await VectorsFile.create(src.dir, src.vectors, rows, src.dim);
     let index: ResidentIndex;
     try {
-      index = await kernel.createIndex(src.vectors, rows, src.dim, src.metric, { path: file.path });
+      const source = src.verifyFile && src.file ? { path: file.path, crc32: src.file.crc32 } : { path: file.path };
+      index = await kernel.createIndex(src.vectors, rows, src.dim, src.metric, source);
     } catch (err) {
       file.close();
       throw err;

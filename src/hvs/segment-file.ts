@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { SnapshotCorruptError } from '../errors.js';
@@ -67,6 +67,20 @@ export async function readChecked(dir: string, ref: FileRef): Promise<Buffer> {
   }
   if (crc32(buf) !== ref.crc32) throw new SnapshotCorruptError(`snapshot file ${path} fails its CRC-32 check`);
   return buf;
+}
+
+/** Checks that a snapshot file exists with the size its manifest gives (not its contents). */
+export async function checkSize(dir: string, ref: FileRef): Promise<void> {
+  const path = join(dir, ref.file);
+  let size: number;
+  try {
+    size = (await stat(path)).size;
+  } catch (err) {
+    throw new SnapshotCorruptError(`snapshot file ${path} cannot be read`, { cause: err });
+  }
+  if (size !== ref.bytes) {
+    throw new SnapshotCorruptError(`snapshot file ${path} is ${size} bytes, the manifest says ${ref.bytes} (truncated?)`);
+  }
 }
 
 /**

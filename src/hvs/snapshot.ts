@@ -7,7 +7,7 @@ import { SnapshotCorruptError } from '../errors.js';
 import { GrowingSegment } from './growing-segment.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
-import { type FileRef, newVectorsFileName, readChecked, writeParts } from './segment-file.js';
+import { checkSize, type FileRef, newVectorsFileName, readChecked, writeParts } from './segment-file.js';
 
 /** Snapshot format written by this version; other formats are refused, not guessed at. */
 export const SNAPSHOT_FORMAT_VERSION = 2;
@@ -37,7 +37,8 @@ export interface SnapshotManifest {
 /** One segment read back from a snapshot. */
 export interface RestoredSegment {
   ids: string[];
-  vectors: Float32Array;
+  /** The vectors, CRC-checked; undefined when read with `vectors: false` (the kernel checks them). */
+  vectors: Float32Array | undefined;
   versions: Float64Array;
   live: Uint8Array;
   /** The vectors file, adopted as is by the restored sealed segment. */
@@ -205,9 +206,11 @@ export async function readManifest(dir: string): Promise<SnapshotManifest> {
 
 /**
  * Reads a snapshot, checking every file's size and CRC-32 before anything is decoded; a missing,
- * truncated or altered file throws {@link SnapshotCorruptError}.
+ * truncated or altered file throws {@link SnapshotCorruptError}. With `vectors: false` the
+ * vectors files are only checked for their size: a kernel that reads them itself checks their
+ * CRC-32 as it builds the index (one read of the bytes, beside the event loop).
  */
-export async function readSnapshot(dir: string): Promise<LoadedSnapshot> {
+export async function readSnapshot(dir: string, opts: { vectors?: boolean } = {}): Promise<LoadedSnapshot> {
   const manifest = await readManifest(dir);
   const { dim } = manifest.collection;
   const segments: RestoredSegment[] = [];
@@ -216,6 +219,16 @@ export async function readSnapshot(dir: string): Promise<LoadedSnapshot> {
     const meta = decodeMeta(metaBuf, s.meta.file, dim);
     if (meta.ids.length !== s.rows)
       throw new SnapshotCorruptError(`snapshot file ${s.meta.file}: row count differs from the manifest`);
+    if (s.vectors.bytes !== s.rows * dim * 4) {
+      throw new SnapshotCorruptError(
+        `snapshot file ${s.vectors.file}: ${s.vectors.bytes} bytes for ${s.rows} rows of dimension ${dim}`,
+      );
+    }
+    if (opts.vectors === false) {
+      await checkSize(dir, s.vectors);
+      segments.push({ ...meta, vectors: undefined, vectorsRef: s.vectors });
+      continue;
+    }
     const vecBuf = await readChecked(dir, s.vectors);
     if (vecBuf.length !== s.rows * dim * 4) {
       throw new SnapshotCorruptError(
