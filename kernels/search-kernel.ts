@@ -1,4 +1,3 @@
-import type { SnapshotCorruptError } from '../src/errors.js';
 import type { DeviceInfo } from './device.js';
 import type { Metric, TopKResult } from './types.js';
 
@@ -59,7 +58,7 @@ export interface SearchKernel {
    * it is built: see {@link ResidentIndex.ready}).
    * @param source where the same bytes lie on disk, so a kernel in another thread can read them
    *   there instead of having them copied over; with `crc32`, the bytes are checked against it
-   *   and a mismatch rejects with {@link SnapshotCorruptError}.
+   *   and a mismatch rejects with `SnapshotCorruptError`.
    */
   createIndex(vectors: Float32Array, rows: number, dim: number, metric: Metric, source?: IndexSource): Promise<ResidentIndex>;
   /**
