@@ -36,6 +36,9 @@ export class CollectionState {
   private waiters: { lsn: number; resolve: (ok: boolean) => void }[] = [];
   private readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
+  /** When this process took the collection up (`performance.now()`). */
+  readonly since = performance.now();
+
   constructor(
     readonly name: string,
     readonly dim: number,

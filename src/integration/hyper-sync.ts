@@ -85,6 +85,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
         log,
         states: this.states,
         discover: (name) => this.discover(name),
+        refreshCatalogue: () => this.refreshCatalogue(),
         onError: (err) => this.fail(err),
       },
       syncOpts,
@@ -740,6 +741,32 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       if (this.closing) return;
       state.markFailed(err as Error);
       this.fail(err as Error);
+    }
+  }
+
+  /**
+   * Takes up collections another process created and forgets those it dropped (the change log
+   * says nothing of drops: a dropped collection's rows go with it).
+   */
+  private async refreshCatalogue(): Promise<void> {
+    if (this.closing) return;
+    const asOf = performance.now();
+    const names = new Set((await this.nvm.listCollections()).map((c) => c.name));
+    for (const name of names) if (!this.states.has(name)) await this.discover(name);
+    for (const state of [...this.states.values()]) {
+      // A collection taken up after the catalogue was read may simply be newer than it.
+      if (names.has(state.name) || state.since >= asOf || this.closing) continue;
+      await state.lock.runExclusive(async () => {
+        if (this.states.get(state.name) !== state) return;
+        this.states.delete(state.name);
+        state.cancelWaiters();
+        if (this.hvs.has(state.name)) await this.hvs.dropCollection(state.name);
+        this.cache.invalidateCollection(state.name);
+        const seqs = [...state.walEntries.values()].map((e) => e.seq);
+        state.walEntries.clear();
+        if (seqs.length > 0) await this.wal.complete(seqs);
+        this.log.info({ collection: state.name }, 'collection %s was dropped elsewhere; forgotten', state.name);
+      });
     }
   }
 

@@ -26,6 +26,8 @@ export interface SyncContext {
   states: ReadonlyMap<string, CollectionState>;
   /** A change names a collection this process does not hold: look it up and load it. */
   discover(name: string): Promise<void>;
+  /** Compares the collections held with the NVM's catalogue: loads new ones, forgets dropped ones. */
+  refreshCatalogue(): Promise<void>;
   /** A background failure nobody awaits. */
   onError(err: Error): void;
 }
@@ -40,6 +42,7 @@ export class SyncManager {
   private tailing: Promise<void> | undefined;
   private again = false;
   private persisting: Promise<number> | undefined;
+  private refreshing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
   private stopped = false;
@@ -58,7 +61,17 @@ export class SyncManager {
   /** Subscribes to change notifications and starts the timers. */
   async start(): Promise<void> {
     this.unlisten = await this.ctx.nvm.onChange(() => this.wake());
-    if (this.opts.pollIntervalMs > 0) this.timers.push(setInterval(() => this.wake(), this.opts.pollIntervalMs).unref());
+    if (this.opts.pollIntervalMs > 0) {
+      this.timers.push(
+        setInterval(() => {
+          this.wake();
+          this.refreshing ??= this.ctx
+            .refreshCatalogue()
+            .catch((e: unknown) => this.ctx.onError(asError(e)))
+            .finally(() => (this.refreshing = undefined));
+        }, this.opts.pollIntervalMs).unref(),
+      );
+    }
     if (this.opts.walSyncIntervalMs > 0) {
       this.timers.push(
         setInterval(() => {
@@ -200,6 +213,7 @@ export class SyncManager {
     this.timers = [];
     await this.unlisten?.();
     await this.tailing;
+    await this.refreshing;
     await this.persisting?.catch(() => undefined);
   }
 }

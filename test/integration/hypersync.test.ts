@@ -273,6 +273,22 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync on one Postg
     expect((await b.verifyConsistency('shared')).consistent).toBe(true);
   });
 
+  it('a collection created or dropped by one instance appears in or leaves the other by the catalogue poll', async () => {
+    const db = await createScratchDatabase();
+    cleanups.push(db.drop);
+    const a = await openHs({ databaseUrl: db.url, pollIntervalMs: 100 });
+    const b = await openHs({ databaseUrl: db.url, pollIntervalMs: 100 });
+    await a.createCollection('temp', { dim: 4, metric: 'ip' });
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      return ok();
+    };
+    expect(await until(() => b.listCollections().some((c) => c.name === 'temp'))).toBe(true);
+    await a.dropCollection('temp');
+    expect(await until(() => !b.listCollections().some((c) => c.name === 'temp'))).toBe(true);
+    await expect(b.query('temp', [new Float32Array(4).fill(1)], 1)).rejects.toBeInstanceOf(CollectionNotFoundError);
+  });
+
   it('blocks written straight into PostgreSQL by another producer become searchable; a row deleted there is found and repaired', async () => {
     const db = await createScratchDatabase();
     cleanups.push(db.drop);
