@@ -21,7 +21,7 @@ import { planQuery, type QueryPlan } from './query-planner.js';
 import { blockIdOf } from './row-keys.js';
 import { SyncManager } from './sync-manager.js';
 import { type CachedBlock, TieredCache } from './tiered-cache.js';
-import { Transaction, type PreparedOp } from './transaction.js';
+import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert } from './transaction.js';
 import type {
   CollectionInfo,
   CollectionStatus,
@@ -227,12 +227,11 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     this.assertOpen();
     await this.stateOf(collection);
     const { ids, op } = await this.prepareStore(collection, items);
-    if (op.type !== 'upsert') throw new Error('unreachable');
     if (opts.persist === false) {
       await this.applyLocalWrite(op);
       return { ids, lsn: op.state.lsn, persisted: false };
     }
-    const lsn = await this.commit([op]);
+    const { lsn } = await this.commit([op]);
     return { ids, lsn, persisted: true };
   }
 
@@ -241,14 +240,12 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     this.assertOpen();
     await this.stateOf(collection);
     const op = this.prepareDelete(collection, ids);
-    if (op.type !== 'delete') throw new Error('unreachable');
     if (opts.persist === false) {
       const deleted = await this.applyLocalWrite(op);
       return { deleted, lsn: op.state.lsn };
     }
-    const before = await this.nvm.versions(collection, op.ids);
-    const lsn = await this.commit([op]);
-    return { deleted: before.size, lsn };
+    const { lsn, deleted } = await this.commit([op]);
+    return { deleted, lsn };
   }
 
   /**
@@ -261,47 +258,52 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     let result: T;
     try {
       result = await work(tx);
-    } finally {
-      tx.seal();
+    } catch (err) {
+      tx.seal(); // nothing was written; later calls on tx are refused
+      throw err;
     }
     const ops = tx.seal();
-    const lsn = ops.length > 0 ? await this.commit(ops) : 0;
+    const lsn = ops.length > 0 ? (await this.commit(ops)).lsn : 0;
     return { result, lsn };
   }
 
   /** @internal Checks and encodes a store (see {@link Transaction}). */
-  async prepareStore(collection: string, items: readonly StoreItem[]): Promise<{ ids: string[]; op: PreparedOp }> {
+  async prepareStore(collection: string, items: readonly StoreItem[]): Promise<{ ids: string[]; op: PreparedUpsert }> {
     const state = this.state(collection);
     const { ids, blocks } = await prepareItems(state, items, this.encoder);
     return { ids, op: { type: 'upsert', state, blocks } };
   }
 
   /** @internal Checks a delete (see {@link Transaction}). */
-  prepareDelete(collection: string, ids: readonly string[]): PreparedOp {
+  prepareDelete(collection: string, ids: readonly string[]): PreparedDelete {
     const state = this.state(collection);
     checkIds(ids);
     return { type: 'delete', state, ids: [...new Set(ids)] };
   }
 
-  /** Commits writes to the NVM in one transaction, then applies them to the HVS; returns the lsn. */
-  private async commit(ops: readonly PreparedOp[]): Promise<number> {
+  /**
+   * Commits writes to the NVM in one transaction, then applies them to the HVS; returns the lsn
+   * and how many blocks the deletes removed.
+   */
+  private async commit(ops: readonly PreparedOp[]): Promise<{ lsn: number; deleted: number }> {
     // An id with a WAL-only write is persisted first, so the NVM sees its writes in order.
     const walHeld = ops.some((op) =>
       (op.type === 'upsert' ? op.blocks.map((b) => b.id) : op.ids).some((id) => op.state.walEntries.has(id)),
     );
     if (walHeld) await this.syncer.persistWal();
     const versions: (Map<string, number> | undefined)[] = [];
+    let deleted = 0;
     const { lsn } = await this.nvm.unitOfWork(async (uow) => {
       for (const op of ops) {
         if (op.type === 'upsert') versions.push((await uow.writeBlocks(op.state.name, op.blocks)).versions);
         else {
-          await uow.deleteBlocks(op.state.name, op.ids);
+          deleted += (await uow.deleteBlocks(op.state.name, op.ids)).deleted;
           versions.push(undefined);
         }
       }
     });
     for (const [i, op] of ops.entries()) await this.applyCommitted(op, lsn, versions[i]);
-    return lsn;
+    return { lsn, deleted };
   }
 
   /**

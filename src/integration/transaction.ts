@@ -3,14 +3,27 @@ import type { CollectionState } from './collection-state.js';
 import type { PreparedBlock } from './item-input.js';
 import type { StoreItem } from './types.js';
 
+/** A store checked in full and waiting for its commit. */
+export interface PreparedUpsert {
+  type: 'upsert';
+  state: CollectionState;
+  blocks: PreparedBlock[];
+}
+
+/** A delete checked in full and waiting for its commit. */
+export interface PreparedDelete {
+  type: 'delete';
+  state: CollectionState;
+  ids: string[];
+}
+
 /** A write checked in full and waiting for its commit. */
-export type PreparedOp =
-  { type: 'upsert'; state: CollectionState; blocks: PreparedBlock[] } | { type: 'delete'; state: CollectionState; ids: string[] };
+export type PreparedOp = PreparedUpsert | PreparedDelete;
 
 /** What a transaction needs from HyperSync to check its writes. */
 export interface TransactionHost {
-  prepareStore(collection: string, items: readonly StoreItem[]): Promise<{ ids: string[]; op: PreparedOp }>;
-  prepareDelete(collection: string, ids: readonly string[]): PreparedOp;
+  prepareStore(collection: string, items: readonly StoreItem[]): Promise<{ ids: string[]; op: PreparedUpsert }>;
+  prepareDelete(collection: string, ids: readonly string[]): PreparedDelete;
 }
 
 /**
