@@ -76,14 +76,29 @@ export async function rebuildFromNvm(ctx: LoadContext, state: CollectionState): 
   if (ctx.hvs.has(state.name)) await ctx.hvs.dropCollection(state.name, { removeSnapshot: false });
   const c = ctx.hvs.createCollection(state.name, { dim: state.dim, metric: state.metric });
   try {
-    for await (const page of ctx.nvm.streamVectors(state.name)) {
-      if (ctx.closing()) throw new ClosedError('HyperSync');
-      if (page.ids.length === 0) continue;
-      await c.upsert(
-        page.ids.map((id, i) => rowKey(id, page.chunks[i])),
-        page.vectors,
-        page.versions,
-      );
+    // The next page is read while this one goes into the HVS: PostgreSQL and the HVS work side
+    // by side (one page ahead, so memory stays bounded by two pages).
+    const pages = ctx.nvm.streamVectors(state.name);
+    let next = pages.next();
+    try {
+      for (;;) {
+        const r = await next;
+        if (r.done) break;
+        next = pages.next();
+        const page = r.value;
+        if (ctx.closing()) throw new ClosedError('HyperSync');
+        if (page.ids.length === 0) continue;
+        await c.upsert(
+          page.ids.map((id, i) => rowKey(id, page.chunks[i])),
+          page.vectors,
+          page.versions,
+        );
+      }
+    } catch (err) {
+      // Let the read in flight finish before the generator is closed.
+      await next.catch(() => undefined);
+      await pages.return(undefined);
+      throw err;
     }
     await c.flush();
     c.advanceLsn(lsn);

@@ -431,6 +431,10 @@ export class SqlNvmStore implements NvmStore {
     if (!Number.isInteger(batchBlocks) || batchBlocks < 1)
       throw new InvalidArgumentError(`batchBlocks must be a positive integer, got ${batchBlocks}`);
     const c = await this.getCollection(collection);
+    // Fresh planner statistics first: right after a bulk load they say a block has thousands of
+    // vectors, and the per-block lookups below get planned as bitmap scans under JIT (≈6× slower).
+    // Best effort: a role that may not ANALYZE streams all the same.
+    await this.db.exec(`ANALYZE hs_blocks, ${vectorsTable(c.id)}`).catch(() => undefined);
     let lastLsn = -1;
     let lastId = '';
     for (;;) {
@@ -438,11 +442,14 @@ export class SqlNvmStore implements NvmStore {
       // per vector, in pgvector's binary form (no arrays to parse).
       const { rows } = await this.run(() =>
         this.db.query<{ id: string; lsn: string; version: string; chunk: number; vector: Uint8Array }>(
+          // LATERAL: each page block's vectors by index lookup. A plain join lets the planner
+          // hash-join against a scan of the whole vectors table, once per page: quadratic (OFFSET 0
+          // keeps the subquery from being flattened into such a join).
           `SELECT b.id, b.lsn, b.version, v.chunk, vector_send(v.embedding) AS vector
              FROM (SELECT id, lsn, version FROM hs_blocks
                     WHERE collection = $1 AND (lsn, id) > ($2, $3)
                     ORDER BY lsn, id LIMIT $4) b
-             JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
+             CROSS JOIN LATERAL (SELECT chunk, embedding FROM ${vectorsTable(c.id)} WHERE block_id = b.id OFFSET 0) v
             ORDER BY b.lsn, b.id, v.chunk`,
           [collection, lastLsn, lastId, batchBlocks],
         ),
