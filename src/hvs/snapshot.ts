@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Metric } from '../../kernels/types.js';
@@ -8,6 +8,7 @@ import { GrowingSegment } from './growing-segment.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { checkSize, type FileRef, newVectorsFileName, readChecked, writeParts } from './segment-file.js';
+import { syncDir } from '../util/sync-dir.js';
 
 /** Snapshot format written by this version; other formats are refused, not guessed at. */
 export const SNAPSHOT_FORMAT_VERSION = 2;
@@ -97,15 +98,6 @@ function decodeMeta(buf: Buffer, file: string, dim: number): Omit<RestoredSegmen
 function manifestChecksum(m: SnapshotManifest): number {
   const { checksum: _omit, ...rest } = m;
   return crc32(JSON.stringify(rest));
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { Packr } from 'msgpackr';
 import { z } from 'zod';
 import { ClosedError, InvalidArgumentError, UnavailableError, WalCorruptError } from '../errors.js';
 import { MAX_ID_LENGTH } from '../hvs/guards.js';
+import { syncDir } from '../util/sync-dir.js';
 
 /** One row of an upsert, as the log holds it. */
 export interface WalUpsertItem {
@@ -605,13 +606,4 @@ async function syncNewEntries(dir: string, firstCreated: string | undefined): Pr
     if (d === firstCreated || dirname(d) === d) break;
   }
   return syncs;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -427,6 +427,26 @@ export class SqlNvmStore implements NvmStore {
     return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
   }
 
+  /**
+   * ANALYZE the tables whose statistics are missing or older than a fifth of their rows' changes
+   * (best effort: errors are ignored, the stream runs all the same).
+   */
+  private async analyzeIfStale(tables: string[]): Promise<void> {
+    try {
+      const { rows } = await this.db.query<{ relname: string }>(
+        `SELECT t.name AS relname FROM unnest($1::text[]) AS t(name)
+           LEFT JOIN pg_stat_user_tables s ON s.relname = t.name
+          WHERE s.relname IS NULL
+             OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
+             OR s.n_mod_since_analyze > greatest(1000, s.n_live_tup / 5)`,
+        [tables],
+      );
+      if (rows.length > 0) await this.db.exec(`ANALYZE ${rows.map((r) => r.relname).join(', ')}`);
+    } catch {
+      // Statistics are an optimisation here.
+    }
+  }
+
   async *streamVectors(collection: string, batchBlocks = 10_000): AsyncGenerator<VectorBatchPage> {
     if (!Number.isInteger(batchBlocks) || batchBlocks < 1)
       throw new InvalidArgumentError(`batchBlocks must be a positive integer, got ${batchBlocks}`);
@@ -434,7 +454,7 @@ export class SqlNvmStore implements NvmStore {
     // Fresh planner statistics first: right after a bulk load they say a block has thousands of
     // vectors, and the per-block lookups below get planned as bitmap scans under JIT (≈6× slower).
     // Best effort: a role that may not ANALYZE streams all the same.
-    await this.db.exec(`ANALYZE hs_blocks, ${vectorsTable(c.id)}`).catch(() => undefined);
+    await this.analyzeIfStale(['hs_blocks', vectorsTable(c.id)]);
     let lastLsn = -1;
     let lastId = '';
     for (;;) {
