@@ -11,6 +11,8 @@ export type ErrorCode =
   | 'not_found'
   | 'collection_not_found'
   | 'collection_exists'
+  | 'encoder_mismatch'
+  | 'unauthorized'
   | 'snapshot_corrupt'
   | 'wal_corrupt'
   | 'device_unavailable'
@@ -132,5 +134,22 @@ export class ClosedError extends HyperSyncError {
 export class ConfigError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'config_invalid', 500, opts);
+  }
+}
+
+/**
+ * A collection's texts must be encoded by the encoder (and version) it was created with, and this
+ * process has a different one or none of that name (409).
+ */
+export class EncoderMismatchError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'encoder_mismatch', 409, opts);
+  }
+}
+
+/** Missing or unknown API key (401). */
+export class UnauthorizedError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'unauthorized', 401, opts);
   }
 }

@@ -26,7 +26,7 @@ export class Service {
     const info = hs.hvs.deviceInfo;
     log.info({ device: info, nvm: hs.nvm.backend }, 'HVS device: %s (%s); NVM: %s', info.device, info.reason, hs.nvm.backend);
     try {
-      const app = createApp({ hs, log });
+      const app = createApp({ hs, log, apiKeys: config.apiKeys });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });

@@ -1,19 +1,29 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import { z } from 'zod';
+import { requireApiKey } from './auth.js';
 import { errorMiddleware } from './error-middleware.js';
+import { parse } from './validate.js';
 
 /** What the HTTP app serves. */
 export interface AppDeps {
   hs: HyperSync;
   log: Logger;
+  /** Bearer keys every `/v1` route requires (none: open). */
+  apiKeys?: readonly string[];
 }
+
+const encodeBody = z.strictObject({
+  texts: z.array(z.string()).min(1, 'at least one text'),
+  encoder: z.string().min(1).optional(),
+});
 
 /**
  * The Express app. This foundation serves liveness and readiness; the v1 API of DESIGN.md is
  * mounted here as the service grows.
  */
-export function createApp({ hs, log }: AppDeps): Express {
+export function createApp({ hs, log, apiKeys = [] }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(express.json({ limit: '64mb' }));
@@ -46,6 +56,14 @@ export function createApp({ hs, log }: AppDeps): Express {
         deviceBytes: memory.deviceBytes,
       },
     });
+  });
+
+  app.use('/v1', requireApiKey(apiKeys));
+
+  app.post('/v1/encode', async (req, res) => {
+    const body = parse(encodeBody, req.body);
+    const out = await hs.encode(body.texts, body.encoder === undefined ? {} : { encoder: body.encoder });
+    res.json({ dim: out.dim, encoder: out.encoder, vectors: out.vectors.map((v) => Array.from(v)) });
   });
 
   app.use((_req, res) => {

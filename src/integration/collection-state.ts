@@ -2,6 +2,7 @@ import { Mutex } from 'async-mutex';
 import type { Metric } from '../../kernels/types.js';
 import { UnavailableError } from '../errors.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
+import type { EncoderRef } from '../nvm/nvm-store.js';
 import { rowKey } from './row-keys.js';
 import type { WalUpsertItem } from './write-ahead-log.js';
 
@@ -43,6 +44,8 @@ export class CollectionState {
     readonly name: string,
     readonly dim: number,
     readonly metric: Metric,
+    /** The encoder the collection named at creation, if any. */
+    readonly encoder?: EncoderRef,
   ) {}
 
   get hvs(): HvsCollection | undefined {

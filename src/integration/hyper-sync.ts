@@ -3,19 +3,19 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { MAX_K, type Metric } from '../../kernels/types.js';
 import type { Encoder } from '../encoder/encoder.js';
-import { ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { ClosedError, CollectionNotFoundError, DimensionMismatchError, InvalidArgumentError } from '../errors.js';
 import { assertId, isArray } from '../hvs/guards.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
 import type { SearchHit } from '../hvs/types.js';
 import { checkBatch } from '../hvs/vector-input.js';
 import type { JobQueue } from '../jobs/job-queue.js';
-import type { NvmStore } from '../nvm/nvm-store.js';
+import type { EncoderRef, NvmStore } from '../nvm/nvm-store.js';
 import { SqlNvmStore } from '../nvm/sql-nvm-store.js';
 import { loadCollection, type LoadResult } from './collection-loader.js';
 import { CollectionState } from './collection-state.js';
 import { repairInconsistencies, verifyConsistency, type VerifyOptions } from './consistency.js';
-import { checkIds, encodeTexts, prepareItems } from './item-input.js';
+import { checkIds, encodeTexts, type EncoderSet, prepareItems } from './item-input.js';
 import type { HyperSyncOptions } from './options.js';
 import { planQuery, type QueryPlan } from './query-planner.js';
 import { blockIdOf } from './row-keys.js';
@@ -65,7 +65,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     readonly hvs: Hvs,
     private readonly wal: WriteAheadLog,
     readonly log: Logger,
-    readonly encoder: Encoder | undefined,
+    private readonly encoders: EncoderSet,
     readonly jobs: JobQueue | undefined,
     options: HyperSyncOptions,
   ) {
@@ -118,8 +118,8 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);
       if (recovery.tornBytes > 0) log.warn({ tornBytes: recovery.tornBytes }, 'write-ahead log: torn tail dropped');
-      const hs = new HyperSync(nvm, hvs, wal, log, options.encoder, options.jobs, options);
-      for (const c of await nvm.listCollections()) hs.states.set(c.name, new CollectionState(c.name, c.dim, c.metric));
+      const hs = new HyperSync(nvm, hvs, wal, log, encoderSet(options), options.jobs, options);
+      for (const c of await nvm.listCollections()) hs.states.set(c.name, new CollectionState(c.name, c.dim, c.metric, c.encoder));
       hs.replayWal(pending);
       if (pending.length > 0) {
         const n = await hs.syncer.persistWal();
@@ -149,13 +149,32 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return { ready: Object.values(collections).every((st) => st === 'ready'), collections };
   }
 
-  /** Creates a collection in both tiers. */
-  async createCollection(name: string, spec: { dim: number; metric?: Metric }): Promise<CollectionInfo> {
+  /**
+   * Creates a collection in both tiers. Naming an `encoder` (the default one's name, or one of
+   * `options.encoders`) records it with its version: the collection's texts are then always
+   * encoded by it, and `dim` defaults to its dimension.
+   */
+  async createCollection(name: string, spec: { dim?: number; metric?: Metric; encoder?: string }): Promise<CollectionInfo> {
     this.assertOpen();
     const metric = spec.metric ?? 'cosine';
+    let encoder: EncoderRef | undefined;
+    let dim = spec.dim;
+    if (spec.encoder !== undefined) {
+      const e = this.encoders.byName.get(spec.encoder);
+      if (!e) {
+        const known = [...this.encoders.byName.keys()];
+        throw new InvalidArgumentError(
+          `unknown encoder ${JSON.stringify(spec.encoder)}; this process has ${known.length > 0 ? known.join(', ') : 'none'}`,
+        );
+      }
+      if (dim !== undefined && dim !== e.dim) throw new DimensionMismatchError(e.dim, dim, `encoder ${e.name}`);
+      dim ??= e.dim;
+      encoder = { name: e.name, version: e.version };
+    }
+    if (dim === undefined) throw new InvalidArgumentError('dim is required unless an encoder is named');
     const lsn = await this.nvm.lastLsn();
-    const c = await this.nvm.createCollection(name, { dim: spec.dim, metric });
-    const state = new CollectionState(c.name, c.dim, c.metric);
+    const c = await this.nvm.createCollection(name, { dim, metric, ...(encoder ? { encoder } : {}) });
+    const state = new CollectionState(c.name, c.dim, c.metric, c.encoder);
     if (this.hvs.has(name)) await this.hvs.dropCollection(name);
     const h = this.hvs.createCollection(name, { dim: c.dim, metric: c.metric });
     h.advanceLsn(lsn);
@@ -164,17 +183,35 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     state.markReady();
     // Writes by others between lastLsn() and now are in the change log after `lsn`.
     this.syncer.wake();
-    return { name: c.name, dim: c.dim, metric: c.metric };
+    return info(state);
+  }
+
+  /**
+   * Encodes texts with the default encoder, or the one named; one batch. For `POST /v1/encode`
+   * and pipelines that want the vectors themselves.
+   */
+  async encode(
+    texts: readonly string[],
+    opts: { encoder?: string } = {},
+  ): Promise<{ dim: number; vectors: Float32Array[]; encoder: EncoderRef }> {
+    this.assertOpen();
+    const e = opts.encoder === undefined ? this.encoders.default : this.encoders.byName.get(opts.encoder);
+    if (!e) {
+      throw new InvalidArgumentError(
+        opts.encoder === undefined ? 'no default encoder is configured' : `unknown encoder ${JSON.stringify(opts.encoder)}`,
+      );
+    }
+    const vectors = await e.encode(texts);
+    return { dim: e.dim, vectors, encoder: { name: e.name, version: e.version } };
   }
 
   listCollections(): CollectionInfo[] {
     this.assertOpen();
-    return [...this.states.values()].map((s) => ({ name: s.name, dim: s.dim, metric: s.metric }));
+    return [...this.states.values()].map(info);
   }
 
   getCollection(name: string): CollectionInfo {
-    const s = this.state(name);
-    return { name: s.name, dim: s.dim, metric: s.metric };
+    return info(this.state(name));
   }
 
   /** Drops the collection from both tiers, with its snapshot, cache entries and WAL-only writes. */
@@ -207,9 +244,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     };
     if (s.error) hvs.error = s.error.message;
     return {
-      name: s.name,
-      dim: s.dim,
-      metric: s.metric,
+      ...info(s),
       count: counts.blocks,
       hvs,
       nvm: { count: counts.blocks, vectors: counts.vectors },
@@ -270,7 +305,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   /** @internal Checks and encodes a store (see {@link Transaction}). */
   async prepareStore(collection: string, items: readonly StoreItem[]): Promise<{ ids: string[]; op: PreparedUpsert }> {
     const state = this.state(collection);
-    const { ids, blocks } = await prepareItems(state, items, this.encoder);
+    const { ids, blocks } = await prepareItems(state, items, this.encoders);
     return { ids, op: { type: 'upsert', state, blocks } };
   }
 
@@ -518,7 +553,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const encoded = await encodeTexts(
       state,
       texts.map((t) => t.text),
-      this.encoder,
+      this.encoders,
     );
     texts.forEach((t, j) => (out[t.i] = encoded[j]));
     checkBatch(out, state.dim, state.metric, 'queries');
@@ -783,11 +818,26 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       throw err;
     }
     if (this.states.has(name)) return;
-    const state = new CollectionState(c.name, c.dim, c.metric);
+    const state = new CollectionState(c.name, c.dim, c.metric, c.encoder);
     this.states.set(name, state);
     const previous = this.loading;
     this.loading = previous.then(() => this.load(state));
   }
+}
+
+function info(s: CollectionState): CollectionInfo {
+  return { name: s.name, dim: s.dim, metric: s.metric, ...(s.encoder ? { encoder: s.encoder } : {}) };
+}
+
+/** The default encoder and every encoder by name (the default one included). */
+function encoderSet(options: HyperSyncOptions): EncoderSet {
+  const byName = new Map<string, Encoder>();
+  for (const e of [...(options.encoders ?? []), ...(options.encoder ? [options.encoder] : [])]) {
+    const other = byName.get(e.name);
+    if (other && other !== e) throw new InvalidArgumentError(`two encoders are named ${e.name}`);
+    byName.set(e.name, e);
+  }
+  return { default: options.encoder, byName };
 }
 
 function checkInclude(include: readonly Include[] | undefined): Include[] {

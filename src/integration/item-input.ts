@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Encoder } from '../encoder/encoder.js';
-import { DimensionMismatchError, InvalidArgumentError } from '../errors.js';
+import { DimensionMismatchError, EncoderMismatchError, InvalidArgumentError } from '../errors.js';
 import { assertId, isArray } from '../hvs/guards.js';
 import { checkBatch, copyRows } from '../hvs/vector-input.js';
 import type { BlockInput } from '../nvm/nvm-store.js';
@@ -27,7 +27,7 @@ export interface PreparedBlock extends BlockInput {
 export async function prepareItems(
   state: CollectionState,
   items: readonly StoreItem[],
-  encoder: Encoder | undefined,
+  encoders: EncoderSet,
 ): Promise<{ ids: string[]; blocks: PreparedBlock[] }> {
   if (!isArray(items) || items.length === 0) throw new InvalidArgumentError('items must be a non-empty array');
   if (items.length > MAX_ITEMS) throw new InvalidArgumentError(`at most ${MAX_ITEMS} items per call, got ${items.length}`);
@@ -64,7 +64,7 @@ export async function prepareItems(
   const encoded = await encodeTexts(
     state,
     texts.map((t) => t.text),
-    encoder,
+    encoders,
   );
   const vectors: Float32Array[] = items.map((item) => item.vector ?? new Float32Array(0));
   texts.forEach((t, j) => (vectors[t.index] = encoded[j]));
@@ -89,20 +89,51 @@ export async function prepareItems(
   return { ids, blocks: [...byId.values()] };
 }
 
-/** Encodes texts for a collection; 400 with the reason when no encoder fits its dimension. */
+/** The encoders a process has: a default and more by name. */
+export interface EncoderSet {
+  default: Encoder | undefined;
+  byName: ReadonlyMap<string, Encoder>;
+}
+
+/**
+ * The encoder for a collection's texts: the one it named at creation (same name and version), or
+ * for a collection that named none the default one when its dimension matches.
+ */
+export function encoderFor(state: CollectionState, encoders: EncoderSet): Encoder {
+  const named = state.encoder;
+  if (named) {
+    const e = encoders.byName.get(named.name);
+    if (!e) {
+      throw new EncoderMismatchError(`collection ${state.name} encodes with ${named.name}, which this process does not have`, {
+        details: { encoder: named.name, version: named.version },
+      });
+    }
+    if (e.version !== named.version) {
+      throw new EncoderMismatchError(
+        `collection ${state.name} was created with ${named.name} version ${named.version}; this process has version ${e.version}`,
+        { details: { encoder: named.name, version: named.version, available: e.version } },
+      );
+    }
+    return e;
+  }
+  const d = encoders.default;
+  if (!d) throw new InvalidArgumentError(`collection ${state.name}: texts need an encoder, and none is configured; send vectors`);
+  if (d.dim !== state.dim) {
+    throw new InvalidArgumentError(
+      `collection ${state.name} has dimension ${state.dim} but the default encoder ${d.name} makes ${d.dim}-dimensional vectors; send vectors, or create the collection with dim ${d.dim}`,
+    );
+  }
+  return d;
+}
+
+/** Encodes texts for a collection (one batch); 400 or 409 with the reason when no encoder fits. */
 export async function encodeTexts(
   state: CollectionState,
   texts: readonly string[],
-  encoder: Encoder | undefined,
+  encoders: EncoderSet,
 ): Promise<Float32Array[]> {
   if (texts.length === 0) return [];
-  if (!encoder)
-    throw new InvalidArgumentError(`collection ${state.name}: texts need an encoder, and none is configured; send vectors`);
-  if (encoder.dim !== state.dim) {
-    throw new InvalidArgumentError(
-      `collection ${state.name} has dimension ${state.dim} but the encoder ${encoder.name} makes ${encoder.dim}-dimensional vectors; send vectors`,
-    );
-  }
+  const encoder = encoderFor(state, encoders);
   const out = await encoder.encode(texts);
   if (out.length !== texts.length)
     throw new Error(`encoder ${encoder.name} returned ${out.length} vectors for ${texts.length} texts`);

@@ -13,8 +13,13 @@ export interface HyperSyncOptions {
   device?: DevicePreference;
   /** Byte budget of the read cache in MiB (default 1024; 0 disables it). */
   cacheMb?: number;
-  /** Turns texts into vectors; without one, items and queries must carry vectors. */
+  /**
+   * The default encoder: turns texts into vectors for collections that name none (when the
+   * dimensions match) and for `encode()`; without one, such items and queries must carry vectors.
+   */
   encoder?: Encoder;
+  /** More encoders, by name, that collections may name at creation. */
+  encoders?: readonly Encoder[];
   /** Where background jobs go (BullMQ or inline); HyperSync does not close it. */
   jobs?: JobQueue;
   /** Default: silent. */

@@ -1,4 +1,5 @@
 import type { Metric } from '../../kernels/types.js';
+import type { EncoderRef } from '../nvm/nvm-store.js';
 
 /** Which tiers answered: the HVS searched and the NVM supplied content, the HVS alone, or the NVM alone. */
 export type Source = 'hvs+nvm' | 'hvs' | 'nvm';
@@ -76,6 +77,8 @@ export interface CollectionInfo {
   name: string;
   dim: number;
   metric: Metric;
+  /** The encoder it named at creation (its texts are always encoded by it). */
+  encoder?: EncoderRef;
 }
 
 /** Counters of a collection across both tiers. */

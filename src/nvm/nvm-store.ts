@@ -8,6 +8,21 @@ export interface NvmCollection {
   name: string;
   dim: number;
   metric: Metric;
+  /** The encoder that turns the collection's texts into vectors, as recorded at creation. */
+  encoder?: EncoderRef;
+}
+
+/** An encoder as a collection records it. */
+export interface EncoderRef {
+  name: string;
+  version: string;
+}
+
+/** What {@link NvmStore.createCollection} takes. */
+export interface CollectionSpecInput {
+  dim: number;
+  metric: Metric;
+  encoder?: EncoderRef;
 }
 
 /** A block to write: content, metadata and one or more chunk vectors. */
@@ -131,7 +146,7 @@ export interface NvmStore {
   dropHnswIndex(collection: string): Promise<void>;
   readonly backend: 'postgres' | 'pglite';
   /** Creates the collection and its `vector(dim)` table; {@link CollectionExistsError} if taken. */
-  createCollection(name: string, spec: { dim: number; metric: Metric }): Promise<NvmCollection>;
+  createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection>;
   /** The collection, or {@link CollectionNotFoundError}. */
   getCollection(name: string): Promise<NvmCollection>;
   listCollections(): Promise<NvmCollection[]>;

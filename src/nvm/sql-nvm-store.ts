@@ -11,6 +11,7 @@ import type { SearchHit } from '../hvs/types.js';
 import type {
   BlockInput,
   Change,
+  CollectionSpecInput,
   NvmCollection,
   NvmSearchOptions,
   GetBlocksOptions,
@@ -32,7 +33,16 @@ export interface NvmStoreOptions {
   dataDir?: string;
 }
 
-type CollectionRow = { id: number; name: string; dim: number; metric: string };
+type CollectionRow = {
+  id: number;
+  name: string;
+  dim: number;
+  metric: string;
+  encoder: string | null;
+  encoder_version: string | null;
+};
+
+const COLLECTION_COLUMNS = 'id, name, dim, metric, encoder, encoder_version';
 
 /** A write checked in full, ready for {@link SqlNvmStore.writeInTx}. */
 interface PreparedWrite {
@@ -112,7 +122,7 @@ export class SqlNvmStore implements NvmStore {
     return this.db.kind;
   }
 
-  async createCollection(name: string, spec: { dim: number; metric: Metric }): Promise<NvmCollection> {
+  async createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
     assertCollectionName(name);
     if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > MAX_DIM) {
       throw new InvalidArgumentError(`dim must be an integer between 1 and ${MAX_DIM}, got ${String(spec.dim)}`);
@@ -120,11 +130,16 @@ export class SqlNvmStore implements NvmStore {
     if (!METRICS.includes(spec.metric)) {
       throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
     }
+    const enc = spec.encoder;
+    if (enc !== undefined && (typeof enc.name !== 'string' || enc.name.length === 0 || typeof enc.version !== 'string')) {
+      throw new InvalidArgumentError('encoder must have a non-empty name and a version');
+    }
     try {
       return await this.db.transaction(async (tx) => {
         const { rows } = await tx.query<CollectionRow>(
-          'INSERT INTO hs_collections (name, dim, metric) VALUES ($1, $2, $3) RETURNING id, name, dim, metric',
-          [name, spec.dim, spec.metric],
+          `INSERT INTO hs_collections (name, dim, metric, encoder, encoder_version) VALUES ($1, $2, $3, $4, $5)
+           RETURNING ${COLLECTION_COLUMNS}`,
+          [name, spec.dim, spec.metric, enc?.name ?? null, enc?.version ?? null],
         );
         const c = toCollection(rows[0]);
         // dim is a checked integer and the table name a number: nothing here comes from input text.
@@ -146,7 +161,7 @@ export class SqlNvmStore implements NvmStore {
   async getCollection(name: string): Promise<NvmCollection> {
     assertCollectionName(name);
     const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>('SELECT id, name, dim, metric FROM hs_collections WHERE name = $1', [name]),
+      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1`, [name]),
     );
     if (rows.length === 0) throw new CollectionNotFoundError(name);
     return toCollection(rows[0]);
@@ -154,7 +169,7 @@ export class SqlNvmStore implements NvmStore {
 
   async listCollections(): Promise<NvmCollection[]> {
     const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>('SELECT id, name, dim, metric FROM hs_collections ORDER BY name'),
+      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections ORDER BY name`),
     );
     return rows.map(toCollection);
   }
@@ -219,7 +234,7 @@ export class SqlNvmStore implements NvmStore {
     const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
     // The catalogue row read here, locked against a concurrent drop, is the authority on the
     // dimension (a cached one could be stale).
-    const found = await tx.query<CollectionRow>('SELECT id, name, dim, metric FROM hs_collections WHERE name = $1 FOR SHARE', [
+    const found = await tx.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1 FOR SHARE`, [
       collection,
     ]);
     if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
@@ -669,5 +684,7 @@ function checkIds(ids: readonly string[]): void {
 }
 
 function toCollection(r: CollectionRow): NvmCollection {
-  return { id: Number(r.id), name: r.name, dim: Number(r.dim), metric: r.metric as Metric };
+  const c: NvmCollection = { id: Number(r.id), name: r.name, dim: Number(r.dim), metric: r.metric as Metric };
+  if (r.encoder !== null) c.encoder = { name: r.encoder, version: r.encoder_version ?? '' };
+  return c;
 }

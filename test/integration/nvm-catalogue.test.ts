@@ -68,10 +68,10 @@ describe.each(backends)('NVM catalogue contract ($name)', (backend) => {
   it.skipIf(backend.skip)('migrations are applied at open and applying them again does nothing', async () => {
     expect(store.backend).toBe(backend.name);
     const migrations = await loadMigrations();
-    expect(migrations.map((m) => m.version)).toEqual([1, 2]);
+    expect(migrations.map((m) => m.version)).toEqual([1, 2, 3]);
     expect(await migrate(store.driver, migrations)).toEqual([]);
     const { rows } = await store.driver.query<{ version: number }>('SELECT version FROM hs_migrations');
-    expect(rows.map((r) => Number(r.version)).sort()).toEqual([1, 2]);
+    expect(rows.map((r) => Number(r.version)).sort()).toEqual([1, 2, 3]);
   });
 
   it.skipIf(backend.skip)('an applied migration that was edited is refused', async () => {
@@ -98,6 +98,19 @@ describe.each(backends)('NVM catalogue contract ($name)', (backend) => {
     await expect(store.getCollection('alpha')).rejects.toThrow(CollectionNotFoundError);
     await expect(store.driver.query(`SELECT 1 FROM ${table}`)).rejects.toThrow(/does not exist/);
     expect((await store.listCollections()).map((c) => c.name)).toEqual(['beta_2']);
+  });
+
+  it.skipIf(backend.skip)('a collection records the encoder it names, with its version', async () => {
+    const c = await store.createCollection('texts', { dim: 8, metric: 'cosine', encoder: { name: 'hashing', version: 'v1-d8' } });
+    expect(c.encoder).toEqual({ name: 'hashing', version: 'v1-d8' });
+    expect((await store.getCollection('texts')).encoder).toEqual({ name: 'hashing', version: 'v1-d8' });
+    await store.createCollection('plain', { dim: 8, metric: 'cosine' });
+    const listed = await store.listCollections();
+    expect(listed.find((x) => x.name === 'plain')?.encoder).toBeUndefined();
+    expect(listed.find((x) => x.name === 'texts')?.encoder?.name).toBe('hashing');
+    await expect(
+      store.createCollection('bad', { dim: 8, metric: 'cosine', encoder: { name: '', version: 'x' } }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 
   it.skipIf(backend.skip)('typed errors: duplicate 409, unknown 404, bad input 400', async () => {
@@ -135,7 +148,7 @@ describe('NVM on PostgreSQL only', () => {
     try {
       const migrations = await loadMigrations();
       const applied = await Promise.all(drivers.map((d) => migrate(d, migrations)));
-      expect(applied.flat().sort()).toEqual([1, 2]);
+      expect(applied.flat().sort()).toEqual([1, 2, 3]);
     } finally {
       for (const d of drivers) await d.close();
     }
