@@ -14,6 +14,8 @@ export { MAX_DIM, type VectorBatch } from './hvs/vector-input.js';
 export type {
   BlockInput,
   Change,
+  CollectionSpecInput,
+  EncoderRef,
   GetBlocksOptions,
   NvmCollection,
   NvmStore,
@@ -46,3 +48,7 @@ export type {
 export { WriteAheadLog, type WalOp, type WalRecord, type WalUpsertItem } from './integration/write-ahead-log.js';
 export type { Encoder } from './encoder/encoder.js';
 export type { AddJobOptions, JobInfo, JobQueue, JobState, JobType } from './jobs/job-queue.js';
+export { HashingEncoder, type HashingEncoderOptions } from './encoder/hashing-encoder.js';
+export { OnnxEncoder, type OnnxEncoderOptions, type Pooling } from './encoder/onnx-encoder.js';
+export { checkTexts, MAX_TEXT_CHARS, MAX_TEXTS } from './encoder/input.js';
+export { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-config.js';

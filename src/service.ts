@@ -2,6 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
+import { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-config.js';
 import { createApp } from './http/app.js';
 import { HyperSync } from './integration/hyper-sync.js';
 import { optionsFromConfig } from './integration/options.js';
@@ -14,6 +15,7 @@ export class Service {
     readonly server: Server,
     readonly hs: HyperSync,
     readonly log: Logger,
+    private readonly encoders: ConfiguredEncoders,
   ) {}
 
   /**
@@ -21,20 +23,35 @@ export class Service {
    * on `config.port` (0 for an ephemeral port); collections load into the HVS in the background.
    */
   static async start(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Service> {
-    const hs = await HyperSync.open(optionsFromConfig(config, { log }));
+    const encoders = await encodersFromConfig(config);
+    let hs: HyperSync;
+    try {
+      hs = await HyperSync.open(optionsFromConfig(config, { log, encoder: encoders.encoder, encoders: encoders.encoders }));
+    } catch (err) {
+      await encoders.close();
+      throw err;
+    }
     hs.on('error', (err) => log.error({ err }, 'background failure'));
     const info = hs.hvs.deviceInfo;
-    log.info({ device: info, nvm: hs.nvm.backend }, 'HVS device: %s (%s); NVM: %s', info.device, info.reason, hs.nvm.backend);
+    log.info(
+      { device: info, nvm: hs.nvm.backend, encoder: encoders.encoder.name },
+      'HVS device: %s (%s); NVM: %s; encoder: %s',
+      info.device,
+      info.reason,
+      hs.nvm.backend,
+      encoders.encoder.name,
+    );
     try {
       const app = createApp({ hs, log, apiKeys: config.apiKeys });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });
-      const svc = new Service(server, hs, log);
+      const svc = new Service(server, hs, log, encoders);
       log.info({ port: svc.port }, 'hypersync listening on %s:%d', config.host, svc.port);
       return svc;
     } catch (err) {
       await hs.close();
+      await encoders.close();
       throw err;
     }
   }
@@ -51,6 +68,7 @@ export class Service {
         this.server.closeIdleConnections();
       });
       await this.hs.close();
+      await this.encoders.close();
       this.log.info('hypersync stopped');
     })();
     return this.closing;
