@@ -286,6 +286,24 @@ describe('OnnxEncoder on the generated test model', () => {
     }
   });
 
+  it('runs the model in worker threads or on the calling thread with the same results', async () => {
+    const onMain = await OnnxEncoder.open({ modelDir, device: 'cpu', workers: 0 });
+    const twoWorkers = await OnnxEncoder.open({ modelDir, device: 'cpu', workers: 2, workerIntraOpThreads: 1 });
+    try {
+      const texts = Array.from({ length: 40 }, (_, i) => words(1 + ((i * 11) % 50), i));
+      const [a, b, c] = await Promise.all([onMain.encode(texts), twoWorkers.encode(texts), onnx.encode(texts)]);
+      for (let i = 0; i < texts.length; i++) {
+        expect(maxAbsDiff(a[i], b[i])).toBeLessThanOrEqual(1e-6);
+        expect(maxAbsDiff(a[i], c[i])).toBeLessThanOrEqual(1e-6);
+      }
+      expect(onMain.version).toBe(twoWorkers.version);
+    } finally {
+      await onMain.close();
+      await twoWorkers.close();
+    }
+    await expect(twoWorkers.encode(['x'])).rejects.toBeInstanceOf(ClosedError);
+  });
+
   it('pads buckets that mix short and long texts without changing any vector', async () => {
     // Full buckets of three (a run costs more than any padding) put texts of many lengths together.
     const e = await OnnxEncoder.open({ modelDir, device: 'cpu', maxBatchSize: 3, maxBatchTokens: 256, runOverheadTokens: 1000 });
