@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
 import { z } from 'zod';
 import { requireApiKey } from './auth.js';
+import { collectionRoutes } from './routes/collections.js';
+import { itemRoutes } from './routes/items.js';
 import { errorMiddleware } from './error-middleware.js';
 import { parse } from './validate.js';
 
@@ -59,6 +61,9 @@ export function createApp({ hs, log, apiKeys = [] }: AppDeps): Express {
   });
 
   app.use('/v1', requireApiKey(apiKeys));
+
+  app.use('/v1/collections', collectionRoutes(hs));
+  app.use('/v1/collections', itemRoutes(hs));
 
   app.post('/v1/encode', async (req, res) => {
     const body = parse(encodeBody, req.body);

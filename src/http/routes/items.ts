@@ -1,0 +1,53 @@
+import { Router } from 'express';
+import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import type { HyperSync } from '../../integration/hyper-sync.js';
+import type { StoreItem } from '../../integration/types.js';
+import { queryBody, storeBody } from '../schemas.js';
+import { parse } from '../validate.js';
+import { vectorFromBody } from '../vector-body.js';
+
+/** Items and queries of a collection: `/v1/collections/:c/items`, `/v1/collections/:c/query`. */
+export function itemRoutes(hs: HyperSync): Router {
+  const r = Router({ mergeParams: true });
+  r.post('/:c/items', async (req, res) => {
+    const body = parse(storeBody, req.body);
+    const items: StoreItem[] = body.items.map((it, i) => {
+      const item: StoreItem = {};
+      if (it.id !== undefined) item.id = it.id;
+      if (it.vector !== undefined) item.vector = vectorFromBody(it.vector, `items[${i}].vector`);
+      if (it.text !== undefined) item.text = it.text;
+      if (it.content !== undefined) item.content = it.content;
+      if (it.metadata !== undefined) item.metadata = it.metadata;
+      return item;
+    });
+    const out = await hs.store(req.params.c, items, { persist: body.persist ?? true });
+    res.json(out);
+  });
+  r.get('/:c/items/:id', async (req, res) => {
+    const got = await hs.get(req.params.c, req.params.id);
+    if (!got) throw new NotFoundError(`no item ${JSON.stringify(req.params.id)} in collection ${req.params.c}`);
+    res.json({ ...got, vector: Array.from(got.vector) });
+  });
+  r.delete('/:c/items/:id', async (req, res) => {
+    const out = await hs.delete(req.params.c, [req.params.id]);
+    if (out.deleted === 0) throw new NotFoundError(`no item ${JSON.stringify(req.params.id)} in collection ${req.params.c}`);
+    res.json(out);
+  });
+  r.post('/:c/query', async (req, res) => {
+    const body = parse(queryBody, req.body);
+    const queries = body.queries.map((q, i) => {
+      if ((q.vector === undefined) === (q.text === undefined)) {
+        throw new InvalidArgumentError(`queries[${i}] needs exactly one of vector and text`);
+      }
+      return q.vector !== undefined ? vectorFromBody(q.vector, `queries[${i}].vector`) : (q.text as string);
+    });
+    const opts: Parameters<HyperSync['query']>[3] = {};
+    if (body.include !== undefined) opts.include = body.include;
+    if (body.minLsn !== undefined) opts.minLsn = body.minLsn;
+    const results = await hs.query(req.params.c, queries, body.k, opts);
+    res.json({
+      results: results.map((list) => list.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h))),
+    });
+  });
+  return r;
+}

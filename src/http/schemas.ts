@@ -1,0 +1,53 @@
+import { z } from 'zod';
+import { MAX_K, METRICS } from '../../kernels/types.js';
+import { COLLECTION_NAME } from '../hvs/collection-name.js';
+import { MAX_ID_LENGTH } from '../hvs/guards.js';
+import { MAX_DIM } from '../hvs/vector-input.js';
+import { MAX_ITEMS } from '../integration/item-input.js';
+
+/** Collection names as the NVM accepts them: identifiers. */
+export const collectionName = z
+  .string()
+  .regex(COLLECTION_NAME, 'use 1-63 letters, digits or underscores, not starting with a digit');
+
+/**
+ * A vector: a JSON array of finite numbers, or for large batches the base64 of its little-endian
+ * float32 bytes (decoded straight into a Float32Array, see vector-body.ts).
+ */
+export const vectorValue = z.union([
+  z.array(z.number()).min(1, 'a vector needs at least one number').max(MAX_DIM, `at most ${MAX_DIM} dimensions`),
+  z
+    .string()
+    .min(1, 'an empty base64 vector')
+    .max(Math.ceil((MAX_DIM * 4) / 3) + 4, `at most ${MAX_DIM} dimensions`),
+]);
+
+export const createCollectionBody = z.strictObject({
+  name: collectionName,
+  dim: z.number().int().min(1).max(MAX_DIM).optional(),
+  metric: z.enum(METRICS).optional(),
+  encoder: z.string().min(1).optional(),
+});
+
+export const itemBody = z.strictObject({
+  id: z.string().min(1).max(MAX_ID_LENGTH).optional(),
+  vector: vectorValue.optional(),
+  text: z.string().optional(),
+  content: z.string().nullable().optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const storeBody = z.strictObject({
+  items: z.array(itemBody).min(1, 'at least one item').max(MAX_ITEMS, `at most ${MAX_ITEMS} items per request`),
+  persist: z.boolean().optional(),
+});
+
+export const queryBody = z.strictObject({
+  queries: z
+    .array(z.strictObject({ vector: vectorValue.optional(), text: z.string().optional() }))
+    .min(1, 'at least one query')
+    .max(4096, 'at most 4096 queries per request'),
+  k: z.number().int().min(1).max(MAX_K),
+  include: z.array(z.enum(['content', 'metadata', 'vector'])).optional(),
+  minLsn: z.number().int().min(0).optional(),
+});
