@@ -88,7 +88,7 @@ describe('the hypersync CLI as a real process', () => {
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         for (const line of out.split('\n')) {
-          if (!line.startsWith('{')) continue;
+          if (!line.startsWith('{') || !line.endsWith('}')) continue; // a line still arriving
           const rec = JSON.parse(line) as { port?: number };
           if (typeof rec.port === 'number') {
             clearTimeout(timer);
@@ -127,4 +127,79 @@ describe('the hypersync CLI as a real process', () => {
     expect(err).toMatch(/invalid configuration/);
     expect(err).toMatch(/HYPERSYNC_PORT/);
   });
+
+  it('npm start on the embedded default: stores and queries over HTTP, stops on SIGTERM, and finds the data after a restart', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'npm-start-'));
+    const start = async () => {
+      // npm hands SIGTERM to the server (the start script execs it) and then ends by the same
+      // signal: the server's own log says whether it shut down cleanly.
+      const child = spawn('npm', ['start', '--silent'], {
+        env: { ...process.env, HYPERSYNC_PORT: '0', HYPERSYNC_HOST: '127.0.0.1', HYPERSYNC_DATA_DIR: dir, LOG_LEVEL: 'info' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<boolean>((resolve) =>
+        child.on('exit', () => resolve(out.includes('"msg":"hypersync stopped"'))),
+      );
+      const port = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listening line; output: ${out}`)), 120_000);
+        child.stdout.on('data', () => {
+          for (const line of out.split('\n')) {
+            if (!line.startsWith('{') || !line.endsWith('}')) continue; // a line still arriving
+            const rec = JSON.parse(line) as { port?: number };
+            if (typeof rec.port === 'number') {
+              clearTimeout(timer);
+              resolve(rec.port);
+            }
+          }
+        });
+      });
+      return { port, exited, stop: () => child.kill('SIGTERM') };
+    };
+    const json = { 'content-type': 'application/json' };
+    try {
+      const first = await start();
+      const base = `http://127.0.0.1:${first.port}`;
+      expect(
+        (
+          await fetch(`${base}/v1/collections`, {
+            method: 'POST',
+            headers: json,
+            body: JSON.stringify({ name: 'notes', dim: 384 }),
+          })
+        ).status,
+      ).toBe(201);
+      const stored = await fetch(`${base}/v1/collections/notes/items`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({
+          items: [
+            { id: 'n1', text: 'the cat sat on the mat' },
+            { id: 'n2', text: 'stock markets fell' },
+          ],
+        }),
+      });
+      expect(stored.status).toBe(200);
+      const ask = (b: string) =>
+        fetch(`${b}/v1/collections/notes/query`, {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ queries: [{ text: 'a cat on a mat' }], k: 1, include: ['content'] }),
+        }).then((r) => r.json() as Promise<{ results: { id: string; content: string }[][] }>);
+      expect((await ask(base)).results[0][0]).toMatchObject({ id: 'n1', content: 'the cat sat on the mat' });
+      first.stop();
+      expect(await first.exited).toBe(true);
+
+      const second = await start();
+      const again = `http://127.0.0.1:${second.port}`;
+      expect((await ask(again)).results[0][0]).toMatchObject({ id: 'n1', content: 'the cat sat on the mat' });
+      const item = (await (await fetch(`${again}/v1/collections/notes/items/n2`)).json()) as { content: string };
+      expect(item.content).toBe('stock markets fell');
+      second.stop();
+      expect(await second.exited).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
 });
