@@ -15,7 +15,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BASE_WORDS, generateTestModel } from '../models/generate-test-model.js';
+// The generator's seeded PRNG (mulberry32): the same sentences on every machine.
+import { BASE_WORDS, generateTestModel, rng } from '../models/generate-test-model.js';
 import { loadConfig } from '../src/config.js';
 import type { Encoder } from '../src/encoder/encoder.js';
 import { HashingEncoder } from '../src/encoder/hashing-encoder.js';
@@ -34,17 +35,6 @@ const RARE_WORDS =
   'hypersync postgres kubernetes embedding tokenizer latency throughput amsterdam nairobi kyoto rosalind ' +
   'photosynthesis archaeology bureaucracy cinnamon velociraptor saxophone quarantine labyrinth mozzarella ' +
   'thermodynamics choreography skateboard whistleblower microservices';
-
-/** mulberry32: the same sentences on every machine. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `count` sentences of 8–30 words: mostly common words (Zipf-like), some rare words, numbers, commas. */
 function makeSentences(count: number, seed = 42): string[] {

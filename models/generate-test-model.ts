@@ -208,7 +208,7 @@ export function buildTestTokenizerJson(vocab: readonly string[]): Record<string,
 }
 
 /** mulberry32: a small, well-known seeded generator; the same seed gives the same weights everywhere. */
-function rng(seed: number): () => number {
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) | 0;

@@ -1,12 +1,32 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { Service } from '../../src/service.js';
+
+/** The port a `hypersync serve` process reports in its "listening" log line (pino JSON on stdout). */
+function listeningPort(stdout: Readable, timeoutMs: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`no listening line; output: ${out}`)), timeoutMs);
+    stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      for (const line of out.split('\n')) {
+        if (!line.startsWith('{') || !line.endsWith('}')) continue; // a line still arriving
+        const rec = JSON.parse(line) as { port?: number };
+        if (typeof rec.port === 'number') {
+          clearTimeout(timer);
+          resolve(rec.port);
+        }
+      }
+    });
+  });
+}
 
 let dataDir: string;
 beforeAll(async () => {
@@ -82,21 +102,7 @@ describe('the hypersync CLI as a real process', () => {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    const port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => reject(new Error(`no listening line; output: ${out}`)), 30_000);
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        for (const line of out.split('\n')) {
-          if (!line.startsWith('{') || !line.endsWith('}')) continue; // a line still arriving
-          const rec = JSON.parse(line) as { port?: number };
-          if (typeof rec.port === 'number') {
-            clearTimeout(timer);
-            resolve(rec.port);
-          }
-        }
-      });
-    });
+    const port = await listeningPort(child.stdout, 30_000);
     const res = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(res.status).toBe(200);
     child.kill('SIGTERM');
@@ -142,19 +148,7 @@ describe('the hypersync CLI as a real process', () => {
       const exited = new Promise<boolean>((resolve) =>
         child.on('exit', () => resolve(out.includes('"msg":"hypersync stopped"'))),
       );
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listening line; output: ${out}`)), 120_000);
-        child.stdout.on('data', () => {
-          for (const line of out.split('\n')) {
-            if (!line.startsWith('{') || !line.endsWith('}')) continue; // a line still arriving
-            const rec = JSON.parse(line) as { port?: number };
-            if (typeof rec.port === 'number') {
-              clearTimeout(timer);
-              resolve(rec.port);
-            }
-          }
-        });
-      });
+      const port = await listeningPort(child.stdout, 120_000);
       return { port, exited, stop: () => child.kill('SIGTERM') };
     };
     const json = { 'content-type': 'application/json' };
