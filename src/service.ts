@@ -6,6 +6,7 @@ import { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-conf
 import { createApp } from './http/app.js';
 import { HyperSync } from './integration/hyper-sync.js';
 import { optionsFromConfig } from './integration/options.js';
+import { VERSION } from './version.js';
 
 /** A running service: the HTTP server and the store it serves. */
 export class Service {
@@ -42,7 +43,7 @@ export class Service {
       encoders.encoder.name,
     );
     try {
-      const app = createApp({ hs, log, apiKeys: config.apiKeys });
+      const app = createApp({ hs, log, apiKeys: config.apiKeys, version: VERSION });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });

@@ -1,12 +1,15 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
-import { z } from 'zod';
 import { requireApiKey } from './auth.js';
 import { collectionRoutes } from './routes/collections.js';
 import { itemRoutes } from './routes/items.js';
 import { errorMiddleware } from './error-middleware.js';
+import { ServiceMetrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { encodeBody } from './schemas.js';
 import { parse } from './validate.js';
+import { pinoHttp } from 'pino-http';
 
 /** What the HTTP app serves. */
 export interface AppDeps {
@@ -14,21 +17,32 @@ export interface AppDeps {
   log: Logger;
   /** Bearer keys every `/v1` route requires (none: open). */
   apiKeys?: readonly string[];
+  /** The service version, for `/openapi.json`. */
+  version?: string;
 }
-
-const encodeBody = z.strictObject({
-  texts: z.array(z.string()).min(1, 'at least one text'),
-  encoder: z.string().min(1).optional(),
-});
 
 /**
  * The Express app. This foundation serves liveness and readiness; the v1 API of DESIGN.md is
  * mounted here as the service grows.
  */
-export function createApp({ hs, log, apiKeys = [] }: AppDeps): Express {
+export function createApp({ hs, log, apiKeys = [], version = '0.0.0' }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  const metrics = new ServiceMetrics(hs);
+  const openapi = openApiDocument(version);
+  app.use(metrics.middleware());
+  // One log line per request; probes and scrapes would drown the rest.
+  app.use(
+    pinoHttp({ logger: log, autoLogging: { ignore: (req) => ['/healthz', '/readyz', '/metrics'].includes(req.url ?? '') } }),
+  );
   app.use(express.json({ limit: '64mb' }));
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi);
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -51,3 +51,8 @@ export const queryBody = z.strictObject({
   include: z.array(z.enum(['content', 'metadata', 'vector'])).optional(),
   minLsn: z.number().int().min(0).optional(),
 });
+
+export const encodeBody = z.strictObject({
+  texts: z.array(z.string()).min(1, 'at least one text'),
+  encoder: z.string().min(1).optional(),
+});

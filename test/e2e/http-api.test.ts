@@ -128,3 +128,47 @@ describe('v1 collections, items and queries over HTTP', () => {
     expect((await call('GET', '/v1/collections/m/items/keep')).status).toBe(200);
   });
 });
+
+describe('metrics and the OpenAPI document', () => {
+  it('serves Prometheus metrics with request latency by route and HVS, cache and WAL gauges', async () => {
+    await call('POST', '/v1/collections', { name: 'metered', dim: 2, metric: 'ip' });
+    await call('POST', '/v1/collections/metered/items', { items: [{ id: 'a', vector: [1, 2] }] });
+    await call('POST', '/v1/collections/metered/query', { queries: [{ vector: [1, 0] }], k: 1, include: ['content'] });
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+    const text = await res.text();
+    expect(text).toMatch(
+      /hypersync_http_request_duration_seconds_count\{method="POST",route="\/v1\/collections\/:c\/query",status="200"\} [1-9]/,
+    );
+    expect(text).toMatch(/hypersync_hvs_vectors\{collection="metered"\} 1/);
+    expect(text).toMatch(/hypersync_hvs_bytes\{collection="metered"\} [1-9]/);
+    expect(text).toMatch(/hypersync_cache_hit_ratio \d/);
+    expect(text).toMatch(/hypersync_wal_pending_records 0/);
+  });
+
+  it('serves an OpenAPI 3.1 document whose request schemas come from the validators', async () => {
+    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
+      openapi: string;
+      paths: Record<
+        string,
+        Record<
+          string,
+          {
+            requestBody?: {
+              content: { 'application/json': { schema: { properties?: Record<string, unknown>; required?: string[] } } };
+            };
+          }
+        >
+      >;
+    };
+    expect(doc.openapi).toBe('3.1.0');
+    const store = doc.paths['/v1/collections/{c}/items'].post.requestBody?.content['application/json'].schema;
+    expect(store?.required).toContain('items');
+    const query = doc.paths['/v1/collections/{c}/query'].post.requestBody?.content['application/json'].schema;
+    expect(Object.keys(query?.properties ?? {})).toEqual(expect.arrayContaining(['queries', 'k', 'include', 'minLsn']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/collections', '/v1/collections/{c}', '/v1/encode', '/metrics']),
+    );
+  });
+});

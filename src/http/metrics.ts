@@ -1,0 +1,84 @@
+import type { RequestHandler } from 'express';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { HyperSync } from '../integration/hyper-sync.js';
+
+/**
+ * The service's Prometheus metrics (`GET /metrics`): request latency by route, and, read at each
+ * scrape, the HVS's vectors and bytes per collection, the cache hit ratio and the write-ahead
+ * log's backlog (records not yet persisted to PostgreSQL).
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry();
+  private readonly latency: Histogram<'method' | 'route' | 'status'>;
+
+  constructor(hs: HyperSync) {
+    const registry = this.registry;
+    collectDefaultMetrics({ register: registry, prefix: 'hypersync_' });
+    this.latency = new Histogram({
+      name: 'hypersync_http_request_duration_seconds',
+      help: 'HTTP request latency by route',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+    new Gauge({
+      name: 'hypersync_hvs_vectors',
+      help: 'Vectors held by the HVS, per collection',
+      labelNames: ['collection'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const c of hs.listCollections())
+          this.set({ collection: c.name }, hs.hvs.has(c.name) ? hs.hvs.collection(c.name).count : 0);
+      },
+    });
+    new Gauge({
+      name: 'hypersync_hvs_bytes',
+      help: 'Bytes held by the HVS (host and device), per collection',
+      labelNames: ['collection'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [name, m] of Object.entries(hs.hvs.memoryUsage().collections)) {
+          this.set({ collection: name }, m.hostBytes + m.deviceBytes);
+        }
+      },
+    });
+    new Gauge({
+      name: 'hypersync_cache_hit_ratio',
+      help: 'Hits over lookups of the read cache since start',
+      registers: [registry],
+      collect() {
+        this.set(hs.metrics().cache.hitRatio);
+      },
+    });
+    new Gauge({
+      name: 'hypersync_wal_pending_records',
+      help: 'Write-ahead-log records not yet persisted to PostgreSQL (the WAL lag)',
+      registers: [registry],
+      collect() {
+        this.set(hs.metrics().wal.pending);
+      },
+    });
+    new Gauge({
+      name: 'hypersync_wal_bytes',
+      help: 'Size of the write-ahead log file',
+      registers: [registry],
+      collect() {
+        this.set(hs.metrics().wal.bytes);
+      },
+    });
+  }
+
+  /** Observes each request's latency under its route pattern (`/v1/collections/:c/query`), not its URL. */
+  middleware(): RequestHandler {
+    return (req, res, next) => {
+      const end = this.latency.startTimer({ method: req.method });
+      res.on('finish', () => {
+        const route = req.route ? `${req.baseUrl}${String((req.route as { path: unknown }).path)}` : 'unmatched';
+        end({ route, status: String(res.statusCode) });
+      });
+      next();
+    };
+  }
+}
