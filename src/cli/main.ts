@@ -1,12 +1,46 @@
 #!/usr/bin/env node
-import { Command } from 'commander';
+import { Presets, SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { resolveDevice } from '../../kernels/device.js';
+import { METRICS, type Metric } from '../../kernels/types.js';
 import { loadConfig } from '../config.js';
-import { HyperSyncError } from '../errors.js';
+import { encodersFromConfig } from '../encoder/from-config.js';
+import { HyperSyncError, InvalidArgumentError } from '../errors.js';
+import { HyperSync } from '../integration/hyper-sync.js';
+import { optionsFromConfig } from '../integration/options.js';
+import type { Include } from '../integration/types.js';
 import { Service } from '../service.js';
+import { VERSION } from '../version.js';
+import { openVectorFile } from './vector-files.js';
+
+/** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
+async function withStore<T>(fn: (hs: HyperSync) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const encoders = await encodersFromConfig(config);
+  try {
+    const hs = await HyperSync.open(optionsFromConfig(config, { encoder: encoders.encoder, encoders: encoders.encoders }));
+    try {
+      return await fn(hs);
+    } finally {
+      await hs.close();
+    }
+  } finally {
+    await encoders.close();
+  }
+}
+
+const positiveInt = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
+  return n;
+};
+
+const print = (value: unknown): void => {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+};
 
 const program = new Command();
-program.name('hypersync').description('GPU-accelerated vector store service').version('0.1.0');
+program.name('hypersync').description('GPU-accelerated vector store service').version(VERSION);
 
 program
   .command('serve')
@@ -33,6 +67,125 @@ program
   .action(async () => {
     const info = await resolveDevice(loadConfig().device);
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');
+  });
+
+program
+  .command('import')
+  .description('import vectors from a .jsonl, .npy or .fvecs file (resumable: ids already stored are skipped)')
+  .argument('<file>', 'the file')
+  .requiredOption('-c, --collection <name>', "target collection (created with the file's dimension if missing)")
+  .addOption(new Option('-m, --metric <metric>', 'metric of a new collection').choices(METRICS).default('cosine'))
+  .option('-b, --batch <n>', 'items per write', positiveInt, 1000)
+  .action(async (file: string, opts: { collection: string; metric: Metric; batch: number }) => {
+    const input = await openVectorFile(file);
+    await withStore(async (hs) => {
+      if (!hs.listCollections().some((c) => c.name === opts.collection)) {
+        if (input.dim === undefined) {
+          throw new InvalidArgumentError(
+            `collection ${opts.collection} does not exist; create it first (a .jsonl file does not say its dimension)`,
+          );
+        }
+        await hs.createCollection(opts.collection, { dim: input.dim, metric: opts.metric });
+      }
+      const bar = new SingleBar(
+        {
+          format: 'import |{bar}| {value}/{total} | {rate} vectors/s | ETA {eta_formatted} | skipped {skipped}',
+          stream: process.stderr,
+          etaBuffer: 20,
+          // Logs and CI are not terminals: a line a second there, and one at the end.
+          noTTYOutput: true,
+          notTTYSchedule: 1000,
+        },
+        Presets.shades_classic,
+      );
+      bar.start(input.total ?? 0, 0, { rate: 0, skipped: 0 });
+      const t0 = performance.now();
+      let done = 0;
+      let stored = 0;
+      let skipped = 0;
+      for await (const batch of input.batches(opts.batch)) {
+        // Resuming: ids already in the NVM were imported by an earlier run.
+        const existing = await hs.nvm.versions(
+          opts.collection,
+          batch.map((it) => it.id as string),
+        );
+        const todo = batch.filter((it) => !existing.has(it.id as string));
+        if (todo.length > 0) await hs.store(opts.collection, todo);
+        done += batch.length;
+        stored += todo.length;
+        skipped += batch.length - todo.length;
+        if (input.total === undefined) bar.setTotal(done);
+        bar.update(done, { rate: Math.round(stored / ((performance.now() - t0) / 1000)), skipped });
+      }
+      bar.stop();
+      print({ collection: opts.collection, read: done, stored, skipped, seconds: (performance.now() - t0) / 1000 });
+    });
+  });
+
+program
+  .command('query')
+  .description('k nearest items of a collection for one vector or text')
+  .argument('<collection>')
+  .option('--vector <json>', 'the query vector as a JSON array')
+  .option('--text <text>', 'the query text (encoded)')
+  .option('-k <k>', 'results', positiveInt, 10)
+  .option('--include <fields>', 'comma-separated: content, metadata, vector', 'content,metadata')
+  .action(async (collection: string, opts: { vector?: string; text?: string; k: number; include: string }) => {
+    if ((opts.vector === undefined) === (opts.text === undefined))
+      throw new InvalidArgumentError('give exactly one of --vector and --text');
+    let query: Float32Array | string;
+    if (opts.vector !== undefined) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(opts.vector);
+      } catch {
+        throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+      }
+      if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'number'))
+        throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+      query = Float32Array.from(parsed);
+    } else query = opts.text as string;
+    const include = opts.include
+      .split(',')
+      .map((f) => f.trim())
+      .filter((f) => f.length > 0) as Include[];
+    await withStore(async (hs) => {
+      await hs.ready(collection);
+      const [hits] = await hs.query(collection, [query], opts.k, { include });
+      print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
+    });
+  });
+
+program
+  .command('verify')
+  .description('compare both tiers for a collection; exits 1 when they differ (unless --repair fixed it)')
+  .argument('<collection>')
+  .option('--repair', 'make the HVS match the NVM where they differ')
+  .action(async (collection: string, opts: { repair?: boolean }) => {
+    const consistent = await withStore(async (hs) => {
+      await hs.ready(collection);
+      if (opts.repair) {
+        const r = await hs.repair(collection);
+        print(r);
+        return r.after.consistent;
+      }
+      const report = await hs.verifyConsistency(collection);
+      print(report);
+      return report.consistent;
+    });
+    if (!consistent) process.exitCode = 1;
+  });
+
+program
+  .command('stats')
+  .description('counts across both tiers, for one collection or all')
+  .argument('[collection]')
+  .action(async (collection: string | undefined) => {
+    await withStore(async (hs) => {
+      const names = collection !== undefined ? [collection] : hs.listCollections().map((c) => c.name);
+      await hs.ready();
+      print(await Promise.all(names.map((n) => hs.stats(n))));
+    });
   });
 
 program.parseAsync().catch((err: unknown) => {

@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Runs the CLI as a real process on the embedded default in `dir/data`. */
+function cli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    env: { ...process.env, HYPERSYNC_DATA_DIR: join(dir, 'data'), HYPERSYNC_DEVICE: 'cpu', LOG_LEVEL: 'silent' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out, err })));
+}
+
+const vector = (i: number, dim: number): number[] =>
+  Array.from({ length: dim }, (_, j) => Math.fround(Math.sin(i * 1.3 + j) + 2));
+
+function npy(rows: number, dim: number): Buffer {
+  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${rows}, ${dim}), }`;
+  header += ' '.repeat(64 - ((10 + header.length + 1) % 64)) + '\n';
+  const pre = Buffer.alloc(10);
+  pre.write('\x93NUMPY', 0, 'latin1');
+  pre[6] = 1;
+  pre[7] = 0;
+  pre.writeUInt16LE(header.length, 8);
+  const data = new Float32Array(rows * dim);
+  for (let i = 0; i < rows; i++) data.set(vector(i, dim), i * dim);
+  return Buffer.concat([pre, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]);
+}
+
+function fvecs(rows: number, dim: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let i = 0; i < rows; i++) {
+    const b = Buffer.alloc(4 + 4 * dim);
+    b.writeInt32LE(dim, 0);
+    Buffer.from(new Float32Array(vector(i, dim)).buffer).copy(b, 4);
+    parts.push(b);
+  }
+  return Buffer.concat(parts);
+}
+
+describe('hypersync CLI: import, query, verify, stats', () => {
+  it('imports .npy, .fvecs and .jsonl files, resumes by id, and answers queries', async () => {
+    await writeFile(join(dir, 'a.npy'), npy(700, 6));
+    await writeFile(join(dir, 'b.fvecs'), fvecs(300, 6));
+    await writeFile(
+      join(dir, 'c.jsonl'),
+      Array.from({ length: 50 }, (_, i) =>
+        JSON.stringify({ id: `j${i}`, vector: vector(1000 + i, 6), content: `line ${i}` }),
+      ).join('\n') + '\n',
+    );
+    const first = await cli('import', join(dir, 'a.npy'), '-c', 'vecs', '-m', 'l2', '-b', '256');
+    expect(first.code, first.err).toBe(0);
+    expect(JSON.parse(first.out)).toMatchObject({ read: 700, stored: 700, skipped: 0 });
+    expect(first.err).toMatch(/vectors\/s/);
+    const again = await cli('import', join(dir, 'a.npy'), '-c', 'vecs', '-b', '256');
+    expect(JSON.parse(again.out)).toMatchObject({ read: 700, stored: 0, skipped: 700 });
+    expect(JSON.parse((await cli('import', join(dir, 'b.fvecs'), '-c', 'vecs')).out)).toMatchObject({ stored: 300 });
+    expect(JSON.parse((await cli('import', join(dir, 'c.jsonl'), '-c', 'vecs')).out)).toMatchObject({ stored: 50 });
+
+    const q = await cli('query', 'vecs', '--vector', JSON.stringify(vector(1007, 6)), '-k', '1', '--include', 'content');
+    expect(q.code, q.err).toBe(0);
+    expect(JSON.parse(q.out)[0]).toMatchObject({ id: 'j7', content: 'line 7' });
+
+    const v = await cli('verify', 'vecs');
+    expect(v.code, v.err).toBe(0);
+    expect(JSON.parse(v.out)).toMatchObject({ consistent: true, hvs: { count: 1050 }, nvm: { count: 1050 } });
+    const st = await cli('stats');
+    expect(JSON.parse(st.out)).toEqual([expect.objectContaining({ name: 'vecs', count: 1050, dim: 6, metric: 'l2' })]);
+  }, 120_000);
+
+  it('answers bad input with a message and exit code 2', async () => {
+    await writeFile(join(dir, 'bad.csv'), 'x');
+    const r = await cli('import', join(dir, 'bad.csv'), '-c', 'other');
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/unknown format/);
+    const q = await cli('query', 'vecs', '--vector', '[1,2]', '-k', '1');
+    expect(q.code).toBe(2);
+    expect(q.err).toMatch(/dimension/i);
+  }, 60_000);
+});
