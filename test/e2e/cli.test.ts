@@ -73,7 +73,7 @@ describe('hypersync CLI: import, query, verify, stats', () => {
 
     const q = await cli('query', 'vecs', '--vector', JSON.stringify(vector(1007, 6)), '-k', '1', '--include', 'content');
     expect(q.code, q.err).toBe(0);
-    expect(JSON.parse(q.out)[0]).toMatchObject({ id: 'j7', content: 'line 7' });
+    expect((JSON.parse(q.out) as unknown[])[0]).toMatchObject({ id: 'j7', content: 'line 7' });
 
     const v = await cli('verify', 'vecs');
     expect(v.code, v.err).toBe(0);
