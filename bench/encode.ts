@@ -2,8 +2,10 @@
  * Encoder throughput: sentences per second at batch 1, 32 and 128 for the hashing encoder, the
  * generated tiny test model, a generated model with the shape of all-MiniLM-L6-v2 (random
  * weights: the same work per token as the real model, no meaning), the same with int8 weights
- * (as in sentence-transformers' `onnx/model_qint8_*.onnx` files) and, when HYPERSYNC_MODEL_DIR is
- * set, the real model there.
+ * (as in sentence-transformers' `onnx/model_qint8_*.onnx` files), the same float weights as the
+ * com.microsoft contrib-op graph that `onnxruntime.transformers.optimizer` makes of BERT
+ * (`Attention`, `SkipLayerNormalization`, `BiasGelu`) and, when HYPERSYNC_MODEL_DIR is set, the
+ * real model there.
  *
  *   npm run bench:encode
  *   BENCH_RUNS=9 HYPERSYNC_MODEL_DIR=./models/all-MiniLM-L6-v2 npm run bench:encode
@@ -114,17 +116,22 @@ async function main(): Promise<void> {
   const encoders: { name: string; encoder: Encoder; note: string; tokens?: number }[] = [];
   try {
     encoders.push({ name: 'hashing', encoder: new HashingEncoder(), note: 'feature hashing, d=384' });
-    for (const [name, preset] of [
-      ['tiny-generated', 'tiny'],
-      ['minilm-l6-shaped', 'minilm-l6'],
-      ['minilm-l6-int8-shaped', 'minilm-l6-int8'],
+    for (const [name, preset, note] of [
+      ['tiny-generated', 'tiny', 'random weights'],
+      ['minilm-l6-shaped', 'minilm-l6', 'random weights'],
+      ['minilm-l6-int8-shaped', 'minilm-l6-int8', 'random weights'],
+      [
+        'minilm-l6-fused-shaped',
+        'minilm-l6-fused',
+        'random weights, contrib-op fused graph (what onnxruntime.transformers.optimizer produces)',
+      ],
     ] as const) {
       const dir = join(scratch, preset);
       const t = performance.now();
       await generateTestModel(dir, preset);
       const encoder = await OnnxEncoder.open({ modelDir: dir, device: config.device });
       console.error(`${name}: generated and opened in ${((performance.now() - t) / 1000).toFixed(1)} s`);
-      encoders.push({ name, encoder, note: `generated ${preset}, random weights`, tokens: avgTokens(encoder, sentences) });
+      encoders.push({ name, encoder, note: `generated ${preset}, ${note}`, tokens: avgTokens(encoder, sentences) });
     }
     if (config.modelDir) {
       const encoder = await OnnxEncoder.open({ modelDir: config.modelDir, device: config.device });

@@ -4,12 +4,14 @@
  * WordPiece), a real ONNX graph of a BERT-like encoder with seeded random weights,
  * `1_Pooling/config.json`, `config.json` and `tokenizer_config.json`.
  *
- *   tsx models/generate-test-model.ts <dir> [--preset tiny|minilm-l6|minilm-l6-int8]
+ *   tsx models/generate-test-model.ts <dir> [--preset tiny|minilm-l6|minilm-l6-int8|minilm-l6-fused]
  *
  * The weights are random: the vectors carry no meaning. `tiny` is for tests; `minilm-l6` has the
  * shape of all-MiniLM-L6-v2 (6 layers, hidden 384, 12 heads, intermediate 1536, 30522 tokens,
- * 256 positions) and `minilm-l6-int8` the same with int8 weights; they are for throughput
- * measurements only. Neither is a real model.
+ * 256 positions), `minilm-l6-int8` the same with int8 weights and `minilm-l6-fused` the same
+ * weights as `minilm-l6` in a graph of onnxruntime's com.microsoft contrib ops (`Attention`,
+ * `SkipLayerNormalization`, `BiasGelu`), as `onnxruntime.transformers.optimizer` rewrites BERT;
+ * they are for throughput measurements only. None is a real model.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,13 +40,20 @@ export interface TestModelShape {
    * writes them (sentence-transformers ships such files as `onnx/model_qint8_*.onnx`).
    */
   quantized?: boolean;
+  /**
+   * The graph `onnxruntime.transformers.optimizer` makes of BERT: each attention block one
+   * com.microsoft `Attention` node (Q, K and V in one [hidden, 3·hidden] weight, the 0/1 mask as
+   * int32), residual adds and LayerNorms as `SkipLayerNormalization`, Gelu as `BiasGelu`. The same
+   * seed gives the same weights, and so the same function, as the unfused graph. Not with `quantized`.
+   */
+  fused?: boolean;
 }
 
 /**
- * Named shapes: `tiny` for tests; `minilm-l6` (random weights) and its int8-quantised form
- * `minilm-l6-int8` for throughput measurements.
+ * Named shapes: `tiny` for tests; `minilm-l6` (random weights), its int8-quantised form
+ * `minilm-l6-int8` and its contrib-op fused form `minilm-l6-fused` for throughput measurements.
  */
-export type TestModelPreset = 'tiny' | 'minilm-l6' | 'minilm-l6-int8';
+export type TestModelPreset = 'tiny' | 'minilm-l6' | 'minilm-l6-int8' | 'minilm-l6-fused';
 
 export const TEST_MODEL_PRESETS: Readonly<Record<TestModelPreset, TestModelShape>> = {
   tiny: { layers: 2, hidden: 32, heads: 4, intermediate: 64, maxLen: 64, vocabSize: 0, seed: 7 },
@@ -58,6 +67,16 @@ export const TEST_MODEL_PRESETS: Readonly<Record<TestModelPreset, TestModelShape
     vocabSize: 30522,
     seed: 7,
     quantized: true,
+  },
+  'minilm-l6-fused': {
+    layers: 6,
+    hidden: 384,
+    heads: 12,
+    intermediate: 1536,
+    maxLen: 256,
+    vocabSize: 30522,
+    seed: 7,
+    fused: true,
   },
 };
 
@@ -219,15 +238,19 @@ export function rng(seed: number): () => number {
 }
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const INT32 = onnx.TensorProto.DataType.INT32;
 const INT64 = onnx.TensorProto.DataType.INT64;
 const INT8 = onnx.TensorProto.DataType.INT8;
 const INT_ATTR = onnx.AttributeProto.AttributeType.INT;
+const FLOAT_ATTR = onnx.AttributeProto.AttributeType.FLOAT;
 const INTS_ATTR = onnx.AttributeProto.AttributeType.INTS;
 /**
  * The opset PyTorch's exporter uses for BERT in optimum (14): LayerNorm comes out decomposed into
  * ReduceMean/Sub/Pow/Sqrt/Div, which onnxruntime fuses back just as it does for a real export.
  */
 const OPSET = 14;
+/** onnxruntime's contrib ops (`Attention`, `SkipLayerNormalization`, `BiasGelu`), used by fused graphs. */
+const MS_DOMAIN = 'com.microsoft';
 
 /** Builds the graph's nodes and initializers; names are unique by construction. */
 class GraphBuilder {
@@ -237,14 +260,28 @@ class GraphBuilder {
 
   constructor(private readonly random: () => number) {}
 
-  op(opType: string, inputs: string[], attrs: OnnxTypes.IAttributeProto[] = [], outputs = 1): string[] {
+  op(opType: string, inputs: string[], attrs: OnnxTypes.IAttributeProto[] = [], outputs = 1, domain = ''): string[] {
     const out = Array.from({ length: outputs }, () => `${opType.toLowerCase()}_${this.next++}`);
-    this.nodes.push({ opType, input: inputs, output: out, attribute: attrs, name: out[0] });
+    // The default domain stays unset, so unfused graphs keep their bytes.
+    this.nodes.push({ opType, ...(domain ? { domain } : {}), input: inputs, output: out, attribute: attrs, name: out[0] });
     return out;
   }
 
   op1(opType: string, inputs: string[], attrs: OnnxTypes.IAttributeProto[] = []): string {
     return this.op(opType, inputs, attrs)[0];
+  }
+
+  /** A com.microsoft contrib op with one output. */
+  ms1(opType: string, inputs: string[], attrs: OnnxTypes.IAttributeProto[] = []): string {
+    return this.op(opType, inputs, attrs, 1, MS_DOMAIN)[0];
+  }
+
+  /** Removes the initializer named `name` and returns its float data. */
+  takeFloats(name: string): Float32Array {
+    const at = this.initializers.findIndex((t) => t.name === name);
+    const [tensor] = this.initializers.splice(at, 1);
+    const raw = tensor.rawData!;
+    return new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
   }
 
   floats(name: string, data: Float32Array, dims: number[]): string {
@@ -296,10 +333,122 @@ class GraphBuilder {
 
 const ints = (name: string, values: number[]): OnnxTypes.IAttributeProto => ({ name, type: INTS_ATTR, ints: values });
 const int = (name: string, i: number): OnnxTypes.IAttributeProto => ({ name, type: INT_ATTR, i });
+const float = (name: string, f: number): OnnxTypes.IAttributeProto => ({ name, type: FLOAT_ATTR, f });
 
 function valueInfo(name: string, elemType: number, dims: (number | string)[]): OnnxTypes.IValueInfoProto {
   const dim = dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d }));
   return { name, type: { tensorType: { elemType, shape: { dim } } } };
+}
+
+const WEIGHT_STD = 0.02;
+
+/**
+ * The transformer blocks as Hugging Face exports BERT: separate Q/K/V projections, the attention
+ * mask as an additive −10000 bias, Gelu as its Erf form.
+ */
+function plainLayers(
+  g: GraphBuilder,
+  shape: TestModelShape,
+  input: string,
+  layerNorm: (x: string, prefix: string) => string,
+  linear: (x: string, prefix: string, inDim: number, outDim: number) => string,
+): string {
+  const { hidden: h, heads, intermediate, layers } = shape;
+  const headDim = h / heads;
+  let x = input;
+  // Mask → additive bias [batch, 1, 1, seq]: 0 for tokens, −10000 for padding (exp underflows to 0).
+  const maskFloat = g.op1(
+    'Cast',
+    [g.op1('Unsqueeze', [g.op1('Unsqueeze', ['attention_mask', g.int64s('axes_1', [1])]), g.int64s('axes_2', [2])])],
+    [int('to', FLOAT)],
+  );
+  const inverted = g.op1('Sub', [g.constant('one', 1), maskFloat]);
+  const maskBias = g.op1('Mul', [inverted, g.constant('neg_large', -10000)]);
+  const headShape = g.int64s('head_shape', [0, 0, heads, headDim]);
+  const mergedShape = g.int64s('merged_shape', [0, 0, h]);
+  const scale = g.constant('attn_scale', Math.sqrt(headDim));
+  const sqrt2 = g.constant('sqrt2', Math.SQRT2);
+  const half = g.constant('half', 0.5);
+
+  for (let l = 0; l < layers; l++) {
+    const p = `layer.${l}`;
+    const split = (name: string, perm: number[]): string =>
+      g.op1('Transpose', [g.op1('Reshape', [linear(x, `${p}.attention.${name}`, h, h), headShape])], [ints('perm', perm)]);
+    const q = split('query', [0, 2, 1, 3]);
+    const k = split('key', [0, 2, 3, 1]);
+    const v = split('value', [0, 2, 1, 3]);
+    const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [q, k]), scale]), maskBias]);
+    const probs = g.op1('Softmax', [scores], [int('axis', -1)]);
+    const context = g.op1('Reshape', [
+      g.op1('Transpose', [g.op1('MatMul', [probs, v])], [ints('perm', [0, 2, 1, 3])]),
+      mergedShape,
+    ]);
+    const attended = layerNorm(g.op1('Add', [linear(context, `${p}.attention.output`, h, h), x]), `${p}.attention.norm`);
+    const up = linear(attended, `${p}.intermediate`, h, intermediate);
+    // gelu(x) = 0.5·x·(1 + erf(x/√2)), the form BERT exports and onnxruntime fuses.
+    const gelu = g.op1('Mul', [g.op1('Mul', [up, g.op1('Add', [g.op1('Erf', [g.op1('Div', [up, sqrt2])]), 'one'])]), half]);
+    const down = linear(gelu, `${p}.output`, intermediate, h);
+    x = layerNorm(g.op1('Add', [down, attended]), `${p}.output.norm`);
+  }
+  return x;
+}
+
+/**
+ * The same transformer blocks, with the same weights drawn in the same order, as
+ * `onnxruntime.transformers.optimizer` rewrites them into com.microsoft contrib ops: `Attention`
+ * (Q, K and V as one [hidden, 3·hidden] weight, the raw 0/1 mask as int32 [batch, seq]),
+ * `SkipLayerNormalization` (residual add, bias and LayerNorm in one) and `BiasGelu`.
+ */
+function fusedLayers(g: GraphBuilder, shape: TestModelShape, input: string): string {
+  const { hidden: h, heads, intermediate, layers } = shape;
+  const maskIndex = g.op1('Cast', ['attention_mask'], [int('to', INT32)]);
+  const epsilon = [float('epsilon', 1e-12)];
+  let x = input;
+  for (let l = 0; l < layers; l++) {
+    const p = `layer.${l}`;
+    // Draw Q, K and V as the plain graph does, then lay them side by side: row i is [q_i, k_i, v_i].
+    const [q, k, v] = ['query', 'key', 'value'].map((name) =>
+      g.takeFloats(g.normal(`${p}.attention.${name}.weight`, [h, h], WEIGHT_STD)),
+    );
+    const qkv = new Float32Array(h * 3 * h);
+    for (let i = 0; i < h; i++) {
+      qkv.set(q.subarray(i * h, (i + 1) * h), i * 3 * h);
+      qkv.set(k.subarray(i * h, (i + 1) * h), i * 3 * h + h);
+      qkv.set(v.subarray(i * h, (i + 1) * h), i * 3 * h + 2 * h);
+    }
+    const context = g.ms1(
+      'Attention',
+      [x, g.floats(`${p}.attention.qkv.weight`, qkv, [h, 3 * h]), g.constant(`${p}.attention.qkv.bias`, 0, [3 * h]), maskIndex],
+      [int('num_heads', heads)],
+    );
+    const projected = g.op1('MatMul', [context, g.normal(`${p}.attention.output.weight`, [h, h], WEIGHT_STD)]);
+    const attended = g.ms1(
+      'SkipLayerNormalization',
+      [
+        projected,
+        x,
+        g.constant(`${p}.attention.norm.gamma`, 1, [h]),
+        g.constant(`${p}.attention.norm.beta`, 0, [h]),
+        g.constant(`${p}.attention.output.bias`, 0, [h]),
+      ],
+      epsilon,
+    );
+    const up = g.op1('MatMul', [attended, g.normal(`${p}.intermediate.weight`, [h, intermediate], WEIGHT_STD)]);
+    const gelu = g.ms1('BiasGelu', [up, g.constant(`${p}.intermediate.bias`, 0, [intermediate])]);
+    const down = g.op1('MatMul', [gelu, g.normal(`${p}.output.weight`, [intermediate, h], WEIGHT_STD)]);
+    x = g.ms1(
+      'SkipLayerNormalization',
+      [
+        down,
+        attended,
+        g.constant(`${p}.output.norm.gamma`, 1, [h]),
+        g.constant(`${p}.output.norm.beta`, 0, [h]),
+        g.constant(`${p}.output.bias`, 0, [h]),
+      ],
+      epsilon,
+    );
+  }
+  return x;
 }
 
 /**
@@ -311,9 +460,9 @@ function valueInfo(name: string, elemType: number, dims: (number | string)[]): O
  * `last_hidden_state` (float `[batch, seq, hidden]`).
  */
 export function buildTestEncoderGraph(shape: TestModelShape, vocabSize: number): Uint8Array {
-  const { hidden: h, heads, intermediate, layers, maxLen } = shape;
+  const { hidden: h, heads, maxLen } = shape;
   if (h % heads !== 0) throw new RangeError(`heads (${heads}) must divide hidden (${h})`);
-  const headDim = h / heads;
+  if (shape.fused && shape.quantized) throw new RangeError('a fused graph cannot also be quantized');
   const g = new GraphBuilder(rng(shape.seed));
   const std = 0.02;
 
@@ -359,45 +508,18 @@ export function buildTestEncoderGraph(shape: TestModelShape, vocabSize: number):
   const types = g.op1('Gather', [g.normal('embeddings.token_type', [2, h], std), 'token_type_ids']);
   let x = layerNorm(g.op1('Add', [g.op1('Add', [words, types]), positions]), 'embeddings.norm');
 
-  // Mask → additive bias [batch, 1, 1, seq]: 0 for tokens, −10000 for padding (exp underflows to 0).
-  const maskFloat = g.op1(
-    'Cast',
-    [g.op1('Unsqueeze', [g.op1('Unsqueeze', ['attention_mask', g.int64s('axes_1', [1])]), g.int64s('axes_2', [2])])],
-    [int('to', FLOAT)],
-  );
-  const inverted = g.op1('Sub', [g.constant('one', 1), maskFloat]);
-  const maskBias = g.op1('Mul', [inverted, g.constant('neg_large', -10000)]);
-  const headShape = g.int64s('head_shape', [0, 0, heads, headDim]);
-  const mergedShape = g.int64s('merged_shape', [0, 0, h]);
-  const scale = g.constant('attn_scale', Math.sqrt(headDim));
-  const sqrt2 = g.constant('sqrt2', Math.SQRT2);
-  const half = g.constant('half', 0.5);
-
-  for (let l = 0; l < layers; l++) {
-    const p = `layer.${l}`;
-    const split = (name: string, perm: number[]): string =>
-      g.op1('Transpose', [g.op1('Reshape', [linear(x, `${p}.attention.${name}`, h, h), headShape])], [ints('perm', perm)]);
-    const q = split('query', [0, 2, 1, 3]);
-    const k = split('key', [0, 2, 3, 1]);
-    const v = split('value', [0, 2, 1, 3]);
-    const scores = g.op1('Add', [g.op1('Div', [g.op1('MatMul', [q, k]), scale]), maskBias]);
-    const probs = g.op1('Softmax', [scores], [int('axis', -1)]);
-    const context = g.op1('Reshape', [
-      g.op1('Transpose', [g.op1('MatMul', [probs, v])], [ints('perm', [0, 2, 1, 3])]),
-      mergedShape,
-    ]);
-    const attended = layerNorm(g.op1('Add', [linear(context, `${p}.attention.output`, h, h), x]), `${p}.attention.norm`);
-    const up = linear(attended, `${p}.intermediate`, h, intermediate);
-    // gelu(x) = 0.5·x·(1 + erf(x/√2)), the form BERT exports and onnxruntime fuses.
-    const gelu = g.op1('Mul', [g.op1('Mul', [up, g.op1('Add', [g.op1('Erf', [g.op1('Div', [up, sqrt2])]), 'one'])]), half]);
-    const down = linear(gelu, `${p}.output`, intermediate, h);
-    x = layerNorm(g.op1('Add', [down, attended]), `${p}.output.norm`);
-  }
+  if (shape.fused) x = fusedLayers(g, shape, x);
+  else x = plainLayers(g, shape, x, layerNorm, linear);
   g.nodes.push({ opType: 'Identity', input: [x], output: ['last_hidden_state'], name: 'last_hidden_state' });
 
   const model = onnx.ModelProto.create({
     irVersion: 8,
-    opsetImport: [{ domain: '', version: OPSET }],
+    opsetImport: shape.fused
+      ? [
+          { domain: '', version: OPSET },
+          { domain: MS_DOMAIN, version: 1 },
+        ]
+      : [{ domain: '', version: OPSET }],
     producerName: 'hypersync generate-test-model (random weights)',
     graph: {
       name: 'test_bert_encoder',
@@ -492,7 +614,7 @@ async function main(argv: string[]): Promise<void> {
   const at = argv.indexOf('--preset');
   const preset = at >= 0 ? argv[at + 1] : 'tiny';
   if (!dir || dir.startsWith('--') || !(preset in TEST_MODEL_PRESETS)) {
-    console.error('usage: tsx models/generate-test-model.ts <dir> [--preset tiny|minilm-l6|minilm-l6-int8]');
+    console.error('usage: tsx models/generate-test-model.ts <dir> [--preset tiny|minilm-l6|minilm-l6-int8|minilm-l6-fused]');
     process.exitCode = 2;
     return;
   }

@@ -337,6 +337,29 @@ describe('OnnxEncoder on the generated test model', () => {
     }
   });
 
+  it('runs the contrib-op fused graph (Attention, SkipLayerNormalization, BiasGelu) with the same vectors as the plain one', async () => {
+    const shape = { layers: 2, hidden: 64, heads: 4, intermediate: 128, maxLen: 64, vocabSize: 0, seed: 7 };
+    const plainDir = join(root, 'small-plain');
+    const fusedDir = join(root, 'small-fused');
+    await generateTestModel(plainDir, shape);
+    await generateTestModel(fusedDir, { ...shape, fused: true });
+    const ops = readFileSync(join(fusedDir, 'model.onnx'), 'latin1');
+    for (const op of ['com.microsoft', 'Attention', 'SkipLayerNormalization', 'BiasGelu']) expect(ops).toContain(op);
+    const plain = await OnnxEncoder.open({ modelDir: plainDir, device: 'cpu' });
+    const fused = await OnnxEncoder.open({ modelDir: fusedDir, device: 'cpu' });
+    try {
+      const [p, f] = await Promise.all([plain.encode(MIXED), fused.encode(MIXED)]);
+      for (let i = 0; i < MIXED.length; i++) {
+        expect(f[i].length).toBe(shape.hidden);
+        expect(maxAbsDiff(f[i], p[i]), MIXED[i].slice(0, 40)).toBeLessThanOrEqual(1e-4);
+        expect(maxAbsDiff(f[i], (await fused.encode([MIXED[i]]))[0]), MIXED[i].slice(0, 40)).toBeLessThanOrEqual(1e-6);
+      }
+    } finally {
+      await plain.close();
+      await fused.close();
+    }
+  });
+
   it('truncates a very long text to the model maximum, keeping [SEP]', async () => {
     const kept = TINY.maxLen - 2;
     const long = words(10_000);
