@@ -55,29 +55,22 @@ export interface TestModelShape {
  */
 export type TestModelPreset = 'tiny' | 'minilm-l6' | 'minilm-l6-int8' | 'minilm-l6-fused';
 
+/** all-MiniLM-L6-v2's shape. */
+const MINILM_L6: TestModelShape = {
+  layers: 6,
+  hidden: 384,
+  heads: 12,
+  intermediate: 1536,
+  maxLen: 256,
+  vocabSize: 30522,
+  seed: 7,
+};
+
 export const TEST_MODEL_PRESETS: Readonly<Record<TestModelPreset, TestModelShape>> = {
   tiny: { layers: 2, hidden: 32, heads: 4, intermediate: 64, maxLen: 64, vocabSize: 0, seed: 7 },
-  'minilm-l6': { layers: 6, hidden: 384, heads: 12, intermediate: 1536, maxLen: 256, vocabSize: 30522, seed: 7 },
-  'minilm-l6-int8': {
-    layers: 6,
-    hidden: 384,
-    heads: 12,
-    intermediate: 1536,
-    maxLen: 256,
-    vocabSize: 30522,
-    seed: 7,
-    quantized: true,
-  },
-  'minilm-l6-fused': {
-    layers: 6,
-    hidden: 384,
-    heads: 12,
-    intermediate: 1536,
-    maxLen: 256,
-    vocabSize: 30522,
-    seed: 7,
-    fused: true,
-  },
+  'minilm-l6': MINILM_L6,
+  'minilm-l6-int8': { ...MINILM_L6, quantized: true },
+  'minilm-l6-fused': { ...MINILM_L6, fused: true },
 };
 
 /** What {@link generateTestModel} wrote. */

@@ -399,69 +399,25 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     assertId(id, 'get');
     const state = await this.stateOf(collection);
     const e = state.walEntries.get(id);
-    if (e) {
-      if (!e.item) return undefined;
-      const it = e.item;
-      return {
-        id,
-        vector: it.vectors[0].slice(),
-        content: it.content,
-        metadata: it.metadata,
-        version: it.version,
-        source: 'hvs',
-      };
-    }
+    if (e) return e.item ? getResult(id, e.item.vectors[0].slice(), e.item, 'hvs') : undefined;
     const row = state.hvs?.get(id);
     const cached = this.cache.getBlock(collection, id);
-    if (row && cached && cached.version === row.version) {
-      return {
-        id,
-        vector: row.vector,
-        content: cached.content,
-        metadata: cached.metadata,
-        version: row.version,
-        source: 'hvs+nvm',
-      };
-    }
+    if (row && cached && cached.version === row.version) return getResult(id, row.vector, cached, 'hvs+nvm');
     if (!row && cached) {
       // The HVS does not have it (loading, or behind): the cached vector serves with the cached block.
       const v = this.cache.getVector(collection, id);
-      if (v && v.version === cached.version) {
-        return {
-          id,
-          vector: v.vector.slice(),
-          content: cached.content,
-          metadata: cached.metadata,
-          version: v.version,
-          source: 'nvm',
-        };
-      }
+      if (v && v.version === cached.version) return getResult(id, v.vector.slice(), cached, 'nvm');
     }
     const withVectors = !row;
     const block = (await this.nvm.getBlocks(collection, [id], { vectors: withVectors })).get(id);
     if (!block) return undefined;
     this.cache.setBlock(collection, id, { content: block.content, metadata: block.metadata, version: block.version });
-    if (row && row.version === block.version) {
-      return {
-        id,
-        vector: row.vector,
-        content: block.content,
-        metadata: block.metadata,
-        version: block.version,
-        source: 'hvs+nvm',
-      };
-    }
+    if (row && row.version === block.version) return getResult(id, row.vector, block, 'hvs+nvm');
+    // The HVS holds another version (it is behind): the NVM's vector, read now.
     const full = withVectors ? block : (await this.nvm.getBlocks(collection, [id])).get(id);
     if (!full || full.vectors.length === 0) return undefined;
     this.cache.setVector(collection, id, { vector: full.vectors[0], version: full.version });
-    return {
-      id,
-      vector: full.vectors[0].slice(),
-      content: full.content,
-      metadata: full.metadata,
-      version: full.version,
-      source: 'nvm',
-    };
+    return getResult(id, full.vectors[0].slice(), full, 'nvm');
   }
 
   /** The plan {@link query} would run now, and why. */
@@ -823,6 +779,10 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const previous = this.loading;
     this.loading = previous.then(() => this.load(state));
   }
+}
+
+function getResult(id: string, vector: Float32Array, block: CachedBlock, source: Source): GetResult {
+  return { id, vector, content: block.content, metadata: block.metadata, version: block.version, source };
 }
 
 function info(s: CollectionState): CollectionInfo {
