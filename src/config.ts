@@ -16,6 +16,16 @@ const schema = z.object({
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_QUEUE_PREFIX: z.preprocess(
+    emptyToUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'letters, digits, _ . - only (1 to 64)')
+      .default('hypersync'),
+  ),
+  HYPERSYNC_VERIFY_INTERVAL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(3_600_000)),
+  HYPERSYNC_JOB_LOCK_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1000).default(30_000)),
+  HYPERSYNC_JOB_DRAIN_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(30_000)),
   HYPERSYNC_REQUIRE_SERVICES: z.preprocess(emptyToUndefined, z.enum(['0', '1']).default('0')),
   LOG_LEVEL: z.preprocess(
     emptyToUndefined,
@@ -35,6 +45,14 @@ export interface Config {
   apiKeys: string[];
   modelDir: string | undefined;
   requireServices: boolean;
+  /** Prefix of every Redis key and channel (queues, control channel). */
+  queuePrefix: string;
+  /** Every how many ms a `verify` job of every collection is queued (0: never). */
+  verifyIntervalMs: number;
+  /** A killed worker's job is retried after about this long (BullMQ lock duration). */
+  jobLockMs: number;
+  /** How long a stopping process lets running jobs finish before it hands them back. */
+  jobDrainMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -65,6 +83,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .filter((k) => k.length > 0),
     modelDir: e.HYPERSYNC_MODEL_DIR,
     requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',
+    queuePrefix: e.HYPERSYNC_QUEUE_PREFIX,
+    verifyIntervalMs: e.HYPERSYNC_VERIFY_INTERVAL_MS,
+    jobLockMs: e.HYPERSYNC_JOB_LOCK_MS,
+    jobDrainMs: e.HYPERSYNC_JOB_DRAIN_MS,
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -6,6 +6,8 @@ import { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-conf
 import { createApp } from './http/app.js';
 import { HyperSync } from './integration/hyper-sync.js';
 import { optionsFromConfig } from './integration/options.js';
+import { serviceJobs, type ServiceJobs } from './jobs/from-config.js';
+import type { JobQueue } from './jobs/job-queue.js';
 import { VERSION } from './version.js';
 
 /** A running service: the HTTP server and the store it serves. */
@@ -17,7 +19,13 @@ export class Service {
     readonly hs: HyperSync,
     readonly log: Logger,
     private readonly encoders: ConfiguredEncoders,
+    private readonly jobsSide: ServiceJobs,
   ) {}
+
+  /** Where jobs go: BullMQ with `REDIS_URL`, inline otherwise. */
+  get jobs(): JobQueue {
+    return this.jobsSide.queue;
+  }
 
   /**
    * Opens both tiers (PostgreSQL when `DATABASE_URL` is set, embedded PGlite otherwise) and listens
@@ -42,15 +50,24 @@ export class Service {
       hs.nvm.backend,
       encoders.encoder.name,
     );
+    let jobs: ServiceJobs;
     try {
-      const app = createApp({ hs, log, apiKeys: config.apiKeys, version: VERSION });
+      jobs = await serviceJobs(config, hs, log);
+    } catch (err) {
+      await hs.close();
+      await encoders.close();
+      throw err;
+    }
+    try {
+      const app = createApp({ hs, jobs: jobs.queue, log, apiKeys: config.apiKeys, version: VERSION });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });
-      const svc = new Service(server, hs, log, encoders);
+      const svc = new Service(server, hs, log, encoders, jobs);
       log.info({ port: svc.port }, 'hypersync listening on %s:%d', config.host, svc.port);
       return svc;
     } catch (err) {
+      await jobs.close();
       await hs.close();
       await encoders.close();
       throw err;
@@ -68,6 +85,8 @@ export class Service {
         this.server.close(() => resolve());
         this.server.closeIdleConnections();
       });
+      // Inline jobs use the store: they finish (or stop) first.
+      await this.jobsSide.close();
       await this.hs.close();
       await this.encoders.close();
       this.log.info('hypersync stopped');

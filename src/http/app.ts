@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import type { JobQueue } from '../jobs/job-queue.js';
 import { requireApiKey } from './auth.js';
 import { collectionRoutes } from './routes/collections.js';
 import { itemRoutes } from './routes/items.js';
@@ -14,6 +15,8 @@ import { pinoHttp } from 'pino-http';
 /** What the HTTP app serves. */
 export interface AppDeps {
   hs: HyperSync;
+  /** Background jobs (BullMQ or inline). */
+  jobs?: JobQueue;
   log: Logger;
   /** Bearer keys every `/v1` route requires (none: open). */
   apiKeys?: readonly string[];
@@ -25,7 +28,7 @@ export interface AppDeps {
  * The Express app. This foundation serves liveness and readiness; the v1 API of DESIGN.md is
  * mounted here as the service grows.
  */
-export function createApp({ hs, log, apiKeys = [], version = '0.0.0' }: AppDeps): Express {
+export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   const metrics = new ServiceMetrics(hs);

@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { copyFile, link, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
@@ -129,6 +129,54 @@ export class Hvs {
     this.collections.set(name, c);
     await previous?.close();
     return c;
+  }
+
+  /**
+   * A new collection that is not served (not in {@link list}) until {@link install}: a rebuild
+   * fills it off to the side. Its segment files go to `dir` (default: the collection's snapshot
+   * directory, beside the served collection's files, which have other names).
+   */
+  createDetached(name: string, spec: CollectionSpec, dir = this.snapshotDir(name)): HvsCollection {
+    this.assertOpen();
+    assertCollectionName(name);
+    mkdirSync(dir, { recursive: true });
+    return new HvsCollection(name, spec.dim, spec.metric, this.kernel, dir, this.collectionOptions());
+  }
+
+  /**
+   * Restores a collection, not served until {@link install}, from a snapshot written elsewhere
+   * (a worker's rebuild): its vectors files are hard-linked (copied across file systems) into
+   * the collection's snapshot directory, so the restored segments outlive the source.
+   * Throws {@link SnapshotCorruptError} when the source is corrupt.
+   */
+  async restoreDetached(name: string, fromDir: string): Promise<HvsCollection> {
+    this.assertOpen();
+    assertCollectionName(name);
+    const { manifest, segments } = await readSnapshot(fromDir, { vectors: !this.kernel.readsFiles });
+    const dir = this.snapshotDir(name);
+    mkdirSync(dir, { recursive: true });
+    for (const s of manifest.segments) {
+      const src = join(fromDir, s.vectors.file);
+      const dst = join(dir, s.vectors.file);
+      try {
+        await link(src, dst);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue;
+        if (code !== 'EXDEV' && code !== 'EPERM') throw err;
+        await copyFile(src, dst);
+      }
+    }
+    const { dim, metric } = manifest.collection;
+    return HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn);
+  }
+
+  /** Serves `c` under `name` from now on; the collection it replaces is closed (searches in flight finish first). */
+  async install(name: string, c: HvsCollection): Promise<void> {
+    this.assertOpen();
+    const previous = this.collections.get(name);
+    this.collections.set(name, c);
+    if (previous && previous !== c) await previous.close();
   }
 
   /** Bytes held, per collection and in total. */

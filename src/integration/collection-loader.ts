@@ -4,7 +4,7 @@ import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
-import { rowKey } from './row-keys.js';
+import { streamInto } from './rebuild.js';
 import { applyChanges } from './sync-manager.js';
 import type { TieredCache } from './tiered-cache.js';
 
@@ -68,40 +68,19 @@ export async function loadCollection(ctx: LoadContext, state: CollectionState): 
 }
 
 /**
- * Streams the collection out of the NVM into a new HVS collection: the newest lsn is read
- * first, so replaying the change log after it afterwards misses nothing written meanwhile.
+ * Streams the collection out of the NVM into a new HVS collection (see {@link streamInto}).
  */
 export async function rebuildFromNvm(ctx: LoadContext, state: CollectionState): Promise<HvsCollection> {
-  const lsn = await ctx.nvm.lastLsn();
   if (ctx.hvs.has(state.name)) await ctx.hvs.dropCollection(state.name, { removeSnapshot: false });
   const c = ctx.hvs.createCollection(state.name, { dim: state.dim, metric: state.metric });
   try {
-    // The next page is read while this one goes into the HVS: PostgreSQL and the HVS work side
-    // by side (one page ahead, so memory stays bounded by two pages).
-    const pages = ctx.nvm.streamVectors(state.name);
-    let next = pages.next();
-    try {
-      for (;;) {
-        const r = await next;
-        if (r.done) break;
-        next = pages.next();
-        const page = r.value;
-        if (ctx.closing()) throw new ClosedError('HyperSync');
-        if (page.ids.length === 0) continue;
-        await c.upsert(
-          page.ids.map((id, i) => rowKey(id, page.chunks[i])),
-          page.vectors,
-          page.versions,
-        );
-      }
-    } catch (err) {
-      // Let the read in flight finish before the generator is closed.
-      await next.catch(() => undefined);
-      await pages.return(undefined);
-      throw err;
-    }
-    await c.flush();
-    c.advanceLsn(lsn);
+    const closing = new AbortController();
+    await streamInto(ctx, state.name, c, {
+      signal: closing.signal,
+      onProgress: () => {
+        if (ctx.closing()) closing.abort(new ClosedError('HyperSync'));
+      },
+    });
     return c;
   } catch (err) {
     await ctx.hvs.dropCollection(state.name, { removeSnapshot: false }).catch(() => undefined);

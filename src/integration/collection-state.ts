@@ -32,6 +32,9 @@ export class CollectionState {
   readonly lock = new Mutex();
   /** WAL-only writes by block id (the last one per id). */
   readonly walEntries = new Map<string, WalEntry>();
+  /** One rebuild at a time; while one runs, the old index is not snapshotted (they share a directory). */
+  readonly rebuildLock = new Mutex();
+  rebuilding = false;
   /** HVS rows of chunks after the first (blocks with several vectors); search over-fetches when > 0. */
   extraChunkRows = 0;
   private waiters: { lsn: number; resolve: (ok: boolean) => void }[] = [];

@@ -2,23 +2,22 @@ import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { MAX_K, type Metric } from '../../kernels/types.js';
-import type { Encoder } from '../encoder/encoder.js';
 import { ClosedError, CollectionNotFoundError, DimensionMismatchError, InvalidArgumentError } from '../errors.js';
 import { assertId, isArray } from '../hvs/guards.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
 import type { SearchHit } from '../hvs/types.js';
 import { checkBatch } from '../hvs/vector-input.js';
-import type { JobQueue } from '../jobs/job-queue.js';
 import type { EncoderRef, NvmStore } from '../nvm/nvm-store.js';
 import { SqlNvmStore } from '../nvm/sql-nvm-store.js';
 import { loadCollection, type LoadResult } from './collection-loader.js';
 import { CollectionState } from './collection-state.js';
 import { repairInconsistencies, verifyConsistency, type VerifyOptions } from './consistency.js';
-import { checkIds, encodeTexts, type EncoderSet, prepareItems } from './item-input.js';
+import { checkIds, encodeTexts, type EncoderSet, encoderSetOf, prepareItems } from './item-input.js';
 import type { HyperSyncOptions } from './options.js';
 import { planQuery, type QueryPlan } from './query-planner.js';
 import { blockIdOf } from './row-keys.js';
+import { installRebuild, type InstallResult, type StreamProgress } from './rebuild.js';
 import { SyncManager } from './sync-manager.js';
 import { type CachedBlock, TieredCache } from './tiered-cache.js';
 import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert } from './transaction.js';
@@ -47,6 +46,10 @@ export interface HyperSyncEvents {
 
 const INCLUDES: readonly Include[] = ['content', 'metadata', 'vector'];
 
+/** Which way {@link HyperSync.sync} moves writes. */
+export const SYNC_DIRECTIONS = ['both', 'hvs-to-nvm', 'nvm-to-hvs'] as const;
+export type SyncDirection = (typeof SYNC_DIRECTIONS)[number];
+
 /**
  * One vector store over both tiers: the HVS (hot, in device memory, searched by tensor kernels)
  * and the NVM (PostgreSQL + pgvector, the source of truth), kept in step by the change log, with
@@ -58,6 +61,9 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   private readonly syncer: SyncManager;
   private loading: Promise<void> = Promise.resolve();
   private closing: Promise<void> | undefined;
+  /** Aborted when close() begins: rebuilds in flight stop. */
+  private readonly closed = new AbortController();
+  private readonly rebuilds = new Set<Promise<unknown>>();
   private readonly opts: Required<Pick<HyperSyncOptions, 'minLsnWaitMs' | 'snapshotOnClose'>>;
 
   private constructor(
@@ -66,7 +72,6 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     private readonly wal: WriteAheadLog,
     readonly log: Logger,
     private readonly encoders: EncoderSet,
-    readonly jobs: JobQueue | undefined,
     options: HyperSyncOptions,
   ) {
     super();
@@ -118,7 +123,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);
       if (recovery.tornBytes > 0) log.warn({ tornBytes: recovery.tornBytes }, 'write-ahead log: torn tail dropped');
-      const hs = new HyperSync(nvm, hvs, wal, log, encoderSet(options), options.jobs, options);
+      const hs = new HyperSync(nvm, hvs, wal, log, encoderSetOf(options.encoder, options.encoders), options);
       for (const c of await nvm.listCollections()) hs.states.set(c.name, new CollectionState(c.name, c.dim, c.metric, c.encoder));
       hs.replayWal(pending);
       if (pending.length > 0) {
@@ -132,6 +137,11 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       for (const r of opened.reverse()) await r.close().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** The default encoder and every encoder by name (jobs that encode use them). */
+  get encoderSet(): EncoderSet {
+    return this.encoders;
   }
 
   /** Resolves when the collection (default: every collection) is served by the HVS. */
@@ -581,14 +591,60 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   }
 
   /**
-   * Brings the tiers in step now: WAL-only writes are persisted to the NVM, then the change log
-   * is applied to the HVS up to its newest lsn.
+   * Brings the tiers in step now: WAL-only writes are persisted to the NVM (`hvs-to-nvm`), then
+   * the change log is applied to the HVS up to its newest lsn (`nvm-to-hvs`); default both.
    */
-  async sync(): Promise<{ persisted: number; lsn: number }> {
+  async sync(opts: { direction?: SyncDirection } = {}): Promise<{ persisted: number; lsn: number }> {
     this.assertOpen();
-    const persisted = await this.syncer.persistWal();
-    await this.syncer.catchUp();
+    const direction = opts.direction ?? 'both';
+    if (!SYNC_DIRECTIONS.includes(direction))
+      throw new InvalidArgumentError(`direction must be one of ${SYNC_DIRECTIONS.join(', ')}, got ${JSON.stringify(direction)}`);
+    const persisted = direction === 'nvm-to-hvs' ? 0 : await this.syncer.persistWal();
+    if (direction !== 'hvs-to-nvm') await this.syncer.catchUp();
     return { persisted, lsn: await this.nvm.lastLsn() };
+  }
+
+  /**
+   * Rebuilds a collection's HVS index off to the side and switches to it atomically: from a
+   * snapshot a worker built (`snapshotDir`), or streamed from the NVM here; queries keep being
+   * answered by the old index until the switch. A collection that failed to load is rebuilt too.
+   */
+  async rebuild(
+    collection: string,
+    opts: {
+      snapshotDir?: string;
+      signal?: AbortSignal;
+      onProgress?: (p: StreamProgress & { phase: 'stream' | 'catch-up' | 'switch' }) => void | Promise<void>;
+    } = {},
+  ): Promise<InstallResult> {
+    this.assertOpen();
+    const state = await this.stateOf(collection);
+    await state.whenReady().catch(() => undefined);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, this.closed.signal]) : this.closed.signal;
+    const run = state.rebuildLock.runExclusive(async () => {
+      state.rebuilding = true;
+      try {
+        return await installRebuild(
+          {
+            hvs: this.hvs,
+            nvm: this.nvm,
+            cache: this.cache,
+            log: this.log,
+            closing: () => this.closing !== undefined,
+          },
+          state,
+          { ...opts, signal },
+        );
+      } finally {
+        state.rebuilding = false;
+      }
+    });
+    this.rebuilds.add(run);
+    try {
+      return await run;
+    } finally {
+      this.rebuilds.delete(run);
+    }
   }
 
   /**
@@ -629,19 +685,35 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const states = collection !== undefined ? [this.state(collection)] : [...this.states.values()];
     const out: SnapshotManifest[] = [];
     for (const s of states) {
-      if (s.status !== 'ready') continue;
+      if (s.status !== 'ready' || s.rebuilding) continue;
       out.push(await s.lock.runExclusive(() => this.hvs.snapshot(s.name)));
     }
     return out;
   }
 
-  /** Merges HVS segments of a collection and drops its tombstones. */
-  async compact(collection: string): Promise<{ rewritten: number; dropped: number }> {
-    const s = this.state(collection);
-    await s.whenReady();
-    const h = s.hvs;
-    if (!h) throw new CollectionNotFoundError(collection);
-    return h.compact();
+  /**
+   * Merges HVS segments and drops their tombstones (one collection, default every ready one),
+   * then persists WAL-only writes and rewrites the write-ahead log without what is persisted.
+   */
+  async compact(
+    collection?: string,
+  ): Promise<{
+    collections: Record<string, { rewritten: number; dropped: number }>;
+    wal: { bytesBefore: number; bytesAfter: number };
+  }> {
+    this.assertOpen();
+    const states = collection !== undefined ? [await this.stateOf(collection)] : [...this.states.values()];
+    const collections: Record<string, { rewritten: number; dropped: number }> = {};
+    for (const s of states) {
+      if (collection !== undefined) await s.whenReady();
+      const h = s.hvs;
+      if (!h) continue;
+      collections[s.name] = await h.compact();
+    }
+    const bytesBefore = this.wal.stats().bytes;
+    await this.syncer.persistWal();
+    if (this.wal.pendingCount === 0) await this.wal.checkpoint();
+    return { collections, wal: { bytesBefore, bytesAfter: this.wal.stats().bytes } };
   }
 
   /** Cache counters (hits, misses, bytes) and WAL counters. */
@@ -655,8 +727,10 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.closed.abort(new ClosedError('HyperSync'));
       await this.syncer.stop();
       await this.loading.catch(() => undefined);
+      await Promise.allSettled(this.rebuilds);
       try {
         await this.syncer.persistWal();
         if (this.wal.pendingCount === 0) await this.wal.checkpoint();
@@ -665,7 +739,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       }
       if (this.opts.snapshotOnClose) {
         for (const s of this.states.values()) {
-          if (s.status !== 'ready') continue;
+          if (s.status !== 'ready' || s.rebuilding) continue;
           await this.hvs
             .snapshot(s.name)
             .catch((err: unknown) => this.log.warn({ err: (err as Error).message, collection: s.name }, 'snapshot failed'));
@@ -787,17 +861,6 @@ function getResult(id: string, vector: Float32Array, block: CachedBlock, source:
 
 function info(s: CollectionState): CollectionInfo {
   return { name: s.name, dim: s.dim, metric: s.metric, ...(s.encoder ? { encoder: s.encoder } : {}) };
-}
-
-/** The default encoder and every encoder by name (the default one included). */
-function encoderSet(options: HyperSyncOptions): EncoderSet {
-  const byName = new Map<string, Encoder>();
-  for (const e of [...(options.encoders ?? []), ...(options.encoder ? [options.encoder] : [])]) {
-    const other = byName.get(e.name);
-    if (other && other !== e) throw new InvalidArgumentError(`two encoders are named ${e.name}`);
-    byName.set(e.name, e);
-  }
-  return { default: options.encoder, byName };
 }
 
 function checkInclude(include: readonly Include[] | undefined): Include[] {

@@ -95,6 +95,17 @@ export interface EncoderSet {
   byName: ReadonlyMap<string, Encoder>;
 }
 
+/** The default encoder and every encoder by name (the default one included). */
+export function encoderSetOf(defaultEncoder: Encoder | undefined, others: readonly Encoder[] = []): EncoderSet {
+  const byName = new Map<string, Encoder>();
+  for (const e of [...others, ...(defaultEncoder ? [defaultEncoder] : [])]) {
+    const other = byName.get(e.name);
+    if (other && other !== e) throw new InvalidArgumentError(`two encoders are named ${e.name}`);
+    byName.set(e.name, e);
+  }
+  return { default: defaultEncoder, byName };
+}
+
 /**
  * The encoder for a collection's texts: the one it named at creation (same name and version), or
  * for a collection that named none the default one when its dimension matches.

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config, DevicePreference } from '../config.js';
 import type { Encoder } from '../encoder/encoder.js';
-import type { JobQueue } from '../jobs/job-queue.js';
 
 /** Options of {@link HyperSync.open}. */
 export interface HyperSyncOptions {
@@ -20,8 +19,6 @@ export interface HyperSyncOptions {
   encoder?: Encoder;
   /** More encoders, by name, that collections may name at creation. */
   encoders?: readonly Encoder[];
-  /** Where background jobs go (BullMQ or inline); HyperSync does not close it. */
-  jobs?: JobQueue;
   /** Default: silent. */
   log?: Logger;
   /** Rows a growing HVS segment holds before it seals (default 32,768). */

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import { InvalidArgumentError } from '../errors.js';
+import { MAX_ITEMS } from '../integration/item-input.js';
+import type { JobType } from './job-queue.js';
+
+const collection = z.string().min(1).max(63);
+
+/** The data each job type takes (HTTP bodies and processors check it with these). */
+export const JOB_DATA = {
+  sync: z.strictObject({
+    collection: collection.optional(),
+    direction: z.enum(['both', 'hvs-to-nvm', 'nvm-to-hvs']).default('both'),
+  }),
+  rebuild: z.strictObject({ collection }),
+  verify: z.strictObject({
+    /** Unset: every collection (the repeatable schedule). */
+    collection: collection.optional(),
+    repair: z.boolean().default(false),
+    limit: z.number().int().min(1).max(100_000).optional(),
+  }),
+  reindex: z.strictObject({
+    collection,
+    m: z.number().int().min(2).max(100).optional(),
+    efConstruction: z.number().int().min(4).max(1000).optional(),
+  }),
+  embed: z.strictObject({
+    collection,
+    items: z
+      .array(
+        z.strictObject({
+          id: z.string().min(1).max(512).optional(),
+          text: z.string().max(1_000_000),
+          content: z.string().max(1_000_000).nullable().optional(),
+          metadata: z.record(z.string(), z.unknown()).optional(),
+        }),
+      )
+      .min(1)
+      .max(MAX_ITEMS),
+    /** Texts encoded and written per step (default 256). */
+    batchSize: z.number().int().min(1).max(10_000).default(256),
+  }),
+  compact: z.strictObject({ collection: collection.optional() }),
+} as const satisfies Record<JobType, z.ZodType>;
+
+export type JobData<T extends JobType> = z.output<(typeof JOB_DATA)[T]>;
+
+/** Checks a job's data; throws {@link InvalidArgumentError} listing what is wrong. */
+export function parseJobData<T extends JobType>(type: T, data: unknown): JobData<T> {
+  const r = JOB_DATA[type].safeParse(data);
+  if (!r.success) {
+    const lines = r.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : type}: ${i.message}`);
+    throw new InvalidArgumentError(`${type} job: ${lines.join('; ')}`, { details: { issues: lines } });
+  }
+  return r.data as JobData<T>;
+}

@@ -1,0 +1,31 @@
+import type { JobType } from '../src/jobs/job-queue.js';
+import type { Processor } from '../src/jobs/processor.js';
+import { compactJob } from './compact.js';
+import { embedJob } from './embed.js';
+import { rebuildJob } from './rebuild.js';
+import { reindexJob } from './reindex.js';
+import { syncJob } from './sync.js';
+import { verifyJob } from './verify.js';
+
+/** The processor of each job type: the same code under BullMQ and inline. */
+export const PROCESSORS: Record<JobType, Processor> = {
+  sync: syncJob,
+  rebuild: rebuildJob,
+  verify: verifyJob,
+  reindex: reindexJob,
+  embed: embedJob,
+  compact: compactJob,
+};
+
+/**
+ * Jobs of a type one worker process runs at once: rebuilds and re-indexes hold a collection's
+ * worth of memory or a PostgreSQL backend each; syncs are small.
+ */
+export const DEFAULT_CONCURRENCY: Record<JobType, number> = {
+  sync: 4,
+  rebuild: 1,
+  verify: 1,
+  reindex: 1,
+  embed: 1,
+  compact: 1,
+};
