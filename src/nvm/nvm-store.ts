@@ -78,6 +78,56 @@ export interface NvmSearchOptions {
   efSearch?: number;
 }
 
+/** Build parameters of {@link NvmStore.createHnswIndex} (pgvector's `m` and `ef_construction`). */
+export interface HnswIndexParams {
+  /** Links per node, 2..100 (default 16). */
+  m?: number;
+  /** Candidate list size while building, 4..1000 (default 64). */
+  efConstruction?: number;
+}
+
+/**
+ * One progress report of {@link NvmStore.createHnswIndex}. On PostgreSQL, `phase` and the counters
+ * are those of `pg_stat_progress_create_index` (e.g. `building index: loading tuples`,
+ * `index validation: scanning table`), and `percent` is the share of the current phase done:
+ * tuples when the phase is `building index…` and their total is known, else heap blocks, else 0.
+ * A build always ends with one report of phase `done` at 100 (on PGlite, the only one).
+ */
+export interface HnswBuildProgress {
+  phase: string;
+  blocksDone: number;
+  blocksTotal: number;
+  tuplesDone: number;
+  tuplesTotal: number;
+  /** 0..100. */
+  percent: number;
+}
+
+/** Options of {@link NvmStore.createHnswIndex}. */
+export interface CreateHnswIndexOptions {
+  /**
+   * Called with the build's progress, about every 500 ms on PostgreSQL while the index builds,
+   * and once at the end. An exception it throws is ignored.
+   */
+  onProgress?: (p: HnswBuildProgress) => void;
+  /**
+   * Aborts the build: before it starts, the call throws the signal's reason and changes nothing;
+   * while `CREATE INDEX CONCURRENTLY` runs on PostgreSQL, the building backend is cancelled
+   * (`pg_cancel_backend`), the half-built index dropped, and the reason thrown; the existing index
+   * stays. On PGlite the build itself cannot be interrupted: the signal is checked before and after
+   * it. Once the new index is built and being swapped in, an abort is no longer heeded.
+   */
+  signal?: AbortSignal;
+}
+
+/** What {@link NvmStore.createHnswIndex} reports of a finished build. */
+export interface HnswIndexBuild {
+  /** Wall time of the whole operation (cleanup, build, swap), in milliseconds. */
+  ms: number;
+  m: number;
+  efConstruction: number;
+}
+
 /** One change-log row. */
 export interface Change {
   lsn: number;
@@ -140,9 +190,19 @@ export interface NvmStore {
    * collection's HNSW index when it has one, with `efSearch` and iterative scans.
    */
   search(collection: string, queries: readonly Float32Array[], k: number, opts?: NvmSearchOptions): Promise<SearchHit[][]>;
-  /** Builds the collection's HNSW index (`CONCURRENTLY` on PostgreSQL); replaces an existing one. */
-  createHnswIndex(collection: string, params?: { m?: number; efConstruction?: number }): Promise<void>;
-  /** Drops the collection's HNSW index if it has one. */
+  /**
+   * Builds (or rebuilds) the collection's HNSW index online: the new index is built under a
+   * temporary name (`CREATE INDEX CONCURRENTLY` on PostgreSQL, so writes go on), then the old one
+   * is dropped and the new one renamed into its place, so searches have an index throughout. A
+   * temporary index left behind by a build that failed or was killed is dropped first; a build that
+   * fails is dropped and its error rethrown, leaving the old index as it was. Calls for one
+   * collection in this store run one at a time (two processes reindexing the same collection at
+   * once are not supported). Resolves to the build's duration and parameters;
+   * {@link InvalidArgumentError} for parameters out of range. See {@link CreateHnswIndexOptions}
+   * for progress reports and aborting.
+   */
+  createHnswIndex(collection: string, params?: HnswIndexParams, opts?: CreateHnswIndexOptions): Promise<HnswIndexBuild>;
+  /** Drops the collection's HNSW index if it has one (and a temporary one a failed build left). */
   dropHnswIndex(collection: string): Promise<void>;
   readonly backend: 'postgres' | 'pglite';
   /** Creates the collection and its `vector(dim)` table; {@link CollectionExistsError} if taken. */
