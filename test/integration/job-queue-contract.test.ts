@@ -29,7 +29,8 @@ class Probe {
   maxRunning = new Map<string, number>();
   aborted = new Set<string>();
   tag(run: JobRun): string {
-    return String(run.data.collection ?? '');
+    const c = run.data.collection;
+    return typeof c === 'string' ? c : '';
   }
 }
 
@@ -94,10 +95,10 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function inlineHarness(): Promise<Harness> {
+function inlineHarness(): Promise<Harness> {
   const probe = new Probe();
   const queue = new InlineJobQueue({ processors: processors(probe), context, concurrency, drainMs: 200 });
-  return { queue, probe, stopRunners: () => queue.close(), close: () => queue.close() };
+  return Promise.resolve({ queue, probe, stopRunners: () => queue.close(), close: () => queue.close() });
 }
 
 async function bullHarness(): Promise<Harness> {
