@@ -69,7 +69,7 @@ export class JobWorkers {
           autorun: true,
         },
       );
-      worker.on('error', (err) => log.warn({ err: err.message, type }, 'worker error (it reconnects by itself)'));
+      worker.on('error', (err) => this.reportError(err, type));
       worker.on('failed', (job, err) => log.warn({ job: job?.id, err: err.message }, 'job attempt failed'));
       worker.on('completed', (job) => log.info({ job: job.id }, 'job completed'));
       this.workers.push(worker);
@@ -81,6 +81,16 @@ export class JobWorkers {
     await sub.subscribe(names.cancelChannel);
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
     log.info({ prefix, concurrency: this.opts.concurrency, lockMs: lockDuration }, 'job workers ready');
+  }
+
+  private lastErrorLog = 0;
+
+  /** Worker errors (mostly Redis going away): one log line per 10 s, not one per worker per retry. */
+  private reportError(err: Error, type: JobType): void {
+    const now = Date.now();
+    if (now - this.lastErrorLog < 10_000) return;
+    this.lastErrorLog = now;
+    this.opts.log.warn({ err: err.message, type }, 'job worker error (Redis unreachable?); it reconnects by itself');
   }
 
   private async process(type: JobType, cmd: Redis, job: Job, token: string | undefined, signal?: AbortSignal): Promise<unknown> {
