@@ -633,7 +633,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
             closing: () => this.closing !== undefined,
           },
           state,
-          { ...opts, signal },
+          { ...opts, signal, isCurrent: () => this.states.get(state.name) === state },
         );
       } finally {
         state.rebuilding = false;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ClosedError, InvalidArgumentError } from '../errors.js';
+import { ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { CollectionSpec } from '../hvs/types.js';
@@ -110,6 +110,8 @@ export async function installRebuild(
     snapshotDir?: string;
     signal?: AbortSignal;
     onProgress?: (p: StreamProgress & { phase: 'stream' | 'catch-up' | 'switch' }) => void | Promise<void>;
+    /** False once the collection was dropped meanwhile (checked under its lock, before the switch). */
+    isCurrent?: () => boolean;
   } = {},
 ): Promise<InstallResult> {
   const t0 = performance.now();
@@ -162,6 +164,7 @@ export async function installRebuild(
     opts.signal?.throwIfAborted();
     await opts.onProgress?.({ phase: 'switch', rows: target.count, total: target.count });
     await state.lock.runExclusive(async () => {
+      if (opts.isCurrent && !opts.isCurrent()) throw new CollectionNotFoundError(state.name);
       await catchUp();
       // The newest lsn is applied: every change up to it is committed (see SyncManager.tailOnce).
       shadow.advance(await ctx.nvm.lastLsn());
