@@ -47,7 +47,24 @@ export type {
 } from './integration/types.js';
 export { WriteAheadLog, type WalOp, type WalRecord, type WalUpsertItem } from './integration/write-ahead-log.js';
 export type { Encoder } from './encoder/encoder.js';
-export type { AddJobOptions, JobInfo, JobQueue, JobState, JobType } from './jobs/job-queue.js';
+export {
+  JOB_TYPES,
+  type AddJobOptions,
+  type JobCounts,
+  type JobInfo,
+  type JobProgress,
+  type JobQueue,
+  type JobState,
+  type JobType,
+} from './jobs/job-queue.js';
+export type { HvsFleet, JobContext, JobRun, NodeOp, NodeReply, Processor } from './jobs/processor.js';
+export { InlineJobQueue, type InlineJobQueueOptions } from './jobs/inline-job-queue.js';
+export { BullJobQueue } from './jobs/bullmq-job-queue.js';
+export { JobWorkers, type JobWorkersOptions } from './jobs/bullmq-workers.js';
+export { LocalFleet } from './jobs/node-ops.js';
+export { NodeListener, RedisFleet } from './jobs/redis-fleet.js';
+export { serviceJobs, startWorker, type ServiceJobs, type WorkerProcess } from './jobs/from-config.js';
+export { PROCESSORS, DEFAULT_CONCURRENCY } from '../workers/index.js';
 export { HashingEncoder, type HashingEncoderOptions } from './encoder/hashing-encoder.js';
 export { OnnxEncoder, type OnnxEncoderOptions, type Pooling } from './encoder/onnx-encoder.js';
 export { checkTexts, MAX_TEXT_CHARS, MAX_TEXTS } from './encoder/input.js';
