@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { pino } from 'pino';
 import { resolveDevice } from '../../kernels/device.js';
 import { METRICS, type Metric } from '../../kernels/types.js';
 import { loadConfig } from '../config.js';
 import { encodersFromConfig } from '../encoder/from-config.js';
-import { HyperSyncError, InvalidArgumentError } from '../errors.js';
+import { ConfigError, HyperSyncError, InvalidArgumentError } from '../errors.js';
 import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
 import type { Include } from '../integration/types.js';
+import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
+import { startWorker } from '../jobs/from-config.js';
+import { percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../version.js';
 import { openVectorFile } from './vector-files.js';
@@ -35,6 +39,10 @@ const positiveInt = (v: string): number => {
   return n;
 };
 
+/** ` 1200/5000 rows` for a progress bar, or nothing when the progress says no counts. */
+const rowsOf = (rows: unknown, total: unknown): string =>
+  typeof rows === 'number' && typeof total === 'number' ? ` ${rows}/${total} rows` : '';
+
 const print = (value: unknown): void => {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 };
@@ -59,6 +67,43 @@ program
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+  });
+
+program
+  .command('worker')
+  .description('run background jobs from Redis (needs REDIS_URL and DATABASE_URL; see README)')
+  .action(async () => {
+    try {
+      const config = loadConfig();
+      const log = pino({ level: config.logLevel });
+      const encoders = await encodersFromConfig(config);
+      const worker = await startWorker(config, encoders, log).catch(async (err: unknown) => {
+        await encoders.close();
+        throw err;
+      });
+      log.info({ prefix: config.queuePrefix }, 'hypersync worker running');
+      const stop = (signal: string): void => {
+        log.info({ signal }, 'shutting down');
+        // Running jobs get HYPERSYNC_JOB_DRAIN_MS to finish; the rest go back to the queue.
+        worker
+          .close()
+          .then(() => encoders.close())
+          .then(
+            () => process.exit(0),
+            (err: unknown) => {
+              log.error({ err }, 'shutdown failed');
+              process.exit(1);
+            },
+          );
+      };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    } catch (err) {
+      // A worker that cannot run here (no Redis or PostgreSQL configured) is a start-up failure.
+      if (!(err instanceof ConfigError)) throw err;
+      process.stderr.write(`hypersync: ${err.message}\n`);
+      process.exit(1);
+    }
   });
 
 program
@@ -174,6 +219,59 @@ program
       return report.consistent;
     });
     if (!consistent) process.exitCode = 1;
+  });
+
+program
+  .command('rebuild')
+  .description(
+    "rebuild a collection's HVS index from the NVM: as a job run by `hypersync worker` with REDIS_URL, in this process without",
+  )
+  .argument('<collection>')
+  .action(async (collection: string) => {
+    const config = loadConfig();
+    const bar = new SingleBar(
+      {
+        format: 'rebuild |{bar}| {percentage}% | {phase}{rows}',
+        stream: process.stderr,
+        noTTYOutput: true,
+        notTTYSchedule: 1000,
+      },
+      Presets.shades_classic,
+    );
+    if (config.redisUrl !== undefined) {
+      const queue = new BullJobQueue(config.redisUrl, config.queuePrefix);
+      try {
+        const { id } = await queue.add('rebuild', { collection });
+        process.stderr.write(`hypersync: queued ${id}; a hypersync worker runs it (Ctrl-C stops waiting, not the job)\n`);
+        bar.start(100, 0, { phase: 'waiting', rows: '' });
+        const info = await queue
+          .wait(id, {
+            onProgress: (i) => {
+              const p = typeof i.progress === 'number' ? {} : i.progress;
+              bar.update(Math.round(percentOf(i.progress)), { phase: p.phase ?? i.state, rows: rowsOf(p.rows, p.total) });
+            },
+          })
+          .finally(() => bar.stop());
+        print(info);
+        if (info.state !== 'completed') process.exitCode = 1;
+      } finally {
+        await queue.close();
+      }
+      return;
+    }
+    await withStore(async (hs) => {
+      bar.start(100, 0, { phase: 'start', rows: '' });
+      const result = await hs
+        .rebuild(collection, {
+          onProgress: (p) => {
+            // Streaming out of the NVM is the long part; catching up and switching are short.
+            const percent = p.phase === 'stream' ? (p.total > 0 ? (100 * p.rows) / p.total : 0) : 100;
+            bar.update(Math.round(percent), { phase: p.phase, rows: rowsOf(p.rows, p.total) });
+          },
+        })
+        .finally(() => bar.stop());
+      print(result);
+    });
   });
 
 program

@@ -1,10 +1,15 @@
-import express, { type Express } from 'express';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import type { JobQueue } from '../jobs/job-queue.js';
 import { requireApiKey } from './auth.js';
 import { collectionRoutes } from './routes/collections.js';
 import { itemRoutes } from './routes/items.js';
+import { jobRoutes } from './routes/jobs.js';
 import { errorMiddleware } from './error-middleware.js';
 import { ServiceMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
@@ -15,7 +20,7 @@ import { pinoHttp } from 'pino-http';
 /** What the HTTP app serves. */
 export interface AppDeps {
   hs: HyperSync;
-  /** Background jobs (BullMQ or inline). */
+  /** Background jobs (BullMQ or inline); without, the job routes answer 503. */
   jobs?: JobQueue;
   log: Logger;
   /** Bearer keys every `/v1` route requires (none: open). */
@@ -25,13 +30,13 @@ export interface AppDeps {
 }
 
 /**
- * The Express app. This foundation serves liveness and readiness; the v1 API of DESIGN.md is
- * mounted here as the service grows.
+ * The Express app: liveness, readiness, metrics and the OpenAPI document; the v1 API (behind the
+ * bearer keys); and with BullMQ jobs, the bull-board dashboard at `/admin/queues` (same keys).
  */
 export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  const metrics = new ServiceMetrics(hs);
+  const metrics = new ServiceMetrics(hs, jobs);
   const openapi = openApiDocument(version);
   app.use(metrics.middleware());
   // One log line per request; probes and scrapes would drown the rest.
@@ -81,6 +86,7 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
 
   app.use('/v1/collections', collectionRoutes(hs));
   app.use('/v1/collections', itemRoutes(hs));
+  app.use('/v1', jobRoutes(hs, jobs));
 
   app.post('/v1/encode', async (req, res) => {
     const body = parse(encodeBody, req.body);
@@ -88,9 +94,18 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
     res.json({ dim: out.dim, encoder: out.encoder, vectors: out.vectors.map((v) => Array.from(v)) });
   });
 
+  if (jobs instanceof BullJobQueue) app.use('/admin/queues', requireApiKey(apiKeys), bullBoard(jobs));
+
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'not_found', message: 'no such route' } });
   });
   app.use(errorMiddleware(log));
   return app;
+}
+
+/** The bull-board dashboard of the BullMQ queues, served under `/admin/queues`. */
+function bullBoard(queue: BullJobQueue): RequestHandler {
+  const serverAdapter = new ExpressAdapter().setBasePath('/admin/queues');
+  createBullBoard({ queues: queue.bullQueues().map((q) => new BullMQAdapter(q)), serverAdapter });
+  return serverAdapter.getRouter() as RequestHandler;
 }

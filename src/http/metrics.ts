@@ -1,17 +1,22 @@
 import type { RequestHandler } from 'express';
 import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import type { JobCounts, JobQueue } from '../jobs/job-queue.js';
+
+/** How long a scrape waits for the job counts (Redis) before it leaves them out. */
+const JOB_COUNTS_TIMEOUT_MS = 2000;
 
 /**
  * The service's Prometheus metrics (`GET /metrics`): request latency by route, and, read at each
  * scrape, the HVS's vectors and bytes per collection, the cache hit ratio and the write-ahead
- * log's backlog (records not yet persisted to PostgreSQL).
+ * log's backlog (records not yet persisted to PostgreSQL), and with a job queue, its jobs per type
+ * and state.
  */
 export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly latency: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(hs: HyperSync) {
+  constructor(hs: HyperSync, jobs?: JobQueue) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'hypersync_' });
     this.latency = new Histogram({
@@ -68,6 +73,21 @@ export class ServiceMetrics {
         this.set(hs.metrics().wal.bytes);
       },
     });
+    if (jobs) {
+      new Gauge({
+        name: 'hypersync_jobs',
+        help: 'Background jobs per type and state (as the job queue counts them)',
+        labelNames: ['type', 'state'],
+        registers: [registry],
+        async collect() {
+          this.reset();
+          // Redis down (or slow): no samples this scrape rather than a failed or hung scrape.
+          const counts = await jobCountsWithin(jobs, JOB_COUNTS_TIMEOUT_MS);
+          for (const [type, states] of Object.entries(counts ?? {}))
+            for (const [state, n] of Object.entries(states)) this.set({ type, state }, n);
+        },
+      });
+    }
   }
 
   /** Observes each request's latency under its route pattern (`/v1/collections/:c/query`), not its URL. */
@@ -80,5 +100,16 @@ export class ServiceMetrics {
       });
       next();
     };
+  }
+}
+
+/** The queue's counts, or undefined when they fail or take longer than `ms`. */
+async function jobCountsWithin(jobs: JobQueue, ms: number): Promise<JobCounts | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  try {
+    return await Promise.race([jobs.counts().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createCollectionBody, encodeBody, queryBody, storeBody } from './schemas.js';
+import { createCollectionBody, encodeBody, jobBody, queryBody, storeBody } from './schemas.js';
 
 /** JSON Schema of a request body, from the same zod schema that checks it. */
 const body = (schema: z.ZodType): Record<string, unknown> => ({
@@ -84,6 +84,35 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/v1/collections/{c}/consistency': {
         get: { summary: 'Compare both tiers', parameters: [c], responses: { '200': ok('consistency report'), ...errors } },
+      },
+      '/v1/collections/{c}/jobs': {
+        post: {
+          summary: "Queue a background job on the collection: `type` and the type's parameters",
+          parameters: [c],
+          requestBody: body(jobBody),
+          responses: {
+            '202': {
+              ...ok('{ jobId, created }; created is false when `key` named a known job'),
+              headers: { Location: { description: '/v1/jobs/{id}', schema: { type: 'string' } } },
+            },
+            ...errors,
+          },
+        },
+      },
+      '/v1/jobs': {
+        get: { summary: 'Jobs per type and state', responses: { '200': ok('{ kind, counts }'), ...errors } },
+      },
+      '/v1/jobs/{id}': {
+        get: {
+          summary: 'A job: state, progress, result or error',
+          parameters: [id],
+          responses: { '200': ok('{ id, type, state, progress, result?, error?, attempts, maxAttempts, …At }'), ...errors },
+        },
+        delete: {
+          summary: 'Cancel a job (a finished one is left as it is)',
+          parameters: [id],
+          responses: { '200': ok('the job as it stands'), ...errors },
+        },
       },
       '/v1/encode': {
         post: {

@@ -4,6 +4,7 @@ import { COLLECTION_NAME } from '../hvs/collection-name.js';
 import { MAX_ID_LENGTH } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
 import { MAX_ITEMS } from '../integration/item-input.js';
+import { JOB_DATA } from '../jobs/job-data.js';
 
 /** Collection names as the NVM accepts them: identifiers. */
 export const collectionName = z
@@ -56,3 +57,28 @@ export const encodeBody = z.strictObject({
   texts: z.array(z.string()).min(1, 'at least one text'),
   encoder: z.string().min(1).optional(),
 });
+
+/** What `POST /v1/collections/:c/jobs` takes besides a job type's own data. */
+const jobOptions = {
+  /** Idempotency key: a second job of the same type and key answers the first one's id. */
+  key: z
+    .string()
+    .min(1)
+    .max(200)
+    .regex(/^[^:]+$/, 'a key may not contain ":"')
+    .optional(),
+  attempts: z.number().int().min(1).max(100).optional(),
+};
+
+/**
+ * A job for a collection: `type`, the job options, and the type's data (`JOB_DATA`) without
+ * `collection`, which the path names.
+ */
+export const jobBody = z.discriminatedUnion('type', [
+  JOB_DATA.sync.omit({ collection: true }).extend({ type: z.literal('sync'), ...jobOptions }),
+  JOB_DATA.rebuild.omit({ collection: true }).extend({ type: z.literal('rebuild'), ...jobOptions }),
+  JOB_DATA.verify.omit({ collection: true }).extend({ type: z.literal('verify'), ...jobOptions }),
+  JOB_DATA.reindex.omit({ collection: true }).extend({ type: z.literal('reindex'), ...jobOptions }),
+  JOB_DATA.embed.omit({ collection: true }).extend({ type: z.literal('embed'), ...jobOptions }),
+  JOB_DATA.compact.omit({ collection: true }).extend({ type: z.literal('compact'), ...jobOptions }),
+]);

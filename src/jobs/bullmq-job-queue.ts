@@ -7,6 +7,7 @@ import { waitFor } from './inline-job-queue.js';
 import { parseJobData } from './job-data.js';
 import {
   type AddJobOptions,
+  checkKey,
   type JobCounts,
   type JobInfo,
   type JobProgress,
@@ -20,8 +21,14 @@ import {
 import { JobCancelledError } from './run-job.js';
 
 /** Redis keys and channels of one deployment, all under the queue prefix. */
-export function redisNames(prefix: string): { cancelChannel: string; controlChannel: string; cancelled: (id: string) => string } {
+export function redisNames(prefix: string): {
+  cancelChannel: string;
+  controlChannel: string;
+  cancelled: (id: string) => string;
+  key: (id: string) => string;
+} {
   return {
+    key: (id) => `${prefix}:key:${id}`,
     cancelChannel: `${prefix}:cancel`,
     controlChannel: `${prefix}:control`,
     cancelled: (id) => `${prefix}:cancelled:${id}`,
@@ -31,8 +38,11 @@ export function redisNames(prefix: string): { cancelChannel: string; controlChan
 /** Finished jobs BullMQ keeps (the oldest go first). */
 const KEEP_COMPLETED = 1000;
 const KEEP_FAILED = 5000;
-/** How long a command waits for a connection that is not ready (ms). */
+/** How long a command waits for the first connection (ms), and for a lost one to come back. */
 const CONNECT_WAIT_MS = 2000;
+const RECONNECT_WAIT_MS = 250;
+/** How long an idempotency key is remembered (s). */
+const KEY_TTL_S = 7 * 24 * 3600;
 /** How long a cancelled job's record is kept (s). */
 const CANCELLED_TTL_S = 7 * 24 * 3600;
 
@@ -49,6 +59,7 @@ export class BullJobQueue implements JobQueue {
   private readonly names: ReturnType<typeof redisNames>;
   private events: { emitter: EventEmitter; queueEvents: QueueEvents[]; connections: Redis[] } | undefined;
   private closing: Promise<void> | undefined;
+  private everReady = false;
 
   constructor(
     private readonly redisUrl: string,
@@ -58,6 +69,7 @@ export class BullJobQueue implements JobQueue {
     this.connection = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
     // Errors surface on the commands that fail; the connection retries by itself.
     this.connection.on('error', () => undefined);
+    this.connection.on('ready', () => (this.everReady = true));
     this.queues = new Map(
       JOB_TYPES.map((t) => [
         t,
@@ -90,12 +102,11 @@ export class BullJobQueue implements JobQueue {
     const attempts = opts.attempts ?? 3;
     if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
       throw new InvalidArgumentError(`attempts must be an integer between 1 and 100, got ${String(attempts)}`);
-    if (opts.key !== undefined && (opts.key.length === 0 || opts.key.length > 200 || opts.key.includes(':'))) {
-      throw new InvalidArgumentError('key must be 1 to 200 characters without ":"');
-    }
+    checkKey(opts.key);
     const id = jobId(type, opts.key ?? randomUUID());
     return this.redis(async () => {
-      if (opts.key !== undefined && ((await queue.getJob(id)) || (await this.connection.exists(this.names.cancelled(id))))) {
+      // SET NX decides which of two concurrent adds with one key creates the job.
+      if (opts.key !== undefined && (await this.connection.set(this.names.key(id), '1', 'EX', KEY_TTL_S, 'NX')) !== 'OK') {
         return { id, created: false };
       }
       await queue.add(type, parsed, {
@@ -233,11 +244,13 @@ export class BullJobQueue implements JobQueue {
   private async connected(): Promise<void> {
     const c = this.connection;
     if (c.status === 'ready') return;
+    // At start the first connection may take a moment; a lost one is not waited for long.
+    const waitMs = this.everReady ? RECONNECT_WAIT_MS : CONNECT_WAIT_MS;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         c.off('ready', onReady);
-        reject(new Error(`no connection to Redis within ${CONNECT_WAIT_MS} ms (status ${c.status})`));
-      }, CONNECT_WAIT_MS);
+        reject(new Error(`no connection to Redis within ${waitMs} ms (status ${c.status})`));
+      }, waitMs);
       const onReady = (): void => {
         clearTimeout(timer);
         resolve();

@@ -4,6 +4,7 @@ import { ClosedError, InvalidArgumentError, UnavailableError } from '../errors.j
 import { parseJobData } from './job-data.js';
 import {
   type AddJobOptions,
+  checkKey,
   FINISHED,
   type JobCounts,
   type JobInfo,
@@ -72,6 +73,7 @@ export class InlineJobQueue implements JobQueue {
     const attempts = opts.attempts ?? 3;
     if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
       throw new InvalidArgumentError(`attempts must be an integer between 1 and 100, got ${String(attempts)}`);
+    checkKey(opts.key);
     const id = jobId(type, opts.key ?? randomUUID());
     if (opts.key !== undefined && this.jobs.has(id)) return { id, created: false };
     this.jobs.set(id, {

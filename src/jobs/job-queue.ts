@@ -1,3 +1,5 @@
+import { InvalidArgumentError } from '../errors.js';
+
 /**
  * Long-running work (sync, rebuild, verify, re-index, embed, compaction), run by BullMQ workers on
  * Redis or inline in the process, through one interface and the same processor code.
@@ -77,6 +79,14 @@ export interface JobQueue {
 }
 
 export const FINISHED: ReadonlySet<JobState> = new Set(['completed', 'failed', 'cancelled']);
+
+/** Checks an idempotency key: 1 to 200 characters, no ":" (BullMQ's rule for job ids). */
+export function checkKey(key: string | undefined): void {
+  if (key === undefined) return;
+  if (typeof key !== 'string' || key.length === 0 || key.length > 200 || key.includes(':')) {
+    throw new InvalidArgumentError('key must be 1 to 200 characters without ":"');
+  }
+}
 
 /** Job ids carry their type (`rebuild-…`), so `get(id)` finds the queue without a lookup. */
 export function jobId(type: JobType, rest: string): string {

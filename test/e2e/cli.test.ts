@@ -14,8 +14,13 @@ afterAll(async () => {
 
 /** Runs the CLI as a real process on the embedded default in `dir/data`. */
 function cli(...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
+  return cliWith({}, ...args);
+}
+
+/** {@link cli} with more environment (an empty value unsets a variable for the config). */
+function cliWith(env: NodeJS.ProcessEnv, ...args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-    env: { ...process.env, HYPERSYNC_DATA_DIR: join(dir, 'data'), HYPERSYNC_DEVICE: 'cpu', LOG_LEVEL: 'silent' },
+    env: { ...process.env, HYPERSYNC_DATA_DIR: join(dir, 'data'), HYPERSYNC_DEVICE: 'cpu', LOG_LEVEL: 'silent', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -81,6 +86,30 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     const st = await cli('stats');
     expect(JSON.parse(st.out)).toEqual([expect.objectContaining({ name: 'vecs', count: 1050, dim: 6, metric: 'l2' })]);
   }, 120_000);
+
+  it('rebuilds a collection in process without REDIS_URL, with a progress bar', async () => {
+    await writeFile(join(dir, 'r.npy'), npy(400, 5));
+    const imported = await cli('import', join(dir, 'r.npy'), '-c', 'rebuilt');
+    expect(imported.code, imported.err).toBe(0);
+    const r = await cliWith({ REDIS_URL: '' }, 'rebuild', 'rebuilt');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ from: 'nvm', rows: 400 });
+    expect(r.err).toMatch(/rebuild \|/);
+    const v = await cli('verify', 'rebuilt');
+    expect(JSON.parse(v.out)).toMatchObject({ consistent: true, hvs: { count: 400 } });
+    const missing = await cliWith({ REDIS_URL: '' }, 'rebuild', 'no_such');
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/no_such.*does not exist/);
+  }, 120_000);
+
+  it('worker refuses to start without REDIS_URL or DATABASE_URL: a message and exit code 1', async () => {
+    const noRedis = await cliWith({ REDIS_URL: '', DATABASE_URL: '' }, 'worker');
+    expect(noRedis.code).toBe(1);
+    expect(noRedis.err).toMatch(/^hypersync: .*REDIS_URL/m);
+    const noDb = await cliWith({ REDIS_URL: 'redis://127.0.0.1:1', DATABASE_URL: '' }, 'worker');
+    expect(noDb.code).toBe(1);
+    expect(noDb.err).toMatch(/^hypersync: .*DATABASE_URL/m);
+  }, 60_000);
 
   it('answers bad input with a message and exit code 2', async () => {
     await writeFile(join(dir, 'bad.csv'), 'x');

@@ -1,0 +1,59 @@
+import { Router } from 'express';
+import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
+import type { HyperSync } from '../../integration/hyper-sync.js';
+import { JOB_TYPES, type JobQueue } from '../../jobs/job-queue.js';
+import { jobBody } from '../schemas.js';
+import { parse } from '../validate.js';
+
+/**
+ * Background jobs, mounted under `/v1`: `POST /collections/:c/jobs` queues one (202 and a
+ * `Location`), `GET /jobs/:id` and `DELETE /jobs/:id` read and cancel it, `GET /jobs` counts them.
+ * Without a job queue every route answers 503.
+ */
+export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
+  const r = Router();
+  const queue = (): JobQueue => {
+    if (!jobs) throw new UnavailableError('background jobs are not available: this server was started without a job queue');
+    return jobs;
+  };
+
+  r.post('/collections/:c/jobs', async (req, res) => {
+    const q = queue();
+    checkEnvelope(req.body);
+    const { type, key, attempts, ...params } = parse(jobBody, req.body);
+    // The collection is the NVM's to know (a worker may serve it before this process loads it).
+    await hs.nvm.getCollection(req.params.c);
+    const { id, created } = await q.add(type, { ...params, collection: req.params.c }, { key, attempts });
+    res
+      .status(202)
+      .location(`/v1/jobs/${encodeURIComponent(id)}`)
+      .json({ jobId: id, created });
+  });
+
+  r.get('/jobs', async (_req, res) => {
+    const q = queue();
+    res.json({ kind: q.kind, counts: await q.counts() });
+  });
+  r.get('/jobs/:id', async (req, res) => {
+    const info = await queue().get(req.params.id);
+    if (!info) throw new NotFoundError(`no job ${JSON.stringify(req.params.id)}`);
+    res.json(info);
+  });
+  r.delete('/jobs/:id', async (req, res) => {
+    const info = await queue().cancel(req.params.id);
+    if (!info) throw new NotFoundError(`no job ${JSON.stringify(req.params.id)}`);
+    res.json(info);
+  });
+  return r;
+}
+
+/** Clearer answers than the schema's for the two mistakes it reports least plainly. */
+function checkEnvelope(body: unknown): void {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  if (!(JOB_TYPES as readonly unknown[]).includes(b.type)) {
+    throw new InvalidArgumentError(
+      `body.type: must be one of ${JOB_TYPES.join(', ')}, got ${b.type === undefined ? 'none' : JSON.stringify(b.type)}`,
+    );
+  }
+  if ('collection' in b) throw new InvalidArgumentError('body.collection: the collection is the one the path names');
+}

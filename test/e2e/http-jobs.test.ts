@@ -1,0 +1,309 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { createApp } from '../../src/http/app.js';
+import type { JobInfo } from '../../src/jobs/job-queue.js';
+import { Service } from '../../src/service.js';
+import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { OwnRedis } from '../fixtures/redis.js';
+import { redisProblem, servicesRequired } from '../fixtures/services.js';
+
+const redisDown = await redisProblem();
+if (redisDown && !servicesRequired) console.warn(`skipping the BullMQ HTTP jobs tests: ${redisDown}`);
+
+/** The parts of answers these tests read. */
+interface ApiBody {
+  error?: { code: string; message: string };
+  jobId?: string;
+  created?: boolean;
+  [k: string]: unknown;
+}
+
+interface Answer {
+  status: number;
+  json: ApiBody;
+  headers: Headers;
+}
+
+/** A client of one server: JSON in, JSON out, with an optional bearer key. */
+function client(base: () => string, key?: string) {
+  return async (method: string, path: string, body?: unknown): Promise<Answer> => {
+    const res = await fetch(`${base()}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...(key !== undefined ? { authorization: `Bearer ${key}` } : {}) },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    return { status: res.status, json: (text ? JSON.parse(text) : {}) as ApiBody, headers: res.headers };
+  };
+}
+
+const b64 = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+
+describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
+  let dataDir: string;
+  let svc: Service;
+  const call = client(() => `http://127.0.0.1:${svc.port}`);
+  const DIM = 384;
+  const N = 300;
+  const C = 'jobbed';
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'http-jobs-'));
+    svc = await Service.start(
+      loadConfig({
+        HYPERSYNC_PORT: '0',
+        HYPERSYNC_HOST: '127.0.0.1',
+        HYPERSYNC_DATA_DIR: dataDir,
+        HYPERSYNC_DEVICE: 'cpu',
+        HYPERSYNC_VERIFY_INTERVAL_MS: '0',
+      }),
+      pino({ level: 'silent' }),
+    );
+    expect((await call('POST', '/v1/collections', { name: C, dim: DIM, metric: 'cosine' })).status).toBe(201);
+    const seed = freshSeed();
+    const vectors = randomVectors(rng(seed), N, DIM);
+    const items = Array.from({ length: N }, (_, i) => ({ id: `v${i}`, vector: b64(vectors.subarray(i * DIM, (i + 1) * DIM)) }));
+    const stored = await call('POST', `/v1/collections/${C}/items`, { items });
+    expect(stored.status, `seed ${seed}`).toBe(200);
+  }, 60_000);
+  afterAll(async () => {
+    await svc.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  /** Queues a job on the collection and polls it until it is finished. */
+  async function run(body: Record<string, unknown>): Promise<JobInfo> {
+    const r = await call('POST', `/v1/collections/${C}/jobs`, body);
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    expect(r.json.created).toBe(true);
+    const id = r.json.jobId as string;
+    expect(r.headers.get('location')).toBe(`/v1/jobs/${id}`);
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const got = await call('GET', `/v1/jobs/${id}`);
+      expect(got.status).toBe(200);
+      const info = got.json as unknown as JobInfo;
+      if (['completed', 'failed', 'cancelled'].includes(info.state)) {
+        expect(info.state, info.error).toBe('completed');
+        return info;
+      }
+      if (Date.now() > deadline) throw new Error(`job ${id} still ${info.state} after 60 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  it('runs every job type to completion, each with its result', async () => {
+    const sync = await run({ type: 'sync' });
+    expect(sync).toMatchObject({ type: 'sync', attempts: 1, progress: { percent: 100 } });
+    expect(sync.result).toMatchObject({ direction: 'both', nodes: [{ ok: true }] });
+
+    const rebuild = await run({ type: 'rebuild' });
+    expect(rebuild.result).toMatchObject({ collection: C, nodes: [{ ok: true, result: { rows: N, from: 'nvm' } }] });
+
+    const verify = await run({ type: 'verify', repair: true });
+    expect(verify.result).toMatchObject({ consistent: true, repair: true });
+    expect((verify.result as { collections: Record<string, unknown[]> }).collections[C]).toMatchObject([
+      { ok: true, result: { consistent: true } },
+    ]);
+
+    const reindex = await run({ type: 'reindex', m: 8, efConstruction: 32 });
+    expect(reindex.result).toMatchObject({ collection: C });
+
+    const texts = ['the cat sat on the mat', 'stock markets fell', 'a quiet afternoon'];
+    const embed = await run({ type: 'embed', items: texts.map((text, i) => ({ id: `t${i}`, text, metadata: { i } })) });
+    expect(embed.result).toMatchObject({ collection: C, stored: texts.length });
+    const item = await call('GET', `/v1/collections/${C}/items/t1`);
+    expect(item.status).toBe(200);
+    expect(item.json).toMatchObject({ id: 't1', metadata: { i: 1 } });
+    expect(item.json.vector as number[]).toHaveLength(DIM);
+
+    const compact = await run({ type: 'compact' });
+    expect(compact.result).toMatchObject({ nodes: [{ ok: true }] });
+
+    const counts = await call('GET', '/v1/jobs');
+    expect(counts.status).toBe(200);
+    expect(counts.json).toMatchObject({
+      kind: 'inline',
+      counts: { rebuild: { completed: 1, failed: 0 }, embed: { completed: 1 }, sync: { completed: 1 } },
+    });
+
+    // Cancelling a finished job leaves it as it is.
+    const del = await call('DELETE', `/v1/jobs/${rebuild.id}`);
+    expect(del.status).toBe(200);
+    expect(del.json).toMatchObject({ id: rebuild.id, state: 'completed' });
+    expect((await call('GET', `/v1/jobs/${rebuild.id}`)).json).toMatchObject({ state: 'completed' });
+
+    const metrics = await (await fetch(`http://127.0.0.1:${svc.port}/metrics`)).text();
+    expect(metrics).toMatch(/hypersync_jobs\{type="rebuild",state="completed"\} 1/);
+    expect(metrics).toMatch(/hypersync_jobs\{type="verify",state="waiting"\} 0/);
+  }, 120_000);
+
+  it('answers a known idempotency key with the job it names', async () => {
+    const key = `k-${randomUUID()}`;
+    const first = await call('POST', `/v1/collections/${C}/jobs`, { type: 'verify', key, attempts: 1 });
+    const second = await call('POST', `/v1/collections/${C}/jobs`, { type: 'verify', key });
+    expect(first.status).toBe(202);
+    expect(second.status).toBe(202);
+    expect(first.json).toEqual({ jobId: `verify-${key}`, created: true });
+    expect(second.json).toEqual({ jobId: first.json.jobId, created: false });
+    // Another type with the same key is another job.
+    expect((await call('POST', `/v1/collections/${C}/jobs`, { type: 'sync', key })).json).toEqual({
+      jobId: `sync-${key}`,
+      created: true,
+    });
+  });
+
+  it('answers bad submissions and unknown jobs with the right 4xx and a message', async () => {
+    const cases: [string, string, unknown, number, string][] = [
+      ['unknown type', `/v1/collections/${C}/jobs`, { type: 'defrag' }, 400, 'invalid_argument'],
+      ['no type', `/v1/collections/${C}/jobs`, { m: 8 }, 400, 'invalid_argument'],
+      ['not an object', `/v1/collections/${C}/jobs`, [1, 2], 400, 'invalid_argument'],
+      ['m below 2', `/v1/collections/${C}/jobs`, { type: 'reindex', m: 1 }, 400, 'invalid_argument'],
+      ['unknown parameter', `/v1/collections/${C}/jobs`, { type: 'rebuild', force: true }, 400, 'invalid_argument'],
+      ['collection in the body', `/v1/collections/${C}/jobs`, { type: 'rebuild', collection: 'other' }, 400, 'invalid_argument'],
+      ['no texts', `/v1/collections/${C}/jobs`, { type: 'embed', items: [] }, 400, 'invalid_argument'],
+      ['zero attempts', `/v1/collections/${C}/jobs`, { type: 'sync', attempts: 0 }, 400, 'invalid_argument'],
+      ['key with a colon', `/v1/collections/${C}/jobs`, { type: 'sync', key: 'a:b' }, 400, 'invalid_argument'],
+      ['unknown collection', '/v1/collections/nope/jobs', { type: 'rebuild' }, 404, 'collection_not_found'],
+    ];
+    for (const [what, path, body, status, code] of cases) {
+      const r = await call('POST', path, body);
+      expect(r.status, what).toBe(status);
+      expect(r.json.error?.code, what).toBe(code);
+      expect(r.json.error?.message.length, what).toBeGreaterThan(0);
+    }
+    const unknown = await call('POST', `/v1/collections/${C}/jobs`, { type: 'defrag' });
+    expect(unknown.json.error?.message).toMatch(/sync, rebuild, verify, reindex, embed, compact/);
+    const bad = await call('POST', `/v1/collections/${C}/jobs`, { type: 'reindex', m: 1 });
+    expect(bad.json.error?.message).toMatch(/\bm\b/);
+    for (const id of ['rebuild-no-such-job', 'nonsense']) {
+      for (const method of ['GET', 'DELETE']) {
+        const r = await call(method, `/v1/jobs/${id}`);
+        expect(r.status, `${method} ${id}`).toBe(404);
+        expect(r.json.error?.code).toBe('not_found');
+      }
+    }
+  });
+
+  it('documents the job routes in the OpenAPI document', async () => {
+    const doc = (await (await fetch(`http://127.0.0.1:${svc.port}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { oneOf?: unknown[] } }> } }>>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/collections/{c}/jobs', '/v1/jobs', '/v1/jobs/{id}']));
+    expect(doc.paths['/v1/collections/{c}/jobs'].post.requestBody?.content['application/json'].schema.oneOf).toHaveLength(6);
+    expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
+  });
+
+  it('answers 503 on the job routes of an app without a job queue', async () => {
+    const app = createApp({ hs: svc.hs, log: pino({ level: 'silent' }) });
+    const server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    try {
+      const bare = client(() => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      for (const [method, path, body] of [
+        ['POST', `/v1/collections/${C}/jobs`, { type: 'sync' }],
+        ['GET', '/v1/jobs', undefined],
+        ['GET', '/v1/jobs/sync-x', undefined],
+        ['DELETE', '/v1/jobs/sync-x', undefined],
+      ] as const) {
+        const r = await bare(method, path, body);
+        expect(r.status, `${method} ${path}`).toBe(503);
+        expect(r.json.error?.message).toMatch(/job queue/);
+      }
+      const metrics = await (await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/metrics`)).text();
+      expect(metrics).not.toMatch(/hypersync_jobs/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});
+
+describe.skipIf(redisDown !== null && !servicesRequired)('background jobs over HTTP, on BullMQ (REDIS_URL set)', () => {
+  let dataDir: string;
+  let redis: OwnRedis;
+  let svc: Service;
+  const KEY = 'jobs-key';
+  const base = (): string => `http://127.0.0.1:${svc.port}`;
+  const call = client(base, KEY);
+  const anonymous = client(base);
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'http-jobs-bull-'));
+    redis = await OwnRedis.start();
+    svc = await Service.start(
+      loadConfig({
+        HYPERSYNC_PORT: '0',
+        HYPERSYNC_HOST: '127.0.0.1',
+        HYPERSYNC_DATA_DIR: dataDir,
+        HYPERSYNC_DEVICE: 'cpu',
+        HYPERSYNC_API_KEYS: KEY,
+        REDIS_URL: redis.url,
+        HYPERSYNC_QUEUE_PREFIX: `test-${randomUUID()}`,
+        HYPERSYNC_VERIFY_INTERVAL_MS: '0',
+      }),
+      pino({ level: 'silent' }),
+    );
+    expect((await call('POST', '/v1/collections', { name: 'queued', dim: 3 })).status).toBe(201);
+  }, 60_000);
+  afterAll(async () => {
+    await svc.close();
+    await redis.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('queues jobs on Redis, counts and cancels them, and serves bull-board behind the API keys', async () => {
+    // No worker runs here: the job waits.
+    const r = await call('POST', '/v1/collections/queued/jobs', { type: 'rebuild' });
+    expect(r.status, JSON.stringify(r.json)).toBe(202);
+    const id = r.json.jobId as string;
+    expect((await call('GET', `/v1/jobs/${id}`)).json).toMatchObject({ id, type: 'rebuild', state: 'waiting', maxAttempts: 3 });
+    expect((await call('GET', '/v1/jobs')).json).toMatchObject({ kind: 'bullmq', counts: { rebuild: { waiting: 1 } } });
+    const metrics = await (await fetch(`${base()}/metrics`)).text();
+    expect(metrics).toMatch(/hypersync_jobs\{type="rebuild",state="waiting"\} 1/);
+
+    const cancelled = await call('DELETE', `/v1/jobs/${id}`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.json).toMatchObject({ id, state: 'cancelled' });
+    expect((await call('GET', `/v1/jobs/${id}`)).json).toMatchObject({ state: 'cancelled' });
+
+    expect((await anonymous('GET', '/v1/jobs')).status).toBe(401);
+    const board = await fetch(`${base()}/admin/queues`, { headers: { authorization: `Bearer ${KEY}` } });
+    expect(board.status).toBe(200);
+    expect(board.headers.get('content-type')).toMatch(/text\/html/);
+    const api = await fetch(`${base()}/admin/queues/api/queues`, { headers: { authorization: `Bearer ${KEY}` } });
+    expect(api.status).toBe(200);
+    const queues = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
+    expect(queues).toEqual(expect.arrayContaining(['rebuild', 'sync', 'verify', 'reindex', 'embed', 'compact']));
+    expect((await fetch(`${base()}/admin/queues`)).status).toBe(401);
+  });
+
+  it('answers 503 while Redis is down, keeps /metrics up, and recovers when Redis is back', async () => {
+    await redis.stop();
+    const down = await call('POST', '/v1/collections/queued/jobs', { type: 'sync' });
+    expect(down.status).toBe(503);
+    expect(down.json.error?.code).toBe('unavailable');
+    expect((await call('GET', '/v1/jobs')).status).toBe(503);
+    const scrape = await fetch(`${base()}/metrics`);
+    expect(scrape.status).toBe(200);
+    const text = await scrape.text();
+    expect(text).toMatch(/hypersync_wal_bytes/);
+    expect(text).not.toMatch(/hypersync_jobs\{/);
+
+    await redis.restart();
+    const deadline = Date.now() + 15_000;
+    let back: Answer;
+    do {
+      await new Promise((r) => setTimeout(r, 200));
+      back = await call('POST', '/v1/collections/queued/jobs', { type: 'sync' });
+    } while (back.status === 503 && Date.now() < deadline);
+    expect(back.status, JSON.stringify(back.json)).toBe(202);
+  }, 30_000);
+});
