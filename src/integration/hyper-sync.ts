@@ -695,9 +695,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
    * Merges HVS segments and drops their tombstones (one collection, default every ready one),
    * then persists WAL-only writes and rewrites the write-ahead log without what is persisted.
    */
-  async compact(
-    collection?: string,
-  ): Promise<{
+  async compact(collection?: string): Promise<{
     collections: Record<string, { rewritten: number; dropped: number }>;
     wal: { bytesBefore: number; bytesAfter: number };
   }> {
