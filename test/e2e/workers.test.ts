@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { UnavailableError } from '../../src/errors.js';
-import type { JobInfo, JobType } from '../../src/jobs/job-queue.js';
+import { type JobInfo, type JobType, percentOf } from '../../src/jobs/job-queue.js';
 import { Service } from '../../src/service.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
@@ -51,6 +51,8 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     const { id } = await svc.jobs.add(type, data);
     const seen: JobInfo[] = [];
     const done = await svc.jobs.wait(id, { timeoutMs: 60_000, onProgress: (i) => seen.push(i) });
+    // Every processor reports its progress, ending at 100%.
+    if (done.state === 'completed') expect(percentOf(done.progress)).toBe(100);
     return { done, seen };
   }
 
