@@ -1,20 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { HyperSyncError, InvalidArgumentError, UnavailableError } from '../errors.js';
 import { waitFor } from './inline-job-queue.js';
-import { parseJobData } from './job-data.js';
+import { parseJobData, prepareJob } from './job-data.js';
 import {
   type AddJobOptions,
-  checkKey,
   type JobCounts,
   type JobInfo,
   type JobProgress,
   type JobState,
   type JobType,
   JOB_TYPES,
-  jobId,
   type JobQueue,
   typeOfJobId,
 } from './job-queue.js';
@@ -98,12 +95,7 @@ export class BullJobQueue implements JobQueue {
 
   async add(type: JobType, data: Record<string, unknown>, opts: AddJobOptions = {}): Promise<{ id: string; created: boolean }> {
     const queue = this.queue(type);
-    const parsed = parseJobData(type, data) as Record<string, unknown>;
-    const attempts = opts.attempts ?? 3;
-    if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
-      throw new InvalidArgumentError(`attempts must be an integer between 1 and 100, got ${String(attempts)}`);
-    checkKey(opts.key);
-    const id = jobId(type, opts.key ?? randomUUID());
+    const { id, data: parsed, attempts } = prepareJob(type, data, opts);
     return this.redis(async () => {
       // SET NX decides which of two concurrent adds with one key creates the job.
       if (opts.key !== undefined && (await this.connection.set(this.names.key(id), '1', 'EX', KEY_TTL_S, 'NX')) !== 'OK') {

@@ -1,17 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ClosedError, InvalidArgumentError, UnavailableError } from '../errors.js';
-import { parseJobData } from './job-data.js';
+import { parseJobData, prepareJob } from './job-data.js';
 import {
   type AddJobOptions,
-  checkKey,
   FINISHED,
   type JobCounts,
   type JobInfo,
   type JobProgress,
   type JobType,
   JOB_TYPES,
-  jobId,
   type JobQueue,
 } from './job-queue.js';
 import type { JobContext, Processor } from './processor.js';
@@ -66,15 +63,7 @@ export class InlineJobQueue implements JobQueue {
 
   private addNow(type: JobType, data: Record<string, unknown>, opts: AddJobOptions): { id: string; created: boolean } {
     if (this.closing) throw new UnavailableError('the job queue is closed');
-    if (!(JOB_TYPES as readonly string[]).includes(type)) {
-      throw new InvalidArgumentError(`unknown job type ${JSON.stringify(type)}; one of ${JOB_TYPES.join(', ')}`);
-    }
-    const parsed = parseJobData(type, data) as Record<string, unknown>;
-    const attempts = opts.attempts ?? 3;
-    if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
-      throw new InvalidArgumentError(`attempts must be an integer between 1 and 100, got ${String(attempts)}`);
-    checkKey(opts.key);
-    const id = jobId(type, opts.key ?? randomUUID());
+    const { id, data: parsed, attempts } = prepareJob(type, data, opts);
     if (opts.key !== undefined && this.jobs.has(id)) return { id, created: false };
     this.jobs.set(id, {
       info: { id, type, state: 'waiting', progress: 0, attempts: 0, maxAttempts: attempts, createdAt: new Date().toISOString() },

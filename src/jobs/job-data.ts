@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { InvalidArgumentError } from '../errors.js';
 import { MAX_ITEMS } from '../integration/item-input.js';
-import type { JobType } from './job-queue.js';
+import { randomUUID } from 'node:crypto';
+import { type AddJobOptions, checkKey, jobId, JOB_TYPES, type JobType } from './job-queue.js';
 
 const collection = z.string().min(1).max(63);
 
@@ -52,4 +53,24 @@ export function parseJobData<T extends JobType>(type: T, data: unknown): JobData
     throw new InvalidArgumentError(`${type} job: ${lines.join('; ')}`, { details: { issues: lines } });
   }
   return r.data as JobData<T>;
+}
+
+/**
+ * What both queues check before a job is added: its type, its data, its attempts and key; returns
+ * the job's id (from the key, else random), its parsed data and its attempts.
+ */
+export function prepareJob(
+  type: JobType,
+  data: unknown,
+  opts: AddJobOptions,
+): { id: string; data: Record<string, unknown>; attempts: number } {
+  if (!(JOB_TYPES as readonly string[]).includes(type)) {
+    throw new InvalidArgumentError(`unknown job type ${JSON.stringify(type)}; one of ${JOB_TYPES.join(', ')}`);
+  }
+  const parsed = parseJobData(type, data) as Record<string, unknown>;
+  const attempts = opts.attempts ?? 3;
+  if (!Number.isInteger(attempts) || attempts < 1 || attempts > 100)
+    throw new InvalidArgumentError(`attempts must be an integer between 1 and 100, got ${String(attempts)}`);
+  checkKey(opts.key);
+  return { id: jobId(type, opts.key ?? randomUUID()), data: parsed, attempts };
 }
