@@ -173,9 +173,10 @@ export async function installRebuild(
         if (e.item) await shadow.upsertBlocks([{ id, version: e.item.version, vectors: e.item.vectors }]);
         else shadow.deleteBlocks([id]);
       }
-      await ctx.hvs.install(state.name, target);
+      // Queries take the state's index: point it at the new one before the old one closes.
       state.attach(target);
       state.markReady();
+      await ctx.hvs.install(state.name, target);
     });
   } catch (err) {
     if (!ctx.hvs.has(state.name) || state.loadingHvs !== target) await target.close();
