@@ -19,7 +19,7 @@ const pgDown = await postgresProblem();
 const skip = pgDown !== null && !servicesRequired;
 if (skip) console.warn(`skipping worker end-to-end tests: ${pgDown}`);
 
-const script = join(import.meta.dirname, '../fixtures/worker-child.ts');
+const cli = join(import.meta.dirname, '../../src/cli/main.ts');
 /** `n` fresh random vectors of `dim`, one array each. */
 function vectorsOf(n: number, dim: number): Float32Array[] {
   const flat = randomVectors(rng(freshSeed()), n, dim);
@@ -37,13 +37,18 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
   let env: NodeJS.ProcessEnv;
   const workers = new Set<ChildProcess>();
 
-  /** Starts a `hypersync worker` child and resolves once it listens. */
+  /** Starts the real `hypersync worker` (the CLI) and resolves once it says it runs. */
   async function startWorker(): Promise<ChildProcess> {
-    const child = spawn(process.execPath, ['--import', 'tsx', script], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'worker'], {
+      env: { ...env, LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     workers.add(child);
     child.once('exit', () => workers.delete(child));
     const lines = createInterface({ input: child.stdout });
-    for await (const line of lines) if (line === 'ready') break;
+    for await (const line of lines) if (line.includes('hypersync worker running')) break;
+    // Keep draining its log, or a full pipe would block the worker.
+    child.stdout.resume();
     return child;
   }
 

@@ -1,6 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ClosedError,
@@ -17,6 +14,7 @@ import { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 import { expectMatchesReference } from '../fixtures/reference-check.js';
+import { nvmBackends, type NvmBackend } from '../fixtures/nvm-backends.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
 
 const pgProblem = await postgresProblem();
@@ -27,33 +25,7 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-/** A backend under test: opens a store on fresh, empty storage. */
-interface Backend {
-  name: 'postgres' | 'pglite';
-  skip: boolean;
-  open(): Promise<SqlNvmStore>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'postgres',
-    skip: !servicesRequired && pgProblem !== null,
-    async open() {
-      const db = await createScratchDatabase();
-      cleanups.push(db.drop);
-      return SqlNvmStore.open({ databaseUrl: db.url });
-    },
-  },
-  {
-    name: 'pglite',
-    skip: false,
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'nvm-pglite-'));
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      return SqlNvmStore.open({ dataDir: dir });
-    },
-  },
-];
+const backends: NvmBackend[] = nvmBackends(pgProblem, cleanups, 'nvm-pglite-');
 
 describe.each(backends)('NVM catalogue contract ($name)', (backend) => {
   let store: SqlNvmStore;

@@ -1,12 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { HnswBuildProgress, NvmCollection } from '../../src/nvm/nvm-store.js';
-import { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
-import { createScratchDatabase } from '../fixtures/databases.js';
+import type { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { nvmBackends, type NvmBackend } from '../fixtures/nvm-backends.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
 
 const pgProblem = await postgresProblem();
@@ -17,32 +14,7 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-interface Backend {
-  name: 'postgres' | 'pglite';
-  skip: boolean;
-  open(): Promise<SqlNvmStore>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'postgres',
-    skip: !servicesRequired && pgProblem !== null,
-    async open() {
-      const db = await createScratchDatabase();
-      cleanups.push(db.drop);
-      return SqlNvmStore.open({ databaseUrl: db.url });
-    },
-  },
-  {
-    name: 'pglite',
-    skip: false,
-    async open() {
-      const dir = await mkdtemp(join(tmpdir(), 'nvm-reindex-'));
-      cleanups.push(() => rm(dir, { recursive: true, force: true }));
-      return SqlNvmStore.open({ dataDir: dir });
-    },
-  },
-];
+const backends: NvmBackend[] = nvmBackends(pgProblem, cleanups, 'nvm-reindex-');
 
 const DIM = 32;
 const N = 3000;
