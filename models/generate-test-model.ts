@@ -16,6 +16,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
+import { quantizeDynamic } from '../src/encoder/quantize.js';
 
 const { onnx } = onnxProto;
 
@@ -36,8 +37,9 @@ export interface TestModelShape {
   /** Seed of the weights; the same seed writes the same bytes. */
   seed: number;
   /**
-   * Int8 weights with activations quantised at run time, as onnxruntime's `quantize_dynamic`
-   * writes them (sentence-transformers ships such files as `onnx/model_qint8_*.onnx`).
+   * The float graph passed through `quantizeDynamic` (what `hypersync quantize` writes): int8
+   * weights, one scale per output column, activations quantised at run time, as onnxruntime's
+   * `quantize_dynamic` writes them (sentence-transformers ships such files as `onnx/model_qint8_*.onnx`).
    */
   quantized?: boolean;
   /**
@@ -233,7 +235,6 @@ export function rng(seed: number): () => number {
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT32 = onnx.TensorProto.DataType.INT32;
 const INT64 = onnx.TensorProto.DataType.INT64;
-const INT8 = onnx.TensorProto.DataType.INT8;
 const INT_ATTR = onnx.AttributeProto.AttributeType.INT;
 const FLOAT_ATTR = onnx.AttributeProto.AttributeType.FLOAT;
 const INTS_ATTR = onnx.AttributeProto.AttributeType.INTS;
@@ -301,21 +302,6 @@ class GraphBuilder {
       if (i + 1 < n) data[i + 1] = r * Math.sin(2 * Math.PI * v);
     }
     return this.floats(name, data, dims);
-  }
-
-  /** Normal(0, std) weights quantised to int8 (symmetric, per tensor): names of the weights, scale and zero point. */
-  normalInt8(name: string, dims: number[], std: number): [string, string, string] {
-    this.normal(name, dims, std);
-    const tensor = this.initializers.pop()!;
-    const raw = tensor.rawData!;
-    const w = new Float32Array(raw.buffer, raw.byteOffset, raw.byteLength / 4);
-    let max = 0;
-    for (const v of w) max = Math.max(max, Math.abs(v));
-    const scale = max / 127 || 1;
-    const q = Int8Array.from(w, (v) => Math.round(v / scale));
-    this.initializers.push({ name, dims, dataType: INT8, rawData: new Uint8Array(q.buffer) });
-    this.initializers.push({ name: `${name}.zero_point`, dims: [], dataType: INT8, rawData: new Uint8Array(1) });
-    return [name, this.constant(`${name}.scale`, scale), `${name}.zero_point`];
   }
 
   constant(name: string, value: number, dims: number[] = []): string {
@@ -469,14 +455,8 @@ export function buildTestEncoderGraph(shape: TestModelShape, vocabSize: number):
     const normed = g.op1('Div', [centred, g.op1('Sqrt', [g.op1('Add', [variance, epsilon])])]);
     return g.op1('Add', [g.op1('Mul', [normed, g.constant(`${prefix}.gamma`, 1, [h])]), g.constant(`${prefix}.beta`, 0, [h])]);
   };
-  const matmul = (x: string, name: string, inDim: number, outDim: number): string => {
-    if (!shape.quantized) return g.op1('MatMul', [x, g.normal(name, [inDim, outDim], std)]);
-    // x → uint8 with its own scale per run; int32 product → float, times both scales.
-    const [w, wScale, wZero] = g.normalInt8(name, [inDim, outDim], std);
-    const [xq, xScale, xZero] = g.op('DynamicQuantizeLinear', [x], [], 3);
-    const product = g.op1('Cast', [g.op1('MatMulInteger', [xq, w, xZero, wZero])], [int('to', FLOAT)]);
-    return g.op1('Mul', [product, g.op1('Mul', [xScale, wScale])]);
-  };
+  const matmul = (x: string, name: string, inDim: number, outDim: number): string =>
+    g.op1('MatMul', [x, g.normal(name, [inDim, outDim], std)]);
   const linear = (x: string, prefix: string, inDim: number, outDim: number): string =>
     g.op1('Add', [matmul(x, `${prefix}.weight`, inDim, outDim), g.constant(`${prefix}.bias`, 0, [outDim])]);
 
@@ -526,7 +506,9 @@ export function buildTestEncoderGraph(shape: TestModelShape, vocabSize: number):
       output: [valueInfo('last_hidden_state', FLOAT, ['batch', 'sequence', h])],
     },
   });
-  return onnx.ModelProto.encode(model).finish();
+  const bytes = onnx.ModelProto.encode(model).finish();
+  // The float graph's own weights, quantised as `hypersync quantize` does it.
+  return shape.quantized ? quantizeDynamic(bytes).model : bytes;
 }
 
 /**

@@ -16,6 +16,7 @@ const schema = z.object({
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_MODEL_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_QUEUE_PREFIX: z.preprocess(
     emptyToUndefined,
     z
@@ -44,6 +45,8 @@ export interface Config {
   cacheMb: number;
   apiKeys: string[];
   modelDir: string | undefined;
+  /** The ONNX file inside `modelDir` (e.g. `model_qint8.onnx`); default `model.onnx`, else `onnx/model.onnx`. */
+  modelFile: string | undefined;
   requireServices: boolean;
   /** Prefix of every Redis key and channel (queues, control channel). */
   queuePrefix: string;
@@ -82,6 +85,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .map((k) => k.trim())
       .filter((k) => k.length > 0),
     modelDir: e.HYPERSYNC_MODEL_DIR,
+    modelFile: e.HYPERSYNC_MODEL_FILE,
     requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',
     queuePrefix: e.HYPERSYNC_QUEUE_PREFIX,
     verifyIntervalMs: e.HYPERSYNC_VERIFY_INTERVAL_MS,

@@ -6,6 +6,7 @@ import { resolveDevice } from '../../kernels/device.js';
 import { METRICS, type Metric } from '../../kernels/types.js';
 import { loadConfig } from '../config.js';
 import { encodersFromConfig } from '../encoder/from-config.js';
+import { quantizeModelDir } from '../encoder/quantize.js';
 import { ConfigError, HyperSyncError, InvalidArgumentError } from '../errors.js';
 import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
@@ -273,6 +274,38 @@ program
       print(result);
     });
   });
+
+program
+  .command('quantize')
+  .description(
+    'write an int8 copy of a float ONNX sentence-transformer (dynamic quantisation, about 2.5x faster on CPU) ' +
+      'and compare it with the float model on sample texts',
+  )
+  .argument('<model-dir>', 'the model directory (as HYPERSYNC_MODEL_DIR)')
+  .option('--model-file <file>', 'the float model, relative to the directory (default model.onnx, else onnx/model.onnx)')
+  .option('-o, --out <file>', 'output, relative to the directory (default model_qint8.onnx beside the float model)')
+  .option('--per-tensor', 'one scale per weight matrix instead of one per output column')
+  .option('--reduce-range', '7-bit weights, for CPUs without VNNI (AVX2 only)')
+  .option('--no-check', 'skip the comparison with the float model')
+  .option('-f, --force', 'replace an existing output file')
+  .action(
+    async (
+      dir: string,
+      opts: { modelFile?: string; out?: string; perTensor?: boolean; reduceRange?: boolean; check: boolean; force?: boolean },
+    ) => {
+      process.stderr.write('quantizing...\n');
+      const report = await quantizeModelDir(dir, {
+        modelFile: opts.modelFile,
+        out: opts.out,
+        perChannel: !opts.perTensor,
+        reduceRange: opts.reduceRange === true,
+        force: opts.force === true,
+        check: opts.check,
+      });
+      print(report);
+      process.stderr.write(`use it with HYPERSYNC_MODEL_DIR=${dir} HYPERSYNC_MODEL_FILE=${report.modelFile}\n`);
+    },
+  );
 
 program
   .command('stats')

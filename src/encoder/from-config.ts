@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import { ConfigError } from '../errors.js';
 import type { Encoder } from './encoder.js';
 import { HashingEncoder } from './hashing-encoder.js';
 import { OnnxEncoder } from './onnx-encoder.js';
@@ -13,14 +14,18 @@ export interface ConfiguredEncoders {
 
 /**
  * The hashing encoder (384 dimensions, no weights) is always there; with `HYPERSYNC_MODEL_DIR`
- * the ONNX sentence-transformer found there is loaded too and becomes the default.
+ * the ONNX sentence-transformer found there (`HYPERSYNC_MODEL_FILE` picks the file, e.g. the int8
+ * one `hypersync quantize` writes) is loaded too and becomes the default.
  */
 export async function encodersFromConfig(config: Config): Promise<ConfiguredEncoders> {
   const hashing = new HashingEncoder({ dim: 384 });
   const encoders: Encoder[] = [hashing];
   let encoder: Encoder = hashing;
+  if (config.modelFile !== undefined && config.modelDir === undefined) {
+    throw new ConfigError('HYPERSYNC_MODEL_FILE is set but HYPERSYNC_MODEL_DIR is not: the file is looked up in that directory');
+  }
   if (config.modelDir !== undefined) {
-    encoder = await OnnxEncoder.open({ modelDir: config.modelDir, device: config.device });
+    encoder = await OnnxEncoder.open({ modelDir: config.modelDir, modelFile: config.modelFile, device: config.device });
     encoders.push(encoder);
   }
   return {

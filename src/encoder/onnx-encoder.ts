@@ -26,8 +26,8 @@ export interface OnnxEncoderOptions {
    */
   modelDir: string;
   /**
-   * The ONNX file, relative to `modelDir` (e.g. `onnx/model_qint8_avx512.onnx`); default
-   * `model.onnx`, else `onnx/model.onnx`.
+   * The ONNX file, relative to `modelDir` (e.g. `model_qint8.onnx` written by `hypersync quantize`,
+   * or `onnx/model_qint8_avx512_vnni.onnx`); default `model.onnx`, else `onnx/model.onnx`.
    */
   modelFile?: string;
   /** `HYPERSYNC_DEVICE`, or a device already resolved (shared with the search kernels); default `auto`. */
@@ -302,24 +302,7 @@ export class OnnxEncoder implements Encoder {
     if (opts.pooling !== undefined && opts.pooling !== 'mean' && opts.pooling !== 'cls') {
       throw new InvalidArgumentError(`pooling must be "mean" or "cls", got ${JSON.stringify(opts.pooling)}`);
     }
-    const modelDir = resolve(opts.modelDir);
-    const dirStat = await stat(modelDir).catch(() => undefined);
-    if (!dirStat?.isDirectory()) {
-      throw new ConfigError(`model directory ${modelDir} does not exist or is not a directory`, { details: { path: modelDir } });
-    }
-    const candidates = opts.modelFile ? [opts.modelFile] : ['model.onnx', join('onnx', 'model.onnx')];
-    let modelPath: string | undefined;
-    for (const c of candidates) {
-      if (await isFile(resolve(modelDir, c))) {
-        modelPath = resolve(modelDir, c);
-        break;
-      }
-    }
-    if (!modelPath) {
-      throw new ConfigError(`no ${candidates.join(' or ')} in model directory ${modelDir}`, {
-        details: { path: resolve(modelDir, candidates[0]) },
-      });
-    }
+    const { modelDir, modelPath } = await findModelFile(opts.modelDir, opts.modelFile);
     const tokenizerPath = join(modelDir, 'tokenizer.json');
     const tokenizerJson = await readJson(tokenizerPath, true);
     const tokenizerConfig = (await readJson(join(modelDir, 'tokenizer_config.json'), false)) ?? {};
@@ -611,6 +594,26 @@ export function planBuckets(
   const ends: number[] = [];
   for (let end = n; end > 0; end = from[end]) ends.push(end);
   return ends.reverse();
+}
+
+/**
+ * The ONNX file of a model directory: `modelFile` (relative to the directory) when given, else
+ * `model.onnx`, else `onnx/model.onnx`. Throws {@link ConfigError} naming the path when the
+ * directory or the file is missing.
+ */
+export async function findModelFile(dir: string, modelFile?: string): Promise<{ modelDir: string; modelPath: string }> {
+  const modelDir = resolve(dir);
+  const dirStat = await stat(modelDir).catch(() => undefined);
+  if (!dirStat?.isDirectory()) {
+    throw new ConfigError(`model directory ${modelDir} does not exist or is not a directory`, { details: { path: modelDir } });
+  }
+  const candidates = modelFile ? [modelFile] : ['model.onnx', join('onnx', 'model.onnx')];
+  for (const c of candidates) {
+    if (await isFile(resolve(modelDir, c))) return { modelDir, modelPath: resolve(modelDir, c) };
+  }
+  throw new ConfigError(`no ${candidates.join(' or ')} in model directory ${modelDir}`, {
+    details: { path: resolve(modelDir, candidates[0]) },
+  });
 }
 
 /** Reads sentence-transformers' `1_Pooling/config.json`; mean when absent. */
