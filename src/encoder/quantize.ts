@@ -230,7 +230,10 @@ export function quantizeDynamic(bytes: Uint8Array, opts: QuantizeOptions = {}): 
   }
 
   if (report.quantized === 0) {
-    const why = report.matmuls === 0 ? 'it has no MatMul nodes' : `none of its ${report.matmuls} MatMul nodes has a float weight`;
+    const why =
+      report.matmuls === 0
+        ? 'it has no MatMul nodes'
+        : `none of its ${report.matmuls} MatMul nodes has a float weight it can read (${report.skipped.map((g) => g.reason).join('; ')})`;
     throw new InvalidArgumentError(`nothing to quantise: ${why} (is it already quantised?)`, {
       details: { skipped: report.skipped },
     });

@@ -3,6 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateTestModel } from '../../models/generate-test-model.js';
+import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
+import { freePort } from '../fixtures/redis.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -120,4 +123,72 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     expect(q.code).toBe(2);
     expect(q.err).toMatch(/dimension/i);
   }, 60_000);
+});
+
+describe('hypersync CLI: quantize', () => {
+  it('writes an int8 copy of the model with a report, refuses to overwrite it, and serves /v1/encode with it', async () => {
+    const modelDir = join(dir, 'model');
+    await generateTestModel(modelDir, 'tiny');
+    const first = await cli('quantize', modelDir);
+    expect(first.code, first.err).toBe(0);
+    const report = JSON.parse(first.out) as Record<string, unknown> & { check: { cosine: { min: number } } };
+    expect(report).toMatchObject({ quantized: 12, modelFile: 'model_qint8.onnx', perChannel: true });
+    expect(report.check.cosine.min).toBeGreaterThan(0.99);
+    expect(first.err).toContain(`HYPERSYNC_MODEL_FILE=model_qint8.onnx`);
+
+    const again = await cli('quantize', modelDir);
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/model_qint8.onnx already exists \(pass force/);
+    const forced = await cli('quantize', modelDir, '--force', '--no-check', '--per-tensor', '--reduce-range');
+    expect(forced.code, forced.err).toBe(0);
+    expect(JSON.parse(forced.out)).toMatchObject({ perChannel: false, reduceRange: true });
+    expect(JSON.parse(forced.out)).not.toHaveProperty('check');
+    const missing = await cli('quantize', join(dir, 'no-such-model'));
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/model directory .*no-such-model does not exist/);
+
+    // The service picks the int8 file with HYPERSYNC_MODEL_FILE; /v1/encode names the version it ran.
+    const port = await freePort();
+    const serve = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve'], {
+      env: {
+        ...process.env,
+        HYPERSYNC_DATA_DIR: join(dir, 'data-quantized'),
+        HYPERSYNC_DEVICE: 'cpu',
+        LOG_LEVEL: 'silent',
+        DATABASE_URL: '',
+        REDIS_URL: '',
+        HYPERSYNC_PORT: String(port),
+        HYPERSYNC_HOST: '127.0.0.1',
+        HYPERSYNC_MODEL_DIR: modelDir,
+        HYPERSYNC_MODEL_FILE: 'model_qint8.onnx',
+      },
+      stdio: 'ignore',
+    });
+    try {
+      let res: Response | undefined;
+      for (let i = 0; i < 200 && !res?.ok; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        res = await fetch(`http://127.0.0.1:${port}/v1/encode`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ texts: ['hello world'] }),
+        }).catch(() => undefined);
+      }
+      expect(res?.status).toBe(200);
+      const body = (await res!.json()) as { encoder: { name: string; version: string }; vectors: number[][] };
+      expect(body.vectors[0]).toHaveLength(32);
+      const float = await OnnxEncoder.open({ modelDir, device: 'cpu' });
+      const int8 = await OnnxEncoder.open({ modelDir, modelFile: 'model_qint8.onnx', device: 'cpu' });
+      try {
+        expect(body.encoder.version).toBe(int8.version);
+        expect(body.encoder.version).not.toBe(float.version);
+      } finally {
+        await float.close();
+        await int8.close();
+      }
+    } finally {
+      serve.kill('SIGTERM');
+      await new Promise((r) => serve.once('exit', r));
+    }
+  });
 });
