@@ -165,7 +165,7 @@ describe('quantizeDynamic', () => {
     const int8 = [...inits.values()].filter((t) => t.dataType === INT8 && t.name!.endsWith('_quantized'));
     expect(int8).toHaveLength(12);
     expect(decoded.graph!.node!.filter((n) => n.opType === 'MatMulInteger')).toHaveLength(12);
-    expect(decoded.metadataProps!.find((p) => p.key === 'hypersync.quantization')?.value).toMatch(
+    expect(decoded.metadataProps.find((p) => p.key === 'hypersync.quantization')?.value).toMatch(
       /12 MatMul weights, per output column/,
     );
     // The float weights it replaced are gone (the embeddings stay float).
