@@ -14,6 +14,8 @@ interface ControlMessage {
 
 /** How long replies wait in Redis for a caller that went away (s). */
 const REPLY_TTL_S = 3600;
+/** Idle BLPOP connections a fleet keeps (one per op in flight is opened when more are needed). */
+const MAX_IDLE_REPLY_CONNECTIONS = 16;
 
 /**
  * The HVS processes as a worker sees them: every serving process subscribed to the control
@@ -23,6 +25,9 @@ const REPLY_TTL_S = 3600;
 export class RedisFleet implements HvsFleet {
   private readonly pub: Redis;
   private readonly names: ReturnType<typeof redisNames>;
+  /** Connections for BLPOP (which blocks its connection), kept between ops instead of one opened per op. */
+  private readonly idle: Redis[] = [];
+  private closed = false;
 
   constructor(
     redisUrl: string,
@@ -40,9 +45,8 @@ export class RedisFleet implements HvsFleet {
     const receivers = await this.pub.publish(this.names.controlChannel, JSON.stringify(msg));
     const replies: NodeReply[] = [];
     if (receivers === 0) return replies;
-    // BLPOP blocks its connection: each op waits on one of its own.
-    const conn = this.pub.duplicate();
-    conn.on('error', () => undefined);
+    const conn = this.takeBlocking();
+    let reusable = false;
     try {
       const deadline = Date.now() + (opts.timeoutMs ?? 10 * 60_000);
       while (replies.length < receivers) {
@@ -52,8 +56,10 @@ export class RedisFleet implements HvsFleet {
         const r = await conn.blpop(replyTo, Math.min(1, left / 1000));
         if (r) replies.push(JSON.parse(r[1]) as NodeReply);
       }
+      // Only a connection whose last command finished cleanly goes back to the pool.
+      reusable = true;
     } finally {
-      conn.disconnect();
+      this.giveBack(conn, reusable);
       await this.pub.del(replyTo).catch(() => undefined);
     }
     for (let i = replies.length; i < receivers; i++) {
@@ -62,7 +68,25 @@ export class RedisFleet implements HvsFleet {
     return replies;
   }
 
+  private takeBlocking(): Redis {
+    const conn = this.idle.pop();
+    if (conn) return conn;
+    const fresh = this.pub.duplicate();
+    fresh.on('error', () => undefined);
+    return fresh;
+  }
+
+  private giveBack(conn: Redis, reusable: boolean): void {
+    if (reusable && !this.closed && this.idle.length < MAX_IDLE_REPLY_CONNECTIONS && conn.status === 'ready') {
+      this.idle.push(conn);
+    } else {
+      conn.disconnect();
+    }
+  }
+
   close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.disconnect();
     this.pub.disconnect();
     return Promise.resolve();
   }
