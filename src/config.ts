@@ -25,6 +25,14 @@ const schema = z.object({
       .default('hypersync'),
   ),
   HYPERSYNC_VERIFY_INTERVAL_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(3_600_000)),
+  HYPERSYNC_COMPACT_INTERVAL_MS: z.preprocess(
+    emptyToUndefined,
+    z.coerce
+      .number()
+      .int()
+      .refine((v) => v === 0 || v >= 1000, '0 (off) or at least 1000')
+      .default(86_400_000),
+  ),
   HYPERSYNC_JOB_LOCK_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1000).default(30_000)),
   HYPERSYNC_JOB_DRAIN_MS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(30_000)),
   HYPERSYNC_REQUIRE_SERVICES: z.preprocess(emptyToUndefined, z.enum(['0', '1']).default('0')),
@@ -52,6 +60,8 @@ export interface Config {
   queuePrefix: string;
   /** Every how many ms a `verify` job of every collection is queued (0: never). */
   verifyIntervalMs: number;
+  /** Every how many ms a `compact` job of every collection (which prunes the change log) is queued (0: never). */
+  compactIntervalMs: number;
   /** A killed worker's job is retried after about this long (BullMQ lock duration). */
   jobLockMs: number;
   /** How long a stopping process lets running jobs finish before it hands them back. */
@@ -89,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',
     queuePrefix: e.HYPERSYNC_QUEUE_PREFIX,
     verifyIntervalMs: e.HYPERSYNC_VERIFY_INTERVAL_MS,
+    compactIntervalMs: e.HYPERSYNC_COMPACT_INTERVAL_MS,
     jobLockMs: e.HYPERSYNC_JOB_LOCK_MS,
     jobDrainMs: e.HYPERSYNC_JOB_DRAIN_MS,
     logLevel: e.LOG_LEVEL,

@@ -116,6 +116,25 @@ export class UnavailableError extends HyperSyncError {
   }
 }
 
+/**
+ * The change log was pruned past the position a reader asked to read from: the rows it needs
+ * are gone, so it must rebuild from the tables instead of catching up (503: retrying after a
+ * rebuild succeeds).
+ */
+export class ChangeLogGapError extends HyperSyncError {
+  constructor(
+    readonly from: number,
+    readonly prunedThrough: number,
+  ) {
+    super(
+      `the change log is pruned through lsn ${prunedThrough}; changes after ${from} cannot be replayed (rebuild from the NVM)`,
+      'unavailable',
+      503,
+      { details: { from, prunedThrough } },
+    );
+  }
+}
+
 /** The embedded database's directory is in use by another store or process (409). */
 export class StoreLockedError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ClosedError, SnapshotCorruptError } from '../errors.js';
+import { ChangeLogGapError, ClosedError, SnapshotCorruptError } from '../errors.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { NvmStore } from '../nvm/nvm-store.js';
@@ -55,10 +55,26 @@ export async function loadCollection(ctx: LoadContext, state: CollectionState): 
   }
   c ??= await rebuildFromNvm(ctx, state);
   state.attach(c);
-  for (;;) {
-    const changes = await ctx.nvm.changesAfter(state.lsn, CATCH_UP_BATCH, state.name);
-    if (changes.length > 0) await applyChanges(ctx, state, changes);
-    if (changes.length < CATCH_UP_BATCH) break;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      for (;;) {
+        const changes = await ctx.nvm.changesAfter(state.lsn, CATCH_UP_BATCH, state.name);
+        if (changes.length > 0) await applyChanges(ctx, state, changes);
+        if (changes.length < CATCH_UP_BATCH) break;
+      }
+      break;
+    } catch (err) {
+      // The change log was pruned past the snapshot (this process was down while a compact job
+      // ran): what it is missing can only be read from the tables.
+      if (!(err instanceof ChangeLogGapError) || attempt >= 3) throw err;
+      ctx.log.warn(
+        { collection: state.name, snapshotLsn: err.from, prunedThrough: err.prunedThrough },
+        'the change log is pruned past the snapshot; rebuilding from the NVM',
+      );
+      from = 'nvm';
+      c = await rebuildFromNvm(ctx, state);
+      state.attach(c);
+    }
   }
   state.markReady();
   const ms = performance.now() - t0;

@@ -91,9 +91,11 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
         states: this.states,
         discover: (name) => this.discover(name),
         refreshCatalogue: () => this.refreshCatalogue(),
+        rebuild: (name) => this.rebuild(name),
         onError: (err) => this.fail(err),
       },
       syncOpts,
+      options.listen ?? true,
     );
   }
 
@@ -693,25 +695,47 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
 
   /**
    * Merges HVS segments and drops their tombstones (one collection, default every ready one),
-   * then persists WAL-only writes and rewrites the write-ahead log without what is persisted.
+   * writes their snapshots, then persists WAL-only writes and rewrites the write-ahead log without
+   * what is persisted. Without a collection it also reports `changeLogPosition`: the lowest lsn
+   * any collection here would restart from (its snapshot's), below which the change log may be
+   * pruned as far as this process is concerned (0 while a collection is loading or rebuilding).
    */
   async compact(collection?: string): Promise<{
-    collections: Record<string, { rewritten: number; dropped: number }>;
+    collections: Record<string, { rewritten: number; dropped: number; snapshotLsn?: number }>;
     wal: { bytesBefore: number; bytesAfter: number };
+    changeLogPosition?: number;
   }> {
     this.assertOpen();
     const states = collection !== undefined ? [await this.stateOf(collection)] : [...this.states.values()];
-    const collections: Record<string, { rewritten: number; dropped: number }> = {};
+    const collections: Record<string, { rewritten: number; dropped: number; snapshotLsn?: number }> = {};
+    let position = collection === undefined ? await this.nvm.lastLsn() : undefined;
     for (const s of states) {
       if (collection !== undefined) await s.whenReady();
       const h = s.hvs;
-      if (!h) continue;
-      collections[s.name] = await h.compact();
+      if (!h || s.status !== 'ready' || s.rebuilding) {
+        position = 0;
+        continue;
+      }
+      const done: { rewritten: number; dropped: number; snapshotLsn?: number } = await h.compact();
+      // A snapshot now: a restart then replays only the change log after this point.
+      const manifest = await s.lock
+        .runExclusive(() => this.hvs.snapshot(s.name))
+        .catch((err: unknown) => {
+          this.log.warn({ collection: s.name, err: (err as Error).message }, 'snapshot after compaction failed');
+          return undefined;
+        });
+      done.snapshotLsn = manifest?.lsn;
+      if (position !== undefined) position = Math.min(position, manifest?.lsn ?? 0);
+      collections[s.name] = done;
     }
     const bytesBefore = this.wal.stats().bytes;
     await this.syncer.persistWal();
     if (this.wal.pendingCount === 0) await this.wal.checkpoint();
-    return { collections, wal: { bytesBefore, bytesAfter: this.wal.stats().bytes } };
+    return {
+      collections,
+      wal: { bytesBefore, bytesAfter: this.wal.stats().bytes },
+      ...(position !== undefined ? { changeLogPosition: position } : {}),
+    };
   }
 
   /** Cache counters (hits, misses, bytes) and WAL counters. */

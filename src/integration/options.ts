@@ -29,6 +29,11 @@ export interface HyperSyncOptions {
   minLsnWaitMs?: number;
   /** Change-log polling besides LISTEN/NOTIFY (ms, default 1000). */
   pollIntervalMs?: number;
+  /**
+   * Wake the change-log tailer on PostgreSQL's LISTEN/NOTIFY (default true). False: polling only,
+   * for a connection pooler in transaction mode, which does not carry LISTEN.
+   */
+  listen?: boolean;
   /** How often WAL-only writes are persisted (ms, default 1000; 0: only by `sync()` and at close). */
   walSyncIntervalMs?: number;
   /** Write HVS snapshots at close (default true), so the next open loads them instead of rebuilding. */

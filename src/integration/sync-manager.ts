@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { CollectionNotFoundError } from '../errors.js';
+import { ChangeLogGapError, CollectionNotFoundError } from '../errors.js';
 import type { BlockInput, Change, NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { TieredCache } from './tiered-cache.js';
@@ -28,6 +28,8 @@ export interface SyncContext {
   discover(name: string): Promise<void>;
   /** Compares the collections held with the NVM's catalogue: loads new ones, forgets dropped ones. */
   refreshCatalogue(): Promise<void>;
+  /** Rebuilds a collection from the NVM off to the side and switches to it (the log was pruned past it). */
+  rebuild(name: string): Promise<unknown>;
   /** A background failure nobody awaits. */
   onError(err: Error): void;
 }
@@ -46,10 +48,17 @@ export class SyncManager {
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
   private stopped = false;
+  /**
+   * Collections left behind by a prune of the change log (their position is before its horizon),
+   * with their rebuild from the NVM: tailing skips them until it has switched them over.
+   */
+  private readonly lagging = new Map<string, Promise<void>>();
 
   constructor(
     private readonly ctx: SyncContext,
     opts: SyncManagerOptions = {},
+    /** Wake on LISTEN/NOTIFY besides the polling timer (default true). */
+    private readonly listen = true,
   ) {
     this.opts = { pollIntervalMs: 1000, batch: 10_000, walSyncIntervalMs: 1000, walCheckpointBytes: 64 * 2 ** 20, ...opts };
     for (const [k, v] of Object.entries(this.opts)) {
@@ -60,7 +69,7 @@ export class SyncManager {
 
   /** Subscribes to change notifications and starts the timers. */
   async start(): Promise<void> {
-    this.unlisten = await this.ctx.nvm.onChange(() => this.wake());
+    if (this.listen) this.unlisten = await this.ctx.nvm.onChange(() => this.wake());
     if (this.opts.pollIntervalMs > 0) {
       this.timers.push(
         setInterval(() => {
@@ -107,6 +116,7 @@ export class SyncManager {
     const target = await this.ctx.nvm.lastLsn();
     for (;;) {
       await this.tailing;
+      await Promise.all(this.lagging.values());
       await this.tailOnce();
       const ready = [...this.ctx.states.values()].filter((s) => s.status === 'ready');
       if (ready.every((s) => s.lsn >= target)) return;
@@ -118,13 +128,21 @@ export class SyncManager {
    * applied, applied per collection; returns how many rows were read.
    */
   private async tailOnce(): Promise<number> {
-    const ready = [...this.ctx.states.values()].filter((s) => s.status === 'ready');
+    const ready = [...this.ctx.states.values()].filter((s) => s.status === 'ready' && !this.lagging.has(s.name));
     // Read first: every change up to `newest` is committed (writes hold one lock), so once the
     // rows after `from` are applied, nothing up to `newest` is missing, even where the log has
     // gaps (a dropped collection takes its rows with it).
     const newest = await this.ctx.nvm.lastLsn();
     const from = ready.length > 0 ? Math.min(...ready.map((s) => s.lsn)) : newest;
-    const changes = from < newest ? await this.ctx.nvm.changesAfter(from, this.opts.batch) : [];
+    let changes: Change[];
+    try {
+      changes = from < newest ? await this.ctx.nvm.changesAfter(from, this.opts.batch) : [];
+    } catch (err) {
+      if (!(err instanceof ChangeLogGapError)) throw err;
+      // Rows some collections still need were pruned: rebuild those, and tail the others.
+      for (const s of ready) if (s.lsn < err.prunedThrough) this.rebuildLagging(s.name, err);
+      return this.opts.batch;
+    }
     const byCollection = new Map<string, Change[]>();
     for (const c of changes) {
       let list = byCollection.get(c.collection);
@@ -137,14 +155,36 @@ export class SyncManager {
         await this.ctx.discover(name);
         continue;
       }
-      if (state.status !== 'ready') continue;
+      if (state.status !== 'ready' || this.lagging.has(name)) continue;
       await applyChanges(this.ctx, state, list);
     }
     const upTo =
       changes.length === this.opts.batch ? changes[changes.length - 1].lsn : Math.max(newest, changes.at(-1)?.lsn ?? 0);
     // Collections without changes in the range have applied it too.
-    for (const s of ready) if (s.status === 'ready') s.advance(upTo);
+    for (const s of ready) if (s.status === 'ready' && !this.lagging.has(s.name)) s.advance(upTo);
     return changes.length;
+  }
+
+  private rebuildLagging(name: string, gap: ChangeLogGapError): void {
+    if (this.lagging.has(name) || this.stopped) return;
+    this.ctx.log.warn(
+      { collection: name, from: gap.from, prunedThrough: gap.prunedThrough },
+      'the change log is pruned past this collection; rebuilding it from the NVM',
+    );
+    const done = this.ctx.rebuild(name).then(
+      () => {
+        this.lagging.delete(name);
+        this.wake();
+      },
+      async (err: unknown) => {
+        this.ctx.log.warn({ collection: name, err: asError(err).message }, 'rebuild after a change-log gap failed; retrying');
+        // The next round finds the gap again; a pause keeps a failing rebuild from spinning.
+        await new Promise((resolve) => setTimeout(resolve, 1000).unref());
+        this.lagging.delete(name);
+        this.wake();
+      },
+    );
+    this.lagging.set(name, done);
   }
 
   /**

@@ -50,9 +50,14 @@ export async function serviceJobs(config: Config, hs: HyperSync, log: Logger): P
       context: { nvm: hs.nvm, encoders: hs.encoderSet, fleet: new LocalFleet(hs), rebuildDir: rebuildDirOf(config.dataDir), log },
     });
   }
-  if (config.verifyIntervalMs > 0) {
-    await queue.repeat('schedule', 'verify', {}, config.verifyIntervalMs).catch((err: unknown) => {
-      log.warn({ err: (err as Error).message }, 'the repeatable verify could not be scheduled (Redis down?)');
+  // Over every collection: verify both tiers; compact, snapshot and prune the change log.
+  for (const [type, everyMs] of [
+    ['verify', config.verifyIntervalMs],
+    ['compact', config.compactIntervalMs],
+  ] as const) {
+    if (everyMs <= 0) continue;
+    await queue.repeat('schedule', type, {}, everyMs).catch((err: unknown) => {
+      log.warn({ err: (err as Error).message }, `the repeatable ${type} could not be scheduled (Redis down?)`);
     });
   }
   return {

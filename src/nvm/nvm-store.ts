@@ -160,15 +160,28 @@ export interface NvmStore {
   versions(collection: string, ids: readonly string[]): Promise<Map<string, number>>;
   /** Deletes blocks with their vectors and logs each; returns how many existed and the last `lsn`. */
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
-  /** Change-log rows after `lsn`, in `lsn` order (all collections unless one is named). */
+  /**
+   * Change-log rows after `lsn`, in `lsn` order (all collections unless one is named). Throws
+   * `ChangeLogGapError` when `lsn` is below {@link changesPrunedThrough}: rows after it are
+   * gone, and the reader must rebuild from the tables instead.
+   */
   changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]>;
+  /**
+   * Removes change-log rows up to `throughLsn` (at most the newest lsn) and records that lsn as
+   * the log's horizon, which never moves back. Only safe once every HVS holds a snapshot at or
+   * after it; a reader behind it gets `ChangeLogGapError` and rebuilds. Resolves to the
+   * rows removed and the horizon.
+   */
+  pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }>;
+  /** The highest lsn pruned from the change log (0 when never pruned). */
+  changesPrunedThrough(): Promise<number>;
   /**
    * Every vector of the collection in `lsn` order (of each block's last change), a page of
    * `batchBlocks` blocks at a time (default 10,000); memory stays bounded by the page. A rebuild reads
    * {@link lastLsn} first, streams, then replays {@link changesAfter} that lsn.
    */
   streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage>;
-  /** The newest lsn in the change log (0 when empty). */
+  /** The newest lsn in the change log, pruned rows included (0 when nothing was ever written). */
   lastLsn(): Promise<number>;
   /**
    * Calls `listener` with the last lsn of every committed change (LISTEN/NOTIFY), from this or

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { MAX_K, METRICS, type Metric } from '../../kernels/types.js';
-import { CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import { assertCollectionName } from '../hvs/collection-name.js';
 import { assertId, isArray } from '../hvs/guards.js';
 import { MAX_DIM } from '../hvs/vector-input.js';
@@ -450,20 +450,72 @@ export class SqlNvmStore implements NvmStore {
     if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError(`lsn must be a non-negative integer, got ${lsn}`);
     if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${limit}`);
     if (collection !== undefined) assertCollectionName(collection);
+    // The horizon and the rows in one statement, so one snapshot: a prune cannot fall between them.
     const { rows } = await this.run(() =>
-      this.db.query<{ lsn: string; collection: string; block_id: string; op: 'upsert' | 'delete'; version: string | null }>(
-        `SELECT lsn, collection, block_id, op, version FROM hs_changes
-          WHERE lsn > $1 AND ($3::text IS NULL OR collection = $3) ORDER BY lsn LIMIT $2`,
+      this.db.query<{
+        horizon: string;
+        lsn: string | null;
+        collection: string;
+        block_id: string;
+        op: 'upsert' | 'delete';
+        version: string | null;
+      }>(
+        `WITH h AS (SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon)
+         SELECT h.horizon, c.lsn, c.collection, c.block_id, c.op, c.version
+           FROM h LEFT JOIN LATERAL (
+             SELECT lsn, collection, block_id, op, version FROM hs_changes
+              WHERE lsn > $1 AND ($3::text IS NULL OR collection = $3) ORDER BY lsn LIMIT $2
+           ) c ON true
+          ORDER BY c.lsn`,
         [lsn, limit, collection ?? null],
       ),
     );
-    return rows.map((r) => ({
-      lsn: Number(r.lsn),
-      collection: r.collection,
-      blockId: r.block_id,
-      op: r.op,
-      version: r.version === null ? null : Number(r.version),
-    }));
+    const horizon = Number(rows[0]?.horizon ?? 0);
+    if (lsn < horizon) throw new ChangeLogGapError(lsn, horizon);
+    return rows
+      .filter((r) => r.lsn !== null)
+      .map((r) => ({
+        lsn: Number(r.lsn),
+        collection: r.collection,
+        blockId: r.block_id,
+        op: r.op,
+        version: r.version === null ? null : Number(r.version),
+      }));
+  }
+
+  async pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }> {
+    if (!Number.isSafeInteger(throughLsn) || throughLsn < 0) {
+      throw new InvalidArgumentError(`throughLsn must be a non-negative integer, got ${throughLsn}`);
+    }
+    return this.run(() =>
+      this.db.transaction(async (tx) => {
+        const { rows } = await tx.query<{ newest: string; horizon: string }>(
+          `SELECT coalesce((SELECT max(lsn) FROM hs_changes), 0) AS newest,
+                  coalesce((SELECT pruned_through FROM hs_change_horizon FOR UPDATE), 0) AS horizon`,
+        );
+        const horizon = Number(rows[0].horizon);
+        // Never past the newest row (lastLsn stays put), never back.
+        const through = Math.max(horizon, Math.min(throughLsn, Math.max(Number(rows[0].newest), horizon)));
+        if (through === horizon) return { deleted: 0, prunedThrough: horizon };
+        const del = await tx.query<{ n: string }>(
+          'WITH d AS (DELETE FROM hs_changes WHERE lsn <= $1 RETURNING 1) SELECT count(*) AS n FROM d',
+          [through],
+        );
+        await tx.query(
+          `INSERT INTO hs_change_horizon (singleton, pruned_through) VALUES (true, $1)
+           ON CONFLICT (singleton) DO UPDATE SET pruned_through = greatest(hs_change_horizon.pruned_through, $1)`,
+          [through],
+        );
+        return { deleted: Number(del.rows[0].n), prunedThrough: through };
+      }),
+    );
+  }
+
+  async changesPrunedThrough(): Promise<number> {
+    const { rows } = await this.run(() =>
+      this.db.query<{ horizon: string }>('SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon'),
+    );
+    return Number(rows[0].horizon);
   }
 
   async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
@@ -558,8 +610,14 @@ export class SqlNvmStore implements NvmStore {
   }
 
   async lastLsn(): Promise<number> {
-    const { rows } = await this.run(() => this.db.query<{ lsn: string | null }>('SELECT max(lsn) AS lsn FROM hs_changes'));
-    return Number(rows[0].lsn ?? 0);
+    // Pruned rows still count: the log's newest lsn never moves back.
+    const { rows } = await this.run(() =>
+      this.db.query<{ lsn: string }>(
+        `SELECT greatest(coalesce((SELECT max(lsn) FROM hs_changes), 0),
+                         coalesce((SELECT max(pruned_through) FROM hs_change_horizon), 0)) AS lsn`,
+      ),
+    );
+    return Number(rows[0].lsn);
   }
 
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {

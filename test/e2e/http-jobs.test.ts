@@ -63,6 +63,7 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
         HYPERSYNC_DATA_DIR: dataDir,
         HYPERSYNC_DEVICE: 'cpu',
         HYPERSYNC_VERIFY_INTERVAL_MS: '0',
+        HYPERSYNC_COMPACT_INTERVAL_MS: '0',
       }),
       pino({ level: 'silent' }),
     );
@@ -248,6 +249,7 @@ describe.skipIf(redisDown !== null && !servicesRequired)('background jobs over H
         REDIS_URL: redis.url,
         HYPERSYNC_QUEUE_PREFIX: `test-${randomUUID()}`,
         HYPERSYNC_VERIFY_INTERVAL_MS: '0',
+        HYPERSYNC_COMPACT_INTERVAL_MS: '0',
       }),
       pino({ level: 'silent' }),
     );

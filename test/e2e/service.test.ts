@@ -46,7 +46,13 @@ describe('configuration', () => {
       cacheMb: 1024,
       apiKeys: [],
       logLevel: 'info',
+      verifyIntervalMs: 3_600_000,
+      compactIntervalMs: 86_400_000,
     });
+    expect(loadConfig({ HYPERSYNC_COMPACT_INTERVAL_MS: '0' }).compactIntervalMs).toBe(0);
+    expect(() => loadConfig({ HYPERSYNC_COMPACT_INTERVAL_MS: '500' })).toThrow(
+      /HYPERSYNC_COMPACT_INTERVAL_MS: 0 \(off\) or at least 1000/,
+    );
   });
 
   it('reports every bad value with its name', () => {

@@ -78,6 +78,7 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
       HYPERSYNC_JOB_LOCK_MS: '2000',
       HYPERSYNC_JOB_DRAIN_MS: '1000',
       HYPERSYNC_VERIFY_INTERVAL_MS: '0',
+      HYPERSYNC_COMPACT_INTERVAL_MS: '0',
       HYPERSYNC_PORT: '0',
       HYPERSYNC_HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
