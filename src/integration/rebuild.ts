@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { ChangeLogGapError, ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { CollectionSpec } from '../hvs/types.js';
@@ -134,19 +134,21 @@ export async function installRebuild(
       );
     }
   }
-  if (!c) {
-    c = ctx.hvs.createDetached(state.name, spec);
+  const streamHere = async (): Promise<HvsCollection> => {
+    const fresh = ctx.hvs.createDetached(state.name, spec);
     try {
-      await streamInto(ctx, state.name, c, {
+      await streamInto(ctx, state.name, fresh, {
         ...(opts.signal ? { signal: opts.signal } : {}),
         onProgress: (p) => opts.onProgress?.({ ...p, phase: 'stream' }),
       });
+      return fresh;
     } catch (err) {
-      await c.close();
+      await fresh.close();
       throw err;
     }
-  }
-  const target = c;
+  };
+  c ??= await streamHere();
+  let target = c;
   try {
     const shadow = new CollectionState(state.name, state.dim, state.metric, state.encoder);
     shadow.attach(target);
@@ -160,7 +162,21 @@ export async function installRebuild(
       }
     };
     await opts.onProgress?.({ phase: 'catch-up', rows: target.count, total: target.count });
-    await catchUp();
+    try {
+      await catchUp();
+    } catch (err) {
+      // A compact job pruned the change log past the worker's snapshot: stream here instead.
+      if (!(err instanceof ChangeLogGapError) || from !== 'snapshot') throw err;
+      ctx.log.warn(
+        { collection: state.name, snapshotLsn: err.from, prunedThrough: err.prunedThrough },
+        'the change log is pruned past the rebuilt snapshot; streaming from the NVM instead',
+      );
+      await target.close();
+      from = 'nvm';
+      target = await streamHere();
+      shadow.attach(target);
+      await catchUp();
+    }
     opts.signal?.throwIfAborted();
     await opts.onProgress?.({ phase: 'switch', rows: target.count, total: target.count });
     await state.lock.runExclusive(async () => {

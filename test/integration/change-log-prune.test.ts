@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ChangeLogGapError, InvalidArgumentError } from '../../src/errors.js';
+import { Hvs } from '../../src/hvs/hvs.js';
 import { HyperSync } from '../../src/integration/hyper-sync.js';
+import { buildSnapshot } from '../../src/integration/rebuild.js';
 import { InlineJobQueue } from '../../src/jobs/inline-job-queue.js';
 import { LocalFleet } from '../../src/jobs/node-ops.js';
 import type { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
@@ -157,6 +159,40 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync after the ch
     } finally {
       await b.close();
       await a.close();
+    }
+  }, 120_000);
+
+  it("installing a worker's snapshot older than the horizon streams from the tables instead", async () => {
+    const hs = await open('install');
+    const workerHvs = await Hvs.open({ dataDir: join(root, 'install-worker'), device: 'cpu' });
+    try {
+      await hs.createCollection('w', { dim, metric: 'l2' });
+      await hs.store(
+        'w',
+        vectors.slice(0, 800).map((v, i) => ({ id: `v${i}`, vector: v })),
+      );
+      const built = await buildSnapshot(
+        { hvs: workerHvs, nvm: hs.nvm, log: pino({ level: 'silent' }) },
+        'w',
+        join(root, 'install-worker', 'snap'),
+      );
+      expect(built.rows).toBe(800);
+      // Written and pruned after the worker's snapshot: replaying the log cannot bring it up to date.
+      await hs.store(
+        'w',
+        vectors.slice(800, 850).map((v, i) => ({ id: `v${800 + i}`, vector: v })),
+      );
+      await hs.delete('w', ['v10']);
+      await hs.nvm.pruneChanges(await hs.nvm.lastLsn());
+      expect(await hs.nvm.changesPrunedThrough()).toBeGreaterThan(built.lsn);
+
+      const result = await hs.rebuild('w', { snapshotDir: built.dir });
+      expect(result.from).toBe('nvm');
+      expect(result.rows).toBe(849);
+      await expectInStep(hs, 'w', [800, 849, 11], [10]);
+    } finally {
+      await workerHvs.close();
+      await hs.close();
     }
   }, 120_000);
 
