@@ -276,6 +276,46 @@ program
   });
 
 program
+  .command('compact')
+  .description(
+    'merge segments, drop tombstones and snapshot (one collection or all); over all, with REDIS_URL, the job also ' +
+      'prunes the change log up to the oldest snapshot of every serving process',
+  )
+  .argument('[collection]')
+  .option(
+    '--prune-change-log',
+    "in this process (no REDIS_URL): prune the change log up to this process's snapshots too; other processes on " +
+      'the same database that fall behind then rebuild from the tables',
+  )
+  .action(async (collection: string | undefined, opts: { pruneChangeLog?: boolean }) => {
+    const config = loadConfig();
+    if (config.redisUrl !== undefined) {
+      const queue = new BullJobQueue(config.redisUrl, config.queuePrefix);
+      try {
+        const { id } = await queue.add('compact', collection !== undefined ? { collection } : {});
+        process.stderr.write(`hypersync: queued ${id}; a hypersync worker runs it (Ctrl-C stops waiting, not the job)\n`);
+        const info = await queue.wait(id);
+        print(info);
+        if (info.state !== 'completed') process.exitCode = 1;
+      } finally {
+        await queue.close();
+      }
+      return;
+    }
+    await withStore(async (hs) => {
+      await hs.ready();
+      const result = await hs.compact(collection);
+      const prune = opts.pruneChangeLog === true && result.changeLogPosition !== undefined;
+      print({
+        ...result,
+        changeLog: prune
+          ? await hs.nvm.pruneChanges(result.changeLogPosition!)
+          : { pruned: false, reason: collection !== undefined ? 'one collection' : 'no --prune-change-log' },
+      });
+    });
+  });
+
+program
   .command('quantize')
   .description(
     'write an int8 copy of a float ONNX sentence-transformer (dynamic quantisation, about 2.5x faster on CPU) ' +

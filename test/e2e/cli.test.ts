@@ -105,6 +105,34 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     expect(missing.err).toMatch(/no_such.*does not exist/);
   }, 120_000);
 
+  it('compacts in process, prunes the change log only when asked, and reopens from the snapshots', async () => {
+    const one = await cliWith({ REDIS_URL: '' }, 'compact', 'vecs', '--prune-change-log');
+    expect(one.code, one.err).toBe(0);
+    expect(JSON.parse(one.out)).toMatchObject({
+      collections: { vecs: {} },
+      changeLog: { pruned: false, reason: 'one collection' },
+    });
+    const unasked = await cliWith({ REDIS_URL: '' }, 'compact');
+    expect(JSON.parse(unasked.out)).toMatchObject({ changeLog: { pruned: false } });
+
+    const all = await cliWith({ REDIS_URL: '' }, 'compact', '--prune-change-log');
+    expect(all.code, all.err).toBe(0);
+    const report = JSON.parse(all.out) as {
+      changeLogPosition: number;
+      collections: Record<string, { snapshotLsn: number }>;
+      changeLog: { prunedThrough: number; deleted: number };
+    };
+    expect(report.changeLogPosition).toBeGreaterThan(0);
+    expect(report.changeLog.prunedThrough).toBe(report.changeLogPosition);
+    expect(Math.min(...Object.values(report.collections).map((c) => c.snapshotLsn))).toBe(report.changeLogPosition);
+    // The next process loads those snapshots and needs nothing before the horizon.
+    const v = await cli('verify', 'vecs');
+    expect(v.code, v.err).toBe(0);
+    expect(JSON.parse(v.out)).toMatchObject({ consistent: true, hvs: { count: 1050 } });
+    const q = await cli('query', 'vecs', '--vector', JSON.stringify(vector(1007, 6)), '-k', '1');
+    expect((JSON.parse(q.out) as { id: string }[])[0].id).toBe('j7');
+  }, 120_000);
+
   it('worker refuses to start without REDIS_URL or DATABASE_URL: a message and exit code 1', async () => {
     const noRedis = await cliWith({ REDIS_URL: '', DATABASE_URL: '' }, 'worker');
     expect(noRedis.code).toBe(1);
