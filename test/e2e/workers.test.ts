@@ -153,6 +153,21 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     const compact = await run('compact', { collection: 'docs' });
     expect(compact.done.state).toBe('completed');
     expect((compact.done.result as { nodes: { ok: boolean }[] }).nodes[0].ok).toBe(true);
+    expect(compact.done.result).toMatchObject({ changeLog: { pruned: false } });
+    // Over every collection, the worker prunes the change log up to the serving process's
+    // snapshots (reported over the control channel); writes after it are tailed as before.
+    const all = await run('compact', {});
+    expect(all.done.state, all.done.error).toBe('completed');
+    const position = (all.done.result as { nodes: { result: { changeLogPosition: number } }[] }).nodes[0].result
+      .changeLogPosition;
+    expect(position).toBeGreaterThan(0);
+    expect(all.done.result).toMatchObject({ changeLog: { prunedThrough: position } });
+    expect(await hs.nvm.changesPrunedThrough()).toBe(position);
+    const after = await run('embed', { collection: 'docs', items: [{ id: 'after-prune', text: 'written after the prune' }] });
+    const [again] = await hs.query('docs', ['written after the prune'], 1, {
+      minLsn: (after.done.result as { lsn: number }).lsn,
+    });
+    expect(again[0].id).toBe('after-prune');
 
     const report = await hs.verifyConsistency('docs');
     expect(report.consistent).toBe(true);
