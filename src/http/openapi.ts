@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createCollectionBody, encodeBody, jobBody, queryBody, storeBody } from './schemas.js';
+import { allCollectionsJobBody, createCollectionBody, encodeBody, jobBody, queryBody, storeBody } from './schemas.js';
 
 /** JSON Schema of a request body, from the same zod schema that checks it. */
 const body = (schema: z.ZodType): Record<string, unknown> => ({
@@ -101,6 +101,17 @@ export function openApiDocument(version: string): Record<string, unknown> {
       },
       '/v1/jobs': {
         get: { summary: 'Jobs per type and state', responses: { '200': ok('{ kind, counts }'), ...errors } },
+        post: {
+          summary: 'Queue a job over every collection: sync, verify, or compact (which prunes the change log)',
+          requestBody: body(allCollectionsJobBody),
+          responses: {
+            '202': {
+              ...ok('{ jobId, created }; created is false when `key` named a known job'),
+              headers: { Location: { description: '/v1/jobs/{id}', schema: { type: 'string' } } },
+            },
+            ...errors,
+          },
+        },
       },
       '/v1/jobs/{id}': {
         get: {

@@ -79,9 +79,9 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  /** Queues a job on the collection and polls it until it is finished. */
-  async function run(body: Record<string, unknown>): Promise<JobInfo> {
-    const r = await call('POST', `/v1/collections/${C}/jobs`, body);
+  /** Queues a job on the collection (or, with `path`, there) and polls it until it is finished. */
+  async function run(body: Record<string, unknown>, path = `/v1/collections/${C}/jobs`): Promise<JobInfo> {
+    const r = await call('POST', path, body);
     expect(r.status, JSON.stringify(r.json)).toBe(202);
     expect(r.json.created).toBe(true);
     const id = r.json.jobId as string;
@@ -126,7 +126,14 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     expect(item.json.vector as number[]).toHaveLength(DIM);
 
     const compact = await run({ type: 'compact' });
-    expect(compact.result).toMatchObject({ nodes: [{ ok: true }] });
+    expect(compact.result).toMatchObject({ nodes: [{ ok: true }], changeLog: { pruned: false } });
+    // Over every collection: the change log is pruned up to this process's snapshots.
+    const all = await run({ type: 'compact' }, '/v1/jobs');
+    const position = (all.result as { nodes: { result: { changeLogPosition: number } }[] }).nodes[0].result.changeLogPosition;
+    expect(position).toBeGreaterThan(0);
+    expect(all.result).toMatchObject({ changeLog: { prunedThrough: position } });
+    expect(await svc.hs.nvm.changesPrunedThrough()).toBe(position);
+    expect((await run({ type: 'verify' }, '/v1/jobs')).result).toMatchObject({ consistent: true });
 
     const counts = await call('GET', '/v1/jobs');
     expect(counts.status).toBe(200);
@@ -173,6 +180,10 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       ['zero attempts', `/v1/collections/${C}/jobs`, { type: 'sync', attempts: 0 }, 400, 'invalid_argument'],
       ['key with a colon', `/v1/collections/${C}/jobs`, { type: 'sync', key: 'a:b' }, 400, 'invalid_argument'],
       ['unknown collection', '/v1/collections/nope/jobs', { type: 'rebuild' }, 404, 'collection_not_found'],
+      ['all collections: a rebuild', '/v1/jobs', { type: 'rebuild' }, 400, 'invalid_argument'],
+      ['all collections: a collection in the body', '/v1/jobs', { type: 'compact', collection: C }, 400, 'invalid_argument'],
+      ['all collections: unknown type', '/v1/jobs', { type: 'defrag' }, 400, 'invalid_argument'],
+      ['all collections: unknown parameter', '/v1/jobs', { type: 'verify', deep: true }, 400, 'invalid_argument'],
     ];
     for (const [what, path, body, status, code] of cases) {
       const r = await call('POST', path, body);
@@ -182,6 +193,8 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     }
     const unknown = await call('POST', `/v1/collections/${C}/jobs`, { type: 'defrag' });
     expect(unknown.json.error?.message).toMatch(/sync, rebuild, verify, reindex, embed, compact/);
+    const needsOne = await call('POST', '/v1/jobs', { type: 'embed', items: [{ text: 'x' }] });
+    expect(needsOne.json.error?.message).toMatch(/embed job needs a collection .*sync, verify, compact/);
     const bad = await call('POST', `/v1/collections/${C}/jobs`, { type: 'reindex', m: 1 });
     expect(bad.json.error?.message).toMatch(/\bm\b/);
     for (const id of ['rebuild-no-such-job', 'nonsense']) {
@@ -199,6 +212,7 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/collections/{c}/jobs', '/v1/jobs', '/v1/jobs/{id}']));
     expect(doc.paths['/v1/collections/{c}/jobs'].post.requestBody?.content['application/json'].schema.oneOf).toHaveLength(6);
+    expect(doc.paths['/v1/jobs'].post.requestBody?.content['application/json'].schema.oneOf).toHaveLength(3);
     expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
   });
 
@@ -211,6 +225,7 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       const bare = client(() => `http://127.0.0.1:${(server.address() as AddressInfo).port}`);
       for (const [method, path, body] of [
         ['POST', `/v1/collections/${C}/jobs`, { type: 'sync' }],
+        ['POST', '/v1/jobs', { type: 'compact' }],
         ['GET', '/v1/jobs', undefined],
         ['GET', '/v1/jobs/sync-x', undefined],
         ['DELETE', '/v1/jobs/sync-x', undefined],

@@ -2,12 +2,13 @@ import { Router } from 'express';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import { JOB_TYPES, type JobQueue } from '../../jobs/job-queue.js';
-import { jobBody } from '../schemas.js';
+import { ALL_COLLECTION_JOB_TYPES, allCollectionsJobBody, jobBody } from '../schemas.js';
 import { parse } from '../validate.js';
 
 /**
  * Background jobs, mounted under `/v1`: `POST /collections/:c/jobs` queues one (202 and a
- * `Location`), `GET /jobs/:id` and `DELETE /jobs/:id` read and cancel it, `GET /jobs` counts them.
+ * `Location`), `POST /jobs` one over every collection (sync, verify, compact), `GET /jobs/:id` and
+ * `DELETE /jobs/:id` read and cancel it, `GET /jobs` counts them.
  * Without a job queue every route answers 503.
  */
 export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
@@ -24,6 +25,24 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
     // The collection is the NVM's to know (a worker may serve it before this process loads it).
     await hs.nvm.getCollection(req.params.c);
     const { id, created } = await q.add(type, { ...params, collection: req.params.c }, { key, attempts });
+    res
+      .status(202)
+      .location(`/v1/jobs/${encodeURIComponent(id)}`)
+      .json({ jobId: id, created });
+  });
+
+  // Over every collection: a compact prunes the change log, a verify checks them all.
+  r.post('/jobs', async (req, res) => {
+    const q = queue();
+    checkEnvelope(req.body);
+    const type = (req.body as { type: string }).type;
+    if (!(ALL_COLLECTION_JOB_TYPES as readonly string[]).includes(type)) {
+      throw new InvalidArgumentError(
+        `body.type: a ${type} job needs a collection (POST /v1/collections/:c/jobs); over every collection: ${ALL_COLLECTION_JOB_TYPES.join(', ')}`,
+      );
+    }
+    const { type: t, key, attempts, ...params } = parse(allCollectionsJobBody, req.body);
+    const { id, created } = await q.add(t, params, { key, attempts });
     res
       .status(202)
       .location(`/v1/jobs/${encodeURIComponent(id)}`)
@@ -55,5 +74,9 @@ function checkEnvelope(body: unknown): void {
       `body.type: must be one of ${JOB_TYPES.join(', ')}, got ${b.type === undefined ? 'none' : JSON.stringify(b.type)}`,
     );
   }
-  if ('collection' in b) throw new InvalidArgumentError('body.collection: the collection is the one the path names');
+  if ('collection' in b) {
+    throw new InvalidArgumentError(
+      'body.collection: not a parameter (the path names the collection: POST /v1/collections/:c/jobs)',
+    );
+  }
 }
