@@ -13,7 +13,7 @@ import { optionsFromConfig } from '../integration/options.js';
 import type { Include } from '../integration/types.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import { startWorker } from '../jobs/from-config.js';
-import { percentOf } from '../jobs/job-queue.js';
+import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../version.js';
 import { openVectorFile } from './vector-files.js';
@@ -47,6 +47,30 @@ const rowsOf = (rows: unknown, total: unknown): string =>
 const print = (value: unknown): void => {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 };
+
+/**
+ * Queues a job for `hypersync worker` processes, waits for it (Ctrl-C stops the waiting, not the
+ * job) and prints it; the exit code is 1 unless it completed.
+ */
+async function queueAndWait(
+  redisUrl: string,
+  prefix: string,
+  type: JobType,
+  data: Record<string, unknown>,
+  hooks: { onQueued?: () => void; onProgress?: (info: JobInfo) => void; onDone?: () => void } = {},
+): Promise<void> {
+  const queue = new BullJobQueue(redisUrl, prefix);
+  try {
+    const { id } = await queue.add(type, data);
+    process.stderr.write(`hypersync: queued ${id}; a hypersync worker runs it (Ctrl-C stops waiting, not the job)\n`);
+    hooks.onQueued?.();
+    const info = await queue.wait(id, hooks.onProgress ? { onProgress: hooks.onProgress } : {}).finally(() => hooks.onDone?.());
+    print(info);
+    if (info.state !== 'completed') process.exitCode = 1;
+  } finally {
+    await queue.close();
+  }
+}
 
 const program = new Command();
 program.name('hypersync').description('GPU-accelerated vector store service').version(VERSION);
@@ -240,24 +264,20 @@ program
       Presets.shades_classic,
     );
     if (config.redisUrl !== undefined) {
-      const queue = new BullJobQueue(config.redisUrl, config.queuePrefix);
-      try {
-        const { id } = await queue.add('rebuild', { collection });
-        process.stderr.write(`hypersync: queued ${id}; a hypersync worker runs it (Ctrl-C stops waiting, not the job)\n`);
-        bar.start(100, 0, { phase: 'waiting', rows: '' });
-        const info = await queue
-          .wait(id, {
-            onProgress: (i) => {
-              const p = typeof i.progress === 'number' ? {} : i.progress;
-              bar.update(Math.round(percentOf(i.progress)), { phase: p.phase ?? i.state, rows: rowsOf(p.rows, p.total) });
-            },
-          })
-          .finally(() => bar.stop());
-        print(info);
-        if (info.state !== 'completed') process.exitCode = 1;
-      } finally {
-        await queue.close();
-      }
+      await queueAndWait(
+        config.redisUrl,
+        config.queuePrefix,
+        'rebuild',
+        { collection },
+        {
+          onQueued: () => bar.start(100, 0, { phase: 'waiting', rows: '' }),
+          onProgress: (i) => {
+            const p = typeof i.progress === 'number' ? {} : i.progress;
+            bar.update(Math.round(percentOf(i.progress)), { phase: p.phase ?? i.state, rows: rowsOf(p.rows, p.total) });
+          },
+          onDone: () => bar.stop(),
+        },
+      );
       return;
     }
     await withStore(async (hs) => {
@@ -290,16 +310,7 @@ program
   .action(async (collection: string | undefined, opts: { pruneChangeLog?: boolean }) => {
     const config = loadConfig();
     if (config.redisUrl !== undefined) {
-      const queue = new BullJobQueue(config.redisUrl, config.queuePrefix);
-      try {
-        const { id } = await queue.add('compact', collection !== undefined ? { collection } : {});
-        process.stderr.write(`hypersync: queued ${id}; a hypersync worker runs it (Ctrl-C stops waiting, not the job)\n`);
-        const info = await queue.wait(id);
-        print(info);
-        if (info.state !== 'completed') process.exitCode = 1;
-      } finally {
-        await queue.close();
-      }
+      await queueAndWait(config.redisUrl, config.queuePrefix, 'compact', collection !== undefined ? { collection } : {});
       return;
     }
     await withStore(async (hs) => {

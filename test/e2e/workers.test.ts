@@ -169,6 +169,22 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     });
     expect(again[0].id).toBe('after-prune');
 
+    // The CLI queues the same jobs for the worker and prints them when finished.
+    for (const args of [['rebuild', 'docs'], ['compact']]) {
+      const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+      expect(code, `${args.join(' ')}: ${err}`).toBe(0);
+      expect(err).toMatch(/queued .*a hypersync worker runs it/);
+      const info = JSON.parse(out) as JobInfo;
+      expect(info).toMatchObject({ type: args[0], state: 'completed' });
+      if (args[0] === 'compact')
+        expect(info.result).toMatchObject({ changeLog: { prunedThrough: expect.any(Number) as number } });
+    }
+
     const report = await hs.verifyConsistency('docs');
     expect(report.consistent).toBe(true);
   }, 120_000);
