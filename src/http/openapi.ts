@@ -31,6 +31,11 @@ const ok = (description: string): Record<string, unknown> => ({
   content: { 'application/json': { schema: { type: 'object' } } },
 });
 const errors = { '400': error, '401': error, '404': error, '409': error, '413': error, '503': error };
+/** A queued job's answer. */
+const jobAccepted = {
+  ...ok('{ jobId, created }; created is false when `key` named a known job'),
+  headers: { Location: { description: '/v1/jobs/{id}', schema: { type: 'string' } } },
+};
 const c = { name: 'c', in: 'path', required: true, schema: { type: 'string' } };
 const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
 
@@ -90,13 +95,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
           summary: "Queue a background job on the collection: `type` and the type's parameters",
           parameters: [c],
           requestBody: body(jobBody),
-          responses: {
-            '202': {
-              ...ok('{ jobId, created }; created is false when `key` named a known job'),
-              headers: { Location: { description: '/v1/jobs/{id}', schema: { type: 'string' } } },
-            },
-            ...errors,
-          },
+          responses: { '202': jobAccepted, ...errors },
         },
       },
       '/v1/jobs': {
@@ -104,13 +103,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
         post: {
           summary: 'Queue a job over every collection: sync, verify, or compact (which prunes the change log)',
           requestBody: body(allCollectionsJobBody),
-          responses: {
-            '202': {
-              ...ok('{ jobId, created }; created is false when `key` named a known job'),
-              headers: { Location: { description: '/v1/jobs/{id}', schema: { type: 'string' } } },
-            },
-            ...errors,
-          },
+          responses: { '202': jobAccepted, ...errors },
         },
       },
       '/v1/jobs/{id}': {

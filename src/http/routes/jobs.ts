@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { type Response, Router } from 'express';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import { JOB_TYPES, type JobQueue } from '../../jobs/job-queue.js';
@@ -24,11 +24,7 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
     const { type, key, attempts, ...params } = parse(jobBody, req.body);
     // The collection is the NVM's to know (a worker may serve it before this process loads it).
     await hs.nvm.getCollection(req.params.c);
-    const { id, created } = await q.add(type, { ...params, collection: req.params.c }, { key, attempts });
-    res
-      .status(202)
-      .location(`/v1/jobs/${encodeURIComponent(id)}`)
-      .json({ jobId: id, created });
+    accepted(res, await q.add(type, { ...params, collection: req.params.c }, { key, attempts }));
   });
 
   // Over every collection: a compact prunes the change log, a verify checks them all.
@@ -42,11 +38,7 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
       );
     }
     const { type: t, key, attempts, ...params } = parse(allCollectionsJobBody, req.body);
-    const { id, created } = await q.add(t, params, { key, attempts });
-    res
-      .status(202)
-      .location(`/v1/jobs/${encodeURIComponent(id)}`)
-      .json({ jobId: id, created });
+    accepted(res, await q.add(t, params, { key, attempts }));
   });
 
   r.get('/jobs', async (_req, res) => {
@@ -64,6 +56,14 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
     res.json(info);
   });
   return r;
+}
+
+/** 202 with the job's id and where to follow it. */
+function accepted(res: Response, { id, created }: { id: string; created: boolean }): void {
+  res
+    .status(202)
+    .location(`/v1/jobs/${encodeURIComponent(id)}`)
+    .json({ jobId: id, created });
 }
 
 /** Clearer answers than the schema's for the two mistakes it reports least plainly. */
