@@ -17,7 +17,7 @@ import ort from 'onnxruntime-node';
 import { resolveDevice } from '../kernels/device.js';
 import { buildRawGemmTopKGraph } from '../kernels/graphs.js';
 import { NO_SPIN } from '../kernels/onnx-kernel.js';
-import type { Metric } from '../kernels/types.js';
+import type { Metric } from '../src/core/metric.js';
 import { Hvs } from '../src/hvs/hvs.js';
 import { machine, median, printTable, writeResult } from './lib/stats.js';
 

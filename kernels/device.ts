@@ -1,5 +1,5 @@
 import ort from 'onnxruntime-node';
-import { DeviceUnavailableError } from '../src/errors.js';
+import { DeviceUnavailableError } from '../src/core/errors.js';
 import { buildDynamicGraph } from './graphs.js';
 import type { Device } from './types.js';
 

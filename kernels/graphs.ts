@@ -1,5 +1,5 @@
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
-import type { Metric } from './types.js';
+import type { Metric } from '../src/core/metric.js';
 
 const { onnx } = onnxProto;
 type Dim = number | string;

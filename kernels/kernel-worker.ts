@@ -12,7 +12,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { DeviceInfo } from './device.js';
 import { OnnxSearchKernel } from './onnx-kernel.js';
 import type { ResidentIndex } from './search-kernel.js';
-import { CHECKSUM_ERROR, type Metric, type TopKResult } from './types.js';
+import { CHECKSUM_ERROR, type TopKResult } from './types.js';
+import { type Metric } from '../src/core/metric.js';
 
 /** A request from the main thread. */
 export type KernelRequest =

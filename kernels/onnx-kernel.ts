@@ -1,11 +1,12 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { crc32 } from 'node:zlib';
-import { ClosedError, SnapshotCorruptError } from '../src/errors.js';
+import { ClosedError, SnapshotCorruptError } from '../src/core/errors.js';
 import type { DeviceInfo } from './device.js';
 import { buildDynamicGraph, buildSealedGraph, gemmAlpha } from './graphs.js';
 import type { IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
-import type { Metric, TopKResult } from './types.js';
+import type { TopKResult } from './types.js';
+import type { Metric } from '../src/core/metric.js';
 
 /** Options of {@link OnnxSearchKernel}. */
 export interface OnnxSearchKernelOptions {

@@ -1,4 +1,4 @@
-import type { Metric } from './types.js';
+import type { Metric } from '../src/core/metric.js';
 
 /** One hit of the reference search: a row and its score in the metric's own terms. */
 export interface ReferenceHit {

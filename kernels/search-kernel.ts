@@ -1,5 +1,6 @@
 import type { DeviceInfo } from './device.js';
-import type { Metric, TopKResult } from './types.js';
+import type { TopKResult } from './types.js';
+import type { Metric } from '../src/core/metric.js';
 
 /**
  * A segment's vectors resident on the kernel's device (for ONNX: a session whose initializer

@@ -1,14 +1,5 @@
-/** Similarity metric of a collection. Scores: cosine similarity, inner product, or L2 distance. */
-export type Metric = 'cosine' | 'ip' | 'l2';
-
 /** The compute device a kernel runs on. */
 export type Device = 'cpu' | 'cuda';
-
-/** The metrics hypersync accepts, in one place for validators. */
-export const METRICS: readonly Metric[] = ['cosine', 'ip', 'l2'];
-
-/** Largest `k` a search accepts. */
-export const MAX_K = 1024;
 
 /**
  * Top-k rows per query, best first, as the kernel ranks them ("kernel score": larger is better;

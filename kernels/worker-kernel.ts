@@ -1,18 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { ClosedError, HyperSyncError, SnapshotCorruptError } from '../src/errors.js';
+import { ClosedError, KernelWorkerError, SnapshotCorruptError } from '../src/core/errors.js';
 import type { DeviceInfo } from './device.js';
 import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
 import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
 import type { IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
-import { CHECKSUM_ERROR, type Metric, type TopKResult } from './types.js';
-
-/** A failure reported by a kernel worker thread (503: the device tier is unavailable). */
-export class KernelWorkerError extends HyperSyncError {
-  constructor(message: string) {
-    super(message, 'device_unavailable', 503);
-  }
-}
+import { CHECKSUM_ERROR, type TopKResult } from './types.js';
+import { type Metric } from '../src/core/metric.js';
 
 /** Options of {@link WorkerSearchKernel}. */
 export interface WorkerSearchKernelOptions extends OnnxSearchKernelOptions {

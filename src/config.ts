@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
+import { ConfigError } from './core/errors.js';
 
 /** Where the HVS kernels run: `auto` picks CUDA only when its provider really loads. */
 export type DevicePreference = 'auto' | 'cpu' | 'cuda';

@@ -2,15 +2,19 @@ export type { DeviceInfo } from '../kernels/device.js';
 export { resolveDevice } from '../kernels/device.js';
 export { OnnxSearchKernel, type OnnxSearchKernelOptions } from '../kernels/onnx-kernel.js';
 export type { ResidentIndex, SearchKernel } from '../kernels/search-kernel.js';
-export { KernelWorkerError, WorkerSearchKernel } from '../kernels/worker-kernel.js';
-export { MAX_K, METRICS, type Device, type Metric, type TopKResult } from '../kernels/types.js';
+export { WorkerSearchKernel } from '../kernels/worker-kernel.js';
+export { KernelWorkerError } from './core/errors.js';
+export { type Device, type TopKResult } from '../kernels/types.js';
+export { LIMITS } from './core/limits.js';
+export { METRICS, type Metric } from './core/metric.js';
 export { loadConfig, type Config, type DevicePreference } from './config.js';
-export * from './errors.js';
+export * from './core/errors.js';
 export { HvsCollection, type HvsCollectionOptions } from './hvs/hvs-collection.js';
 export { Hvs, type HvsOptions } from './hvs/hvs.js';
 export type { SnapshotManifest } from './hvs/snapshot.js';
-export type { CollectionSpec, CollectionStats, MemoryUsage, SearchHit } from './hvs/types.js';
-export { MAX_DIM, type VectorBatch } from './hvs/vector-input.js';
+export type { CollectionSpec, CollectionStats, MemoryUsage } from './hvs/types.js';
+export type { SearchHit } from './core/search-hit.js';
+export { type VectorBatch } from './core/vector.js';
 export type {
   BlockInput,
   Change,
@@ -67,5 +71,5 @@ export { serviceJobs, startWorker, type ServiceJobs, type WorkerProcess } from '
 export { PROCESSORS, DEFAULT_CONCURRENCY } from '../workers/index.js';
 export { HashingEncoder, type HashingEncoderOptions } from './encoder/hashing-encoder.js';
 export { OnnxEncoder, type OnnxEncoderOptions, type Pooling } from './encoder/onnx-encoder.js';
-export { checkTexts, MAX_TEXT_CHARS, MAX_TEXTS } from './encoder/input.js';
+export { checkTexts } from './encoder/input.js';
 export { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-config.js';

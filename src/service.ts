@@ -8,7 +8,7 @@ import { HyperSync } from './integration/hyper-sync.js';
 import { optionsFromConfig } from './integration/options.js';
 import { serviceJobs, type ServiceJobs } from './jobs/from-config.js';
 import type { JobQueue } from './jobs/job-queue.js';
-import { VERSION } from './version.js';
+import { VERSION } from './core/version.js';
 
 /** A running service: the HTTP server and the store it serves. */
 export class Service {

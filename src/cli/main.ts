@@ -3,11 +3,11 @@ import { Presets, SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { pino } from 'pino';
 import { resolveDevice } from '../../kernels/device.js';
-import { METRICS, type Metric } from '../../kernels/types.js';
+import { METRICS, type Metric } from '../core/metric.js';
 import { loadConfig } from '../config.js';
 import { encodersFromConfig } from '../encoder/from-config.js';
 import { quantizeModelDir } from '../encoder/quantize.js';
-import { ConfigError, HyperSyncError, InvalidArgumentError } from '../errors.js';
+import { ConfigError, HyperSyncError, InvalidArgumentError } from '../core/errors.js';
 import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
 import type { Include } from '../integration/types.js';
@@ -15,7 +15,7 @@ import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import { startWorker } from '../jobs/from-config.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */

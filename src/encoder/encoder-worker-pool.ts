@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { UnavailableError } from '../errors.js';
+import { UnavailableError } from '../core/errors.js';
 import type { EncoderWorkerData, EncoderWorkerReply, EncoderWorkerRequest } from './encoder-worker.js';
 
 interface Slot {

@@ -14,8 +14,8 @@ export interface Encoder {
   readonly dim: number;
   /**
    * One vector per text, in order. Rejects with `InvalidArgumentError` (naming the index) unless
-   * `texts` is a non-empty array of at most `MAX_TEXTS` non-blank strings of at most
-   * `MAX_TEXT_CHARS` characters each (see `input.ts`), and with `ClosedError` after `close()`.
+   * `texts` is a non-empty array of at most `LIMITS.textsPerCall` non-blank strings of at most
+   * `LIMITS.textChars` characters each (see `input.ts`), and with `ClosedError` after `close()`.
    */
   encode(texts: readonly string[]): Promise<Float32Array[]>;
   /** Releases sessions and buffers; safe to call twice. */

@@ -1,5 +1,5 @@
 import type { Config } from '../config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import type { Encoder } from './encoder.js';
 import { HashingEncoder } from './hashing-encoder.js';
 import { OnnxEncoder } from './onnx-encoder.js';

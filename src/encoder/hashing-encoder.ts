@@ -1,6 +1,8 @@
-import { ClosedError, InvalidArgumentError } from '../errors.js';
+import { ClosedError, InvalidArgumentError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 import type { Encoder } from './encoder.js';
 import { checkTexts } from './input.js';
+import { withDefaults } from '../core/options.js';
 
 /** Options of {@link HashingEncoder}; every weight must be finite and non-negative, and one positive. */
 export interface HashingEncoderOptions {
@@ -28,7 +30,6 @@ const DEFAULTS: Required<HashingEncoderOptions> = {
 };
 
 /** Largest dimension accepted; the service's own limit. */
-const MAX_DIM = 4096;
 /** Characters that make up words: letters, digits and combining marks, any script. */
 const WORD = /[\p{L}\p{N}\p{M}]+/gu;
 /** Everything else that is not whitespace; used only for texts without a single word. */
@@ -108,10 +109,10 @@ export class HashingEncoder implements Encoder {
   private closed = false;
 
   constructor(opts: HashingEncoderOptions = {}) {
-    this.opts = { ...DEFAULTS, ...opts };
+    this.opts = withDefaults(DEFAULTS, opts);
     const o = this.opts;
-    if (!Number.isInteger(o.dim) || o.dim < 1 || o.dim > MAX_DIM) {
-      throw new InvalidArgumentError(`dim must be an integer between 1 and ${MAX_DIM}, got ${String(o.dim)}`);
+    if (!Number.isInteger(o.dim) || o.dim < 1 || o.dim > LIMITS.dim) {
+      throw new InvalidArgumentError(`dim must be an integer between 1 and ${LIMITS.dim}, got ${String(o.dim)}`);
     }
     if (
       !Number.isInteger(o.charNgramMin) ||

@@ -1,17 +1,12 @@
-import { InvalidArgumentError } from '../errors.js';
-
-/** Longest text one encoder call takes, in UTF-16 code units (`string.length`). */
-export const MAX_TEXT_CHARS = 100_000;
-
-/** Most texts one encoder call takes. */
-export const MAX_TEXTS = 4096;
+import { InvalidArgumentError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 
 /** Any character that is not whitespace; a text without one has nothing to encode. */
 const NON_BLANK = /\S/u;
 
 /**
  * The checks every encoder runs before it encodes: `texts` is a non-empty array of at most
- * {@link MAX_TEXTS} strings, each non-blank and at most {@link MAX_TEXT_CHARS} long. Throws
+ * {@link LIMITS.textsPerCall} strings, each non-blank and at most {@link LIMITS.textChars} long. Throws
  * {@link InvalidArgumentError} naming the first offending index.
  *
  * Empty and whitespace-only texts are rejected rather than given a zero vector: a zero vector has
@@ -22,10 +17,13 @@ export function checkTexts(texts: unknown, what = 'texts'): asserts texts is rea
   if (!Array.isArray(texts) || texts.length === 0) {
     throw new InvalidArgumentError(`${what} must be a non-empty array of strings`);
   }
-  if (texts.length > MAX_TEXTS) {
-    throw new InvalidArgumentError(`${what} has ${texts.length} entries; at most ${MAX_TEXTS} can be encoded per call`, {
-      details: { count: texts.length, limit: MAX_TEXTS },
-    });
+  if (texts.length > LIMITS.textsPerCall) {
+    throw new InvalidArgumentError(
+      `${what} has ${texts.length} entries; at most ${LIMITS.textsPerCall} can be encoded per call`,
+      {
+        details: { count: texts.length, limit: LIMITS.textsPerCall },
+      },
+    );
   }
   for (let i = 0; i < texts.length; i++) {
     const t: unknown = texts[i];
@@ -34,9 +32,9 @@ export function checkTexts(texts: unknown, what = 'texts'): asserts texts is rea
         details: { index: i },
       });
     }
-    if (t.length > MAX_TEXT_CHARS) {
-      throw new InvalidArgumentError(`${what}[${i}] has ${t.length} characters; the limit is ${MAX_TEXT_CHARS}`, {
-        details: { index: i, length: t.length, limit: MAX_TEXT_CHARS },
+    if (t.length > LIMITS.textChars) {
+      throw new InvalidArgumentError(`${what}[${i}] has ${t.length} characters; the limit is ${LIMITS.textChars}`, {
+        details: { index: i, length: t.length, limit: LIMITS.textChars },
       });
     }
     if (!NON_BLANK.test(t)) {

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
-import { HyperSyncError } from '../errors.js';
+import { HyperSyncError, PayloadTooLargeError } from '../core/errors.js';
 
 /**
  * The one place errors become HTTP answers: `{ error: { code, message, details? } }` with the
@@ -12,21 +12,25 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
       next(err);
       return;
     }
-    if (err instanceof HyperSyncError) {
-      if (err.httpStatus >= 500) log.error({ err }, err.message);
-      res.status(err.httpStatus).json({
-        error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) },
+    const typed = err instanceof HyperSyncError ? err : fromBodyParser(err);
+    if (typed) {
+      if (typed.httpStatus >= 500) log.error({ err }, typed.message);
+      res.status(typed.httpStatus).json({
+        error: { code: typed.code, message: typed.message, ...(typed.details ? { details: typed.details } : {}) },
       });
-      return;
-    }
-    // body-parser's errors carry a status (400 malformed JSON, 413 too large).
-    const status = (err as { status?: unknown } | null)?.status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      const code = status === 413 ? 'payload_too_large' : 'invalid_argument';
-      res.status(status).json({ error: { code, message: (err as Error).message } });
       return;
     }
     log.error({ err }, 'unhandled error');
     res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
   };
+}
+
+/** body-parser's errors carry a status: 413 for a body past the limit, 400 for malformed JSON, 415 for an unknown charset. */
+function fromBodyParser(err: unknown): HyperSyncError | undefined {
+  const status = (err as { status?: unknown } | null)?.status;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
+  const message = (err as Error).message;
+  return status === 413
+    ? new PayloadTooLargeError(message, { cause: err })
+    : new HyperSyncError(message, 'invalid_argument', status, { cause: err });
 }

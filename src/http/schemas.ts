@@ -1,9 +1,7 @@
 import { z } from 'zod';
-import { MAX_K, METRICS } from '../../kernels/types.js';
-import { COLLECTION_NAME } from '../hvs/collection-name.js';
-import { MAX_ID_LENGTH } from '../hvs/guards.js';
-import { MAX_DIM } from '../hvs/vector-input.js';
-import { MAX_ITEMS } from '../integration/item-input.js';
+import { LIMITS } from '../core/limits.js';
+import { METRICS } from '../core/metric.js';
+import { COLLECTION_NAME } from '../core/collection-name.js';
 import { JOB_DATA } from '../jobs/job-data.js';
 
 /** Collection names as the NVM accepts them: identifiers. */
@@ -16,45 +14,56 @@ export const collectionName = z
  * float32 bytes (decoded straight into a Float32Array, see vector-body.ts).
  */
 export const vectorValue = z.union([
-  z.array(z.number()).min(1, 'a vector needs at least one number').max(MAX_DIM, `at most ${MAX_DIM} dimensions`),
+  z.array(z.number()).min(1, 'a vector needs at least one number').max(LIMITS.dim, `at most ${LIMITS.dim} dimensions`),
   z
     .string()
     .min(1, 'an empty base64 vector')
-    .max(Math.ceil((MAX_DIM * 4) / 3) + 4, `at most ${MAX_DIM} dimensions`),
+    .max(Math.ceil((LIMITS.dim * 4) / 3) + 4, `at most ${LIMITS.dim} dimensions`),
 ]);
 
 export const createCollectionBody = z.strictObject({
   name: collectionName,
-  dim: z.number().int().min(1).max(MAX_DIM).optional(),
+  dim: z.number().int().min(1).max(LIMITS.dim).optional(),
   metric: z.enum(METRICS).optional(),
   encoder: z.string().min(1).optional(),
 });
 
 export const itemBody = z.strictObject({
-  id: z.string().min(1).max(MAX_ID_LENGTH).optional(),
+  id: z.string().min(1).max(LIMITS.idLength).optional(),
   vector: vectorValue.optional(),
-  text: z.string().optional(),
-  content: z.string().nullable().optional(),
+  text: z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`).optional(),
+  content: z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`).nullable().optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
 });
 
 export const storeBody = z.strictObject({
-  items: z.array(itemBody).min(1, 'at least one item').max(MAX_ITEMS, `at most ${MAX_ITEMS} items per request`),
+  items: z
+    .array(itemBody)
+    .min(1, 'at least one item')
+    .max(LIMITS.itemsPerCall, `at most ${LIMITS.itemsPerCall} items per request`),
   persist: z.boolean().optional(),
 });
 
 export const queryBody = z.strictObject({
   queries: z
-    .array(z.strictObject({ vector: vectorValue.optional(), text: z.string().optional() }))
+    .array(
+      z.strictObject({
+        vector: vectorValue.optional(),
+        text: z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`).optional(),
+      }),
+    )
     .min(1, 'at least one query')
-    .max(4096, 'at most 4096 queries per request'),
-  k: z.number().int().min(1).max(MAX_K),
+    .max(LIMITS.queriesPerCall, `at most ${LIMITS.queriesPerCall} queries per request`),
+  k: z.number().int().min(1).max(LIMITS.k),
   include: z.array(z.enum(['content', 'metadata', 'vector'])).optional(),
   minLsn: z.number().int().min(0).optional(),
 });
 
 export const encodeBody = z.strictObject({
-  texts: z.array(z.string()).min(1, 'at least one text'),
+  texts: z
+    .array(z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`))
+    .min(1, 'at least one text')
+    .max(LIMITS.textsPerCall, `at most ${LIMITS.textsPerCall} texts per request`),
   encoder: z.string().min(1).optional(),
 });
 

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /** Parses a request part with its schema; a mismatch is a 400 listing every problem by path. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, what = 'body'): z.infer<S> {

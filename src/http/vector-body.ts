@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /**
  * A vector from a request: a JSON array copied once into a Float32Array, or base64 of

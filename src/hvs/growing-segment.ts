@@ -1,8 +1,9 @@
 import { negSquaredNorms } from '../../kernels/graphs.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
-import type { Metric, TopKResult } from '../../kernels/types.js';
+import type { TopKResult } from '../../kernels/types.js';
+import type { Metric } from '../core/metric.js';
 import { idBytes, type Segment } from './segment.js';
-import { type CheckedBatch, copyRows } from './vector-input.js';
+import { type CheckedBatch, copyRows } from '../core/vector.js';
 
 const INITIAL_ROWS = 1024;
 

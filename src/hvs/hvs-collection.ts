@@ -1,14 +1,17 @@
 import type { SearchKernel } from '../../kernels/search-kernel.js';
-import { MAX_K, type Metric, type TopKResult } from '../../kernels/types.js';
-import { ClosedError, InvalidArgumentError } from '../errors.js';
+import { type TopKResult } from '../../kernels/types.js';
+import { LIMITS } from '../core/limits.js';
+import { type Metric } from '../core/metric.js';
+import { ClosedError, InvalidArgumentError } from '../core/errors.js';
 import { GrowingSegment } from './growing-segment.js';
-import { assertId, isArray } from './guards.js';
+import { assertId, isArray } from '../core/ids.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
 import { type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
-import type { CollectionStats, MemoryUsage, SearchHit } from './types.js';
-import { checkBatch, kernelRows, type VectorBatch } from './vector-input.js';
+import type { CollectionStats, MemoryUsage } from './types.js';
+import type { SearchHit } from '../core/search-hit.js';
+import { checkBatch, kernelRows, type VectorBatch } from '../core/vector.js';
 
 /** Options of an HVS collection. */
 export interface HvsCollectionOptions {
@@ -261,8 +264,8 @@ export class HvsCollection {
    */
   async search(queries: VectorBatch, k: number): Promise<SearchHit[][]> {
     this.assertOpen();
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K) {
-      throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
+    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k) {
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     }
     const checked = checkBatch(queries, this.dim, this.metric, 'queries');
     const batch = checked.count;

@@ -5,14 +5,14 @@ import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
 import { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
-import { METRICS } from '../../kernels/types.js';
+import { METRICS } from '../core/metric.js';
 import type { DevicePreference } from '../config.js';
-import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
-import { assertCollectionName } from './collection-name.js';
+import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
+import { assertCollectionName } from '../core/collection-name.js';
 import { HvsCollection, type HvsCollectionOptions } from './hvs-collection.js';
 import { hasSnapshot, readSnapshot, type SnapshotManifest } from './snapshot.js';
 import type { CollectionSpec, MemoryUsage } from './types.js';
-import { MAX_DIM } from './vector-input.js';
+import { LIMITS } from '../core/limits.js';
 
 /** Options of {@link Hvs.open}. */
 export interface HvsOptions extends HvsCollectionOptions {
@@ -64,8 +64,8 @@ export class Hvs {
   createCollection(name: string, spec: CollectionSpec): HvsCollection {
     this.assertOpen();
     assertCollectionName(name);
-    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > MAX_DIM) {
-      throw new InvalidArgumentError(`dim must be an integer between 1 and ${MAX_DIM}, got ${String(spec.dim)}`);
+    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > LIMITS.dim) {
+      throw new InvalidArgumentError(`dim must be an integer between 1 and ${LIMITS.dim}, got ${String(spec.dim)}`);
     }
     if (!METRICS.includes(spec.metric)) {
       throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);

@@ -1,5 +1,6 @@
 import type { IndexSearch, ResidentIndex, SearchKernel } from '../../kernels/search-kernel.js';
-import type { Metric, TopKResult } from '../../kernels/types.js';
+import type { TopKResult } from '../../kernels/types.js';
+import type { Metric } from '../core/metric.js';
 import { idBytes, type Segment } from './segment.js';
 import { type FileRef, VectorsFile } from './segment-file.js';
 

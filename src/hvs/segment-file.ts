@@ -3,7 +3,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { SnapshotCorruptError } from '../errors.js';
+import { SnapshotCorruptError } from '../core/errors.js';
 
 /** A file named by a snapshot manifest: its base name, size and CRC-32. */
 export interface FileRef {

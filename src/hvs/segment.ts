@@ -1,4 +1,5 @@
-import type { Metric, TopKResult } from '../../kernels/types.js';
+import type { TopKResult } from '../../kernels/types.js';
+import type { Metric } from '../core/metric.js';
 
 /** What the HVS needs of any segment, growing or sealed. */
 export interface Segment {

@@ -2,13 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Metric } from '../../kernels/types.js';
-import { SnapshotCorruptError } from '../errors.js';
+import type { Metric } from '../core/metric.js';
+import { SnapshotCorruptError } from '../core/errors.js';
 import { GrowingSegment } from './growing-segment.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { checkSize, type FileRef, newVectorsFileName, readChecked, writeParts } from './segment-file.js';
-import { syncDir } from '../util/sync-dir.js';
+import { syncDir } from '../core/sync-dir.js';
 
 /** Snapshot format written by this version; other formats are refused, not guessed at. */
 export const SNAPSHOT_FORMAT_VERSION = 2;

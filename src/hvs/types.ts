@@ -1,13 +1,4 @@
-import type { Metric } from '../../kernels/types.js';
-
-/** One search result. */
-export interface SearchHit {
-  id: string;
-  /** Cosine similarity, inner product, or L2 (Euclidean) distance. */
-  score: number;
-  /** Version of the row that matched. */
-  version: number;
-}
+import type { Metric } from '../core/metric.js';
 
 /** The shape of a collection. */
 export interface CollectionSpec {

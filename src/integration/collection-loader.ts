@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ChangeLogGapError, ClosedError, SnapshotCorruptError } from '../errors.js';
+import { ChangeLogGapError, ClosedError, SnapshotCorruptError } from '../core/errors.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { NvmStore } from '../nvm/nvm-store.js';

@@ -1,6 +1,6 @@
 import { Mutex } from 'async-mutex';
-import type { Metric } from '../../kernels/types.js';
-import { UnavailableError } from '../errors.js';
+import type { Metric } from '../core/metric.js';
+import { UnavailableError } from '../core/errors.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
 import { rowKey } from './row-keys.js';

@@ -1,5 +1,5 @@
 import type { NvmStore } from '../nvm/nvm-store.js';
-import { checkBatch, copyRows } from '../hvs/vector-input.js';
+import { checkBatch, copyRows } from '../core/vector.js';
 import { blockHash, DigestAccumulator } from './block-digest.js';
 import type { CollectionState } from './collection-state.js';
 import { blockIdOf, chunkOf, rowKey } from './row-keys.js';

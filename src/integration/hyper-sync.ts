@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { MAX_K, type Metric } from '../../kernels/types.js';
-import { ClosedError, CollectionNotFoundError, DimensionMismatchError, InvalidArgumentError } from '../errors.js';
-import { assertId, isArray } from '../hvs/guards.js';
+import { LIMITS } from '../core/limits.js';
+import { type Metric } from '../core/metric.js';
+import { ClosedError, CollectionNotFoundError, DimensionMismatchError, InvalidArgumentError } from '../core/errors.js';
+import { assertId, isArray } from '../core/ids.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
-import type { SearchHit } from '../hvs/types.js';
-import { checkBatch } from '../hvs/vector-input.js';
+import type { SearchHit } from '../core/search-hit.js';
+import { checkBatch } from '../core/vector.js';
 import type { EncoderRef, NvmStore } from '../nvm/nvm-store.js';
 import { SqlNvmStore } from '../nvm/sql-nvm-store.js';
 import { loadCollection, type LoadResult } from './collection-loader.js';
@@ -483,9 +484,12 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   ): Promise<{ results: QueryHit[][]; plan: QueryPlan }> {
     this.assertOpen();
     const state = await this.stateOf(collection);
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K)
-      throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
+    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k)
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries must be a non-empty array');
+    if (queries.length > LIMITS.queriesPerCall) {
+      throw new InvalidArgumentError(`at most ${LIMITS.queriesPerCall} queries per call, got ${queries.length}`);
+    }
     const include = checkInclude(opts.include);
     if (opts.minLsn !== undefined && (!Number.isSafeInteger(opts.minLsn) || opts.minLsn < 0)) {
       throw new InvalidArgumentError(`minLsn must be a non-negative integer, got ${String(opts.minLsn)}`);

@@ -1,16 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Encoder } from '../encoder/encoder.js';
-import { DimensionMismatchError, EncoderMismatchError, InvalidArgumentError } from '../errors.js';
-import { assertId, isArray } from '../hvs/guards.js';
-import { checkBatch, copyRows } from '../hvs/vector-input.js';
+import { DimensionMismatchError, EncoderMismatchError, InvalidArgumentError } from '../core/errors.js';
+import { assertId, isArray } from '../core/ids.js';
+import { LIMITS } from '../core/limits.js';
+import { checkBatch, copyRows } from '../core/vector.js';
 import type { BlockInput } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { StoreItem } from './types.js';
 
-/** Items per store call (one NVM transaction). */
-export const MAX_ITEMS = 100_000;
 /** Longest text or content accepted (characters). */
-export const MAX_TEXT_LENGTH = 1_000_000;
 
 /** A checked item, its vector as stored (normalised for cosine), ready for both tiers. */
 export interface PreparedBlock extends BlockInput {
@@ -30,21 +28,22 @@ export async function prepareItems(
   encoders: EncoderSet,
 ): Promise<{ ids: string[]; blocks: PreparedBlock[] }> {
   if (!isArray(items) || items.length === 0) throw new InvalidArgumentError('items must be a non-empty array');
-  if (items.length > MAX_ITEMS) throw new InvalidArgumentError(`at most ${MAX_ITEMS} items per call, got ${items.length}`);
+  if (items.length > LIMITS.itemsPerCall)
+    throw new InvalidArgumentError(`at most ${LIMITS.itemsPerCall} items per call, got ${items.length}`);
   const texts: { index: number; text: string }[] = [];
   items.forEach((item, i) => {
     if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`items[${i}] must be an object`);
     if (item.id !== undefined) assertId(item.id, `items[${i}]`);
     if (item.id?.includes('\u0000')) throw new InvalidArgumentError(`items[${i}]: id must not contain NUL`);
-    if (item.text !== undefined && (typeof item.text !== 'string' || item.text.length > MAX_TEXT_LENGTH)) {
-      throw new InvalidArgumentError(`items[${i}].text must be a string of at most ${MAX_TEXT_LENGTH} characters`);
+    if (item.text !== undefined && (typeof item.text !== 'string' || item.text.length > LIMITS.textChars)) {
+      throw new InvalidArgumentError(`items[${i}].text must be a string of at most ${LIMITS.textChars} characters`);
     }
     if (
       item.content !== undefined &&
       item.content !== null &&
-      (typeof item.content !== 'string' || item.content.length > MAX_TEXT_LENGTH)
+      (typeof item.content !== 'string' || item.content.length > LIMITS.textChars)
     ) {
-      throw new InvalidArgumentError(`items[${i}].content must be a string of at most ${MAX_TEXT_LENGTH} characters, or null`);
+      throw new InvalidArgumentError(`items[${i}].content must be a string of at most ${LIMITS.textChars} characters, or null`);
     }
     if (
       item.metadata !== undefined &&
@@ -154,6 +153,7 @@ export async function encodeTexts(
 /** Checks a list of ids to delete or get. */
 export function checkIds(ids: readonly string[], what = 'ids'): void {
   if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty array`);
-  if (ids.length > MAX_ITEMS) throw new InvalidArgumentError(`at most ${MAX_ITEMS} ${what} per call, got ${ids.length}`);
+  if (ids.length > LIMITS.itemsPerCall)
+    throw new InvalidArgumentError(`at most ${LIMITS.itemsPerCall} ${what} per call, got ${ids.length}`);
   ids.forEach((id, i) => assertId(id, `${what}[${i}]`));
 }

@@ -1,4 +1,4 @@
-import { MAX_K } from '../../kernels/types.js';
+import { LIMITS } from '../core/limits.js';
 import type { Include } from './types.js';
 
 /** One step of a query plan, in the order it runs. */
@@ -62,7 +62,7 @@ export function planQuery(p: PlanInput): QueryPlan {
     steps.push({ step: 'wait-lsn', minLsn: p.minLsn, appliedLsn: p.appliedLsn, timeoutMs: p.minLsnWaitMs });
   }
   // Several chunks per block: fetch more rows so k distinct blocks survive the merge by block.
-  const k = p.extraChunkRows > 0 ? Math.min(MAX_K, p.k * 4) : p.k;
+  const k = p.extraChunkRows > 0 ? Math.min(LIMITS.k, p.k * 4) : p.k;
   steps.push({ step: 'hvs-search', k, device: p.device });
   if (content) steps.push(content);
   return {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ChangeLogGapError, ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
+import { ChangeLogGapError, ClosedError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { CollectionSpec } from '../hvs/types.js';

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { ChangeLogGapError, CollectionNotFoundError } from '../errors.js';
+import { ChangeLogGapError, CollectionNotFoundError } from '../core/errors.js';
 import type { BlockInput, Change, NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { TieredCache } from './tiered-cache.js';

@@ -1,4 +1,4 @@
-import { ClosedError } from '../errors.js';
+import { ClosedError } from '../core/errors.js';
 import type { CollectionState } from './collection-state.js';
 import type { PreparedBlock } from './item-input.js';
 import type { StoreItem } from './types.js';

@@ -1,4 +1,4 @@
-import type { Metric } from '../../kernels/types.js';
+import type { Metric } from '../core/metric.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
 
 /** Which tiers answered: the HVS searched and the NVM supplied content, the HVS alone, or the NVM alone. */

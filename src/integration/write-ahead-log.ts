@@ -4,9 +4,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { Packr } from 'msgpackr';
 import { z } from 'zod';
-import { ClosedError, InvalidArgumentError, UnavailableError, WalCorruptError } from '../errors.js';
-import { MAX_ID_LENGTH } from '../hvs/guards.js';
-import { syncDir } from '../util/sync-dir.js';
+import { ClosedError, InvalidArgumentError, UnavailableError, WalCorruptError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
+import { syncDir } from '../core/sync-dir.js';
 
 /** One row of an upsert, as the log holds it. */
 export interface WalUpsertItem {
@@ -84,7 +84,7 @@ const appendOpSchema = z.discriminatedUnion('type', [
     items: z
       .array(
         z.object({
-          id: z.string().min(1).max(MAX_ID_LENGTH),
+          id: z.string().min(1).max(LIMITS.idLength),
           version: z.number().int().nonnegative(),
           vectors: z.array(z.instanceof(Float32Array)),
           content: z.string().nullable(),
@@ -96,7 +96,7 @@ const appendOpSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('delete'),
     collection: z.string().min(1),
-    ids: z.array(z.string().min(1).max(MAX_ID_LENGTH)).min(1),
+    ids: z.array(z.string().min(1).max(LIMITS.idLength)).min(1),
   }),
 ]);
 

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { type Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
-import { HyperSyncError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { HyperSyncError, InvalidArgumentError, UnavailableError } from '../core/errors.js';
 import { waitFor } from './inline-job-queue.js';
 import { parseJobData, prepareJob } from './job-data.js';
 import {
@@ -15,7 +15,7 @@ import {
   type JobQueue,
   typeOfJobId,
 } from './job-queue.js';
-import { JobCancelledError } from './run-job.js';
+import { JobCancelledError } from '../core/errors.js';
 
 /** Redis keys and channels of one deployment, all under the queue prefix. */
 export function redisNames(prefix: string): {

@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import { redisNames } from './bullmq-job-queue.js';
 import { type JobProgress, type JobType, JOB_TYPES } from './job-queue.js';
 import type { JobContext, Processor } from './processor.js';
-import { isRetryable, JobCancelledError, reasonOf, WorkerShutdownError } from './run-job.js';
+import { isRetryable, reasonOf } from './run-job.js';
+import { JobCancelledError, WorkerShutdownError } from '../core/errors.js';
+import { withDefaults } from '../core/options.js';
 
 /** Options of {@link JobWorkers}. */
 export interface JobWorkersOptions {
@@ -35,7 +37,11 @@ export class JobWorkers {
   private shuttingDown = false;
   private closing: Promise<void> | undefined;
 
-  private constructor(private readonly opts: JobWorkersOptions) {}
+  private readonly opts: JobWorkersOptions & Required<Pick<JobWorkersOptions, 'prefix' | 'lockMs' | 'drainMs'>>;
+
+  private constructor(opts: JobWorkersOptions) {
+    this.opts = withDefaults({ ...opts, prefix: 'hypersync', lockMs: 30_000, drainMs: 30_000 }, opts);
+  }
 
   static async start(opts: JobWorkersOptions): Promise<JobWorkers> {
     const w = new JobWorkers(opts);
@@ -45,9 +51,9 @@ export class JobWorkers {
 
   private async startAll(): Promise<void> {
     const { redisUrl, log } = this.opts;
-    const prefix = this.opts.prefix ?? 'hypersync';
+    const prefix = this.opts.prefix;
     const names = redisNames(prefix);
-    const lockDuration = this.opts.lockMs ?? 30_000;
+    const lockDuration = this.opts.lockMs;
     const redis = (): Redis => {
       const c = new Redis(redisUrl, { maxRetriesPerRequest: null });
       c.on('error', (err: Error) => log.debug({ err: err.message }, 'worker: Redis error'));
@@ -95,7 +101,7 @@ export class JobWorkers {
 
   private async process(type: JobType, cmd: Redis, job: Job, token: string | undefined, signal?: AbortSignal): Promise<unknown> {
     const id = job.id ?? '';
-    const names = redisNames(this.opts.prefix ?? 'hypersync');
+    const names = redisNames(this.opts.prefix);
     if ((await cmd.exists(names.cancelled(id))) === 1) throw new UnrecoverableError(reasonOf(new JobCancelledError(id)));
     const controller = new AbortController();
     const onAbort = (): void => controller.abort(this.shuttingDown ? new WorkerShutdownError() : new JobCancelledError(id));
@@ -135,7 +141,7 @@ export class JobWorkers {
     this.closing ??= (async () => {
       const closed = Promise.allSettled(this.workers.map((w) => w.close()));
       let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.opts.drainMs ?? 30_000)));
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), this.opts.drainMs)));
       if ((await Promise.race([closed, late])) === 'late') {
         this.shuttingDown = true;
         for (const w of this.workers) w.cancelAllJobs('shutdown');

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { DEFAULT_CONCURRENCY, PROCESSORS } from '../../workers/index.js';
 import type { Config } from '../config.js';
 import type { ConfiguredEncoders } from '../encoder/from-config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { HyperSync } from '../integration/hyper-sync.js';
 import { encoderSetOf } from '../integration/item-input.js';

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { ClosedError, InvalidArgumentError, UnavailableError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, UnavailableError } from '../core/errors.js';
 import { parseJobData, prepareJob } from './job-data.js';
 import {
   type AddJobOptions,
@@ -12,7 +12,9 @@ import {
   type JobQueue,
 } from './job-queue.js';
 import type { JobContext, Processor } from './processor.js';
-import { backoffMs, isRetryable, JobCancelledError, reasonOf, WorkerShutdownError } from './run-job.js';
+import { backoffMs, isRetryable, reasonOf } from './run-job.js';
+import { JobCancelledError, WorkerShutdownError } from '../core/errors.js';
+import { withDefaults } from '../core/options.js';
 
 /** Options of {@link InlineJobQueue}. */
 export interface InlineJobQueueOptions {
@@ -49,7 +51,10 @@ export class InlineJobQueue implements JobQueue {
   private readonly running = new Set<Promise<void>>();
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly opts: InlineJobQueueOptions) {
+  private readonly opts: InlineJobQueueOptions & Required<Pick<InlineJobQueueOptions, 'drainMs' | 'keepFinished'>>;
+
+  constructor(opts: InlineJobQueueOptions) {
+    this.opts = withDefaults({ ...opts, drainMs: 30_000, keepFinished: 1000 }, opts);
     this.events.setMaxListeners(0);
   }
 
@@ -137,7 +142,7 @@ export class InlineJobQueue implements JobQueue {
       this.timers.clear();
       for (const q of this.waiting.values()) q.length = 0;
       const drained = Promise.allSettled([...this.running]);
-      const drainMs = this.opts.drainMs ?? 30_000;
+      const drainMs = this.opts.drainMs;
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), drainMs).unref()));
       if ((await Promise.race([drained, late])) === 'late') {
@@ -251,7 +256,7 @@ export class InlineJobQueue implements JobQueue {
   }
 
   private prune(): void {
-    const keep = this.opts.keepFinished ?? 1000;
+    const keep = this.opts.keepFinished;
     const finished = [...this.jobs.values()].filter((x) => FINISHED.has(x.info.state));
     for (const x of finished.slice(0, Math.max(0, finished.length - keep))) this.jobs.delete(x.info.id);
   }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { InvalidArgumentError } from '../errors.js';
-import { MAX_ITEMS } from '../integration/item-input.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { LIMITS } from '../core/limits.js';
 import { randomUUID } from 'node:crypto';
 import { type AddJobOptions, checkKey, jobId, JOB_TYPES, type JobType } from './job-queue.js';
 
@@ -17,7 +17,7 @@ export const JOB_DATA = {
     /** Unset: every collection (the repeatable schedule). */
     collection: collection.optional(),
     repair: z.boolean().default(false),
-    limit: z.number().int().min(1).max(100_000).optional(),
+    limit: z.number().int().min(1).max(LIMITS.itemsPerCall).optional(),
   }),
   reindex: z.strictObject({
     collection,
@@ -29,14 +29,14 @@ export const JOB_DATA = {
     items: z
       .array(
         z.strictObject({
-          id: z.string().min(1).max(512).optional(),
-          text: z.string().max(1_000_000),
-          content: z.string().max(1_000_000).nullable().optional(),
+          id: z.string().min(1).max(LIMITS.idLength).optional(),
+          text: z.string().max(LIMITS.textChars),
+          content: z.string().max(LIMITS.textChars).nullable().optional(),
           metadata: z.record(z.string(), z.unknown()).optional(),
         }),
       )
       .min(1)
-      .max(MAX_ITEMS),
+      .max(LIMITS.itemsPerCall),
     /** Texts encoded and written per step (default 256). */
     batchSize: z.number().int().min(1).max(10_000).default(256),
   }),

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../core/errors.js';
 
 /**
  * Long-running work (sync, rebuild, verify, re-index, embed, compaction), run by BullMQ workers on

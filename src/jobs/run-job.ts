@@ -1,20 +1,4 @@
-import { HyperSyncError } from '../errors.js';
-
-/** The abort reason of a cancelled job. */
-export class JobCancelledError extends Error {
-  constructor(readonly jobId: string) {
-    super(`job ${jobId} was cancelled`);
-    this.name = 'JobCancelledError';
-  }
-}
-
-/** The abort reason of a job stopped because its worker shuts down: it is handed back, not failed. */
-export class WorkerShutdownError extends Error {
-  constructor() {
-    super('the worker is shutting down');
-    this.name = 'WorkerShutdownError';
-  }
-}
+import { HyperSyncError, JobCancelledError } from '../core/errors.js';
 
 /**
  * Whether another attempt could succeed: bad input and missing collections (4xx errors) will

@@ -1,6 +1,6 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { StoreLockedError } from '../errors.js';
+import { StoreLockedError } from '../core/errors.js';
 
 const LOCK_FILE = 'hypersync.lock';
 

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { crc32 } from 'node:zlib';
-import { HyperSyncError } from '../errors.js';
+import { MigrationMismatchError } from '../core/errors.js';
 import type { SqlDriver } from './sql-driver.js';
 
 /** One migration file: `NNN_name.sql`. */
@@ -12,13 +12,6 @@ export interface Migration {
   name: string;
   sql: string;
   checksum: number;
-}
-
-/** A migration recorded as applied no longer matches its file (someone edited it). */
-export class MigrationMismatchError extends HyperSyncError {
-  constructor(version: number, name: string) {
-    super(`migration ${version} (${name}) was changed after it was applied; add a new migration instead`, 'internal', 500);
-  }
 }
 
 // Any constant: every process opening the store takes this lock before migrating.

@@ -1,5 +1,5 @@
-import type { Metric } from '../../kernels/types.js';
-import type { SearchHit } from '../hvs/types.js';
+import type { Metric } from '../core/metric.js';
+import type { SearchHit } from '../core/search-hit.js';
 
 /** A collection as the NVM records it. */
 export interface NvmCollection {

@@ -2,14 +2,34 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { ClosedError } from '../errors.js';
+import { ClosedError, UnavailableError } from '../core/errors.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
 
-function isConnectionError(err: unknown): boolean {
+/**
+ * The `pg` driver raises a `DatabaseError` carrying a SQLSTATE for everything the server answered;
+ * anything else it raises on a query or a checkout (a refused or reset socket, a connection ended
+ * mid-query, a pool checkout timeout) is the transport failing. Those become
+ * {@link UnavailableError} here, at the boundary, so callers branch on types and SQLSTATE codes,
+ * never on message text. Programming errors (a value the driver cannot serialise) pass through.
+ */
+function fromTransport(err: unknown): unknown {
+  if (err instanceof pg.DatabaseError || err instanceof TypeError || err instanceof RangeError) return err;
+  if (!(err instanceof Error)) return err;
+  return new UnavailableError(`database unavailable: ${err.message}`, { cause: err });
+}
+
+async function onTransport<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw fromTransport(err);
+  }
+}
+
+/** A SQLSTATE of class 08 (connection exception) or 57P (operator intervention: shutdown). */
+function isConnectionState(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return (
-    (typeof code === 'string' && (code.startsWith('57P') || code.startsWith('08'))) || /Connection terminated/i.test(String(err))
-  );
+  return typeof code === 'string' && (code.startsWith('57P') || code.startsWith('08'));
 }
 
 /** Options of {@link PgDriver}. */
@@ -43,18 +63,18 @@ export class PgDriver implements SqlDriver {
 
   async query<R = Record<string, unknown>>(text: string, params: readonly unknown[] = []): Promise<QueryResult<R>> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
-    const res = await this.pool.query(text, params as unknown[]);
+    const res = await onTransport(() => this.pool.query(text, params as unknown[]));
     return { rows: res.rows as R[] };
   }
 
   async exec(script: string): Promise<void> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
-    await this.pool.query(script);
+    await onTransport(() => this.pool.query(script));
   }
 
   async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
-    const client = await this.pool.connect();
+    const client = await onTransport(() => this.pool.connect());
     // A checked-out client whose server goes away emits 'error'; without a listener that would
     // be an uncaught exception. The query in flight rejects anyway and is reported from there.
     let broken: Error | undefined;
@@ -63,23 +83,23 @@ export class PgDriver implements SqlDriver {
     };
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
+      await onTransport(() => client.query('BEGIN'));
       const tx: SqlExecutor = {
         query: async <R>(text: string, params: readonly unknown[] = []) => ({
-          rows: (await client.query(text, params as unknown[])).rows as R[],
+          rows: (await onTransport(() => client.query(text, params as unknown[]))).rows as R[],
         }),
         exec: async (script: string) => {
-          await client.query(script);
+          await onTransport(() => client.query(script));
         },
         copyFrom: async (sql: string, payload: Buffer) => {
-          await pipeline(Readable.from([payload]), client.query(copyFrom(sql)));
+          await onTransport(() => pipeline(Readable.from([payload]), client.query(copyFrom(sql))));
         },
       };
       const out = await fn(tx);
-      await client.query('COMMIT');
+      await onTransport(() => client.query('COMMIT'));
       return out;
     } catch (err) {
-      broken ??= isConnectionError(err) ? (err as Error) : undefined;
+      broken ??= err instanceof UnavailableError || isConnectionState(err) ? (err as Error) : undefined;
       if (!broken) await client.query('ROLLBACK').catch(() => undefined);
       throw err;
     } finally {

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
-import { ClosedError } from '../errors.js';
+import { ClosedError } from '../core/errors.js';
 import { DirLock } from './dir-lock.js';
 import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
 

@@ -1,13 +1,13 @@
 import { join } from 'node:path';
-import { MAX_K, METRICS, type Metric } from '../../kernels/types.js';
-import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../errors.js';
-import { assertCollectionName } from '../hvs/collection-name.js';
-import { assertId, isArray } from '../hvs/guards.js';
-import { MAX_DIM } from '../hvs/vector-input.js';
+import { LIMITS } from '../core/limits.js';
+import { METRICS, type Metric } from '../core/metric.js';
+import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
+import { assertCollectionName } from '../core/collection-name.js';
+import { assertId, isArray } from '../core/ids.js';
 import { encodeVectorRows } from './copy-binary.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
-import type { SearchHit } from '../hvs/types.js';
+import type { SearchHit } from '../core/search-hit.js';
 import type {
   BlockInput,
   Change,
@@ -163,8 +163,8 @@ export class SqlNvmStore implements NvmStore {
 
   async createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
     assertCollectionName(name);
-    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > MAX_DIM) {
-      throw new InvalidArgumentError(`dim must be an integer between 1 and ${MAX_DIM}, got ${String(spec.dim)}`);
+    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > LIMITS.dim) {
+      throw new InvalidArgumentError(`dim must be an integer between 1 and ${LIMITS.dim}, got ${String(spec.dim)}`);
     }
     if (!METRICS.includes(spec.metric)) {
       throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
@@ -658,8 +658,8 @@ export class SqlNvmStore implements NvmStore {
     k: number,
     opts: NvmSearchOptions = {},
   ): Promise<SearchHit[][]> {
-    if (!Number.isInteger(k) || k < 1 || k > MAX_K)
-      throw new InvalidArgumentError(`k must be an integer between 1 and ${MAX_K}, got ${String(k)}`);
+    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k)
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries: the batch is empty');
     const mode = opts.mode ?? 'exact';
     const efSearch = opts.efSearch ?? 100;

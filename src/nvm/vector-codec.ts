@@ -1,5 +1,5 @@
 /** pgvector's text and binary forms of a vector, and the checks a stored vector must pass. */
-import { DimensionMismatchError, InvalidVectorError } from '../errors.js';
+import { DimensionMismatchError, InvalidVectorError } from '../core/errors.js';
 
 /**
  * pgvector's text form of a vector. Each float32 is written as the shortest decimal of its

@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { type JobInfo, type JobType, percentOf } from '../../src/jobs/job-queue.js';
 import { Service } from '../../src/service.js';
 import { createScratchDatabase } from '../fixtures/databases.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ChangeLogGapError, InvalidArgumentError } from '../../src/errors.js';
+import { ChangeLogGapError, InvalidArgumentError } from '../../src/core/errors.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 import { HyperSync } from '../../src/integration/hyper-sync.js';
 import { buildSnapshot } from '../../src/integration/rebuild.js';

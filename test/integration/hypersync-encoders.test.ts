@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTestModel } from '../../models/generate-test-model.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
 import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
-import { EncoderMismatchError, InvalidArgumentError } from '../../src/errors.js';
+import { EncoderMismatchError, InvalidArgumentError } from '../../src/core/errors.js';
 import { HyperSync } from '../../src/integration/hyper-sync.js';
 
 let root: string;

@@ -9,7 +9,7 @@ import {
   DimensionMismatchError,
   InvalidArgumentError,
   InvalidVectorError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import { HyperSync } from '../../src/integration/hyper-sync.js';
 import type { HyperSyncOptions } from '../../src/integration/options.js';
 import { createScratchDatabase } from '../fixtures/databases.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import { BullJobQueue } from '../../src/jobs/bullmq-job-queue.js';
 import { JobWorkers } from '../../src/jobs/bullmq-workers.js';
 import { InlineJobQueue } from '../../src/jobs/inline-job-queue.js';

@@ -7,8 +7,9 @@ import {
   InvalidArgumentError,
   InvalidVectorError,
   UnavailableError,
-} from '../../src/errors.js';
-import { loadMigrations, migrate, MigrationMismatchError } from '../../src/nvm/migrations.js';
+} from '../../src/core/errors.js';
+import { loadMigrations, migrate } from '../../src/nvm/migrations.js';
+import { MigrationMismatchError } from '../../src/core/errors.js';
 import { PgDriver } from '../../src/nvm/pg-driver.js';
 import { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { createScratchDatabase } from '../fixtures/databases.js';

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { StoreLockedError } from '../../src/errors.js';
+import { StoreLockedError } from '../../src/core/errors.js';
 import { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 
 let dataDir: string;

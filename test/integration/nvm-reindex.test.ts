@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { InvalidArgumentError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
 import type { HnswBuildProgress, NvmCollection } from '../../src/nvm/nvm-store.js';
 import type { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';

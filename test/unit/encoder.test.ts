@@ -11,9 +11,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BASE_WORDS, generateTestModel, TEST_MODEL_PRESETS } from '../../models/generate-test-model.js';
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
-import { MAX_TEXT_CHARS, MAX_TEXTS } from '../../src/encoder/input.js';
+import { LIMITS } from '../../src/core/limits.js';
 import { OnnxEncoder, planBuckets } from '../../src/encoder/onnx-encoder.js';
-import { ClosedError, ConfigError, InvalidArgumentError } from '../../src/errors.js';
+import { ClosedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 
 /** The package's typings do not resolve under NodeNext (see onnx-encoder.ts); this is the part used here. */
 const TokenizerClass = Tokenizer as unknown as new (
@@ -81,10 +81,10 @@ describe('input checks (every encoder)', () => {
     ['a whitespace-only text', [' \n\t '], /texts\[0\] is empty or whitespace only/],
     [
       'a text over the size limit',
-      ['ok', 'a'.repeat(MAX_TEXT_CHARS + 1)],
+      ['ok', 'a'.repeat(LIMITS.textChars + 1)],
       /texts\[1\] has 100001 characters; the limit is 100000/,
     ],
-    ['too many texts', Array.from({ length: MAX_TEXTS + 1 }, () => 'a'), /4097 entries; at most 4096/],
+    ['too many texts', Array.from({ length: LIMITS.textsPerCall + 1 }, () => 'a'), /4097 entries; at most 4096/],
   ];
   for (const [what, texts, message] of cases) {
     it(`rejects ${what} with InvalidArgumentError`, async () => {
@@ -97,7 +97,7 @@ describe('input checks (every encoder)', () => {
   }
 
   it('accepts a text of exactly the size limit', async () => {
-    const text = `${words(2000)} `.repeat(20).slice(0, MAX_TEXT_CHARS);
+    const text = `${words(2000)} `.repeat(20).slice(0, LIMITS.textChars);
     for (const [, encoder] of encoders()) {
       const [v] = await encoder.encode([text]);
       expect(norm(v)).toBeCloseTo(1, 5);

@@ -10,7 +10,7 @@ import {
   HyperSyncError,
   InvalidArgumentError,
   InvalidVectorError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import type { HvsCollection } from '../../src/hvs/hvs-collection.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 

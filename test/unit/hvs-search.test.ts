@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Metric } from '../../kernels/types.js';
+import type { Metric } from '../../src/core/metric.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 import { expectMatchesReference, type ModelRow } from '../fixtures/reference-check.js';

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SnapshotCorruptError } from '../../src/errors.js';
+import { SnapshotCorruptError } from '../../src/core/errors.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
-import { KernelWorkerError } from '../../kernels/worker-kernel.js';
+import { KernelWorkerError } from '../../src/core/errors.js';
 import { Hvs } from '../../src/hvs/hvs.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { resolveDevice } from '../../kernels/device.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
 import { referenceScore, referenceSearch } from '../../kernels/reference.js';
-import { DeviceUnavailableError } from '../../src/errors.js';
+import { DeviceUnavailableError } from '../../src/core/errors.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 
 describe('device selection', () => {

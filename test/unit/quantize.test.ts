@@ -10,7 +10,7 @@ import { encodersFromConfig } from '../../src/encoder/from-config.js';
 import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { quantizeDynamic, quantizeModelDir, quantizeWeights } from '../../src/encoder/quantize.js';
 import { SAMPLE_TEXTS } from '../../src/encoder/sample-texts.js';
-import { ConfigError, InvalidArgumentError } from '../../src/errors.js';
+import { ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 
 const { onnx } = onnxProto;

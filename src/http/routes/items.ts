@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { InvalidArgumentError, NotFoundError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../core/errors.js';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import type { StoreItem } from '../../integration/types.js';
 import { queryBody, storeBody } from '../schemas.js';

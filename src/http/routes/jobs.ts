@@ -1,5 +1,5 @@
 import { type Response, Router } from 'express';
-import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../errors.js';
+import { InvalidArgumentError, NotFoundError, UnavailableError } from '../../core/errors.js';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import { JOB_TYPES, type JobQueue } from '../../jobs/job-queue.js';
 import { ALL_COLLECTION_JOB_TYPES, allCollectionsJobBody, jobBody } from '../schemas.js';

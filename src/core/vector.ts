@@ -1,11 +1,8 @@
-import type { Metric } from '../../kernels/types.js';
-import { DimensionMismatchError, InvalidArgumentError, InvalidVectorError } from '../errors.js';
+import type { Metric } from './metric.js';
+import { DimensionMismatchError, InvalidArgumentError, InvalidVectorError } from './errors.js';
 
 /** Vectors as callers hand them: one flat `n × dim` array, or one array per vector. */
 export type VectorBatch = Float32Array | readonly Float32Array[];
-
-/** Largest dimension a collection may have. */
-export const MAX_DIM = 4096;
 
 /** A checked batch: one flat `count × dim` array and, for cosine, each row's `1/‖x‖`. */
 export interface CheckedBatch {

@@ -20,6 +20,8 @@ export type ErrorCode =
   | 'locked'
   | 'closed'
   | 'config_invalid'
+  | 'payload_too_large'
+  | 'cancelled'
   | 'internal';
 
 export interface HyperSyncErrorOptions {
@@ -170,5 +172,40 @@ export class EncoderMismatchError extends HyperSyncError {
 export class UnauthorizedError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'unauthorized', 401, opts);
+  }
+}
+
+/** A request body or batch larger than the service takes (413). */
+export class PayloadTooLargeError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'payload_too_large', 413, opts);
+  }
+}
+
+/** A stored migration's text differs from the one this build ships (500). */
+export class MigrationMismatchError extends HyperSyncError {
+  constructor(version: number, name: string) {
+    super(`migration ${version} (${name}) was changed after it was applied; add a new migration instead`, 'internal', 500);
+  }
+}
+
+/** A failure reported by a kernel worker thread (503: the device tier is unavailable). */
+export class KernelWorkerError extends HyperSyncError {
+  constructor(message: string) {
+    super(message, 'device_unavailable', 503);
+  }
+}
+
+/** The abort reason of a cancelled job (409: never retried). */
+export class JobCancelledError extends HyperSyncError {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} was cancelled`, 'cancelled', 409, { details: { jobId } });
+  }
+}
+
+/** The abort reason of a job stopped because its worker shuts down: it is handed back, not failed (503). */
+export class WorkerShutdownError extends HyperSyncError {
+  constructor() {
+    super('the worker is shutting down', 'unavailable', 503);
   }
 }

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from './errors.js';
 
 /** Collection names: SQL- and file-system-safe identifiers. */
 export const COLLECTION_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
