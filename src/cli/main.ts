@@ -175,7 +175,7 @@ program
       let skipped = 0;
       for await (const batch of input.batches(opts.batch)) {
         // Resuming: ids already in the NVM were imported by an earlier run.
-        const existing = await hs.nvm.versions(
+        const existing = await hs.storedVersions(
           opts.collection,
           batch.map((it) => it.id as string),
         );
@@ -320,7 +320,7 @@ program
       print({
         ...result,
         changeLog: prune
-          ? await hs.nvm.pruneChanges(result.changeLogPosition!)
+          ? await hs.pruneChangeLog(result.changeLogPosition!)
           : { pruned: false, reason: collection !== undefined ? 'one collection' : 'no --prune-change-log' },
       });
     });

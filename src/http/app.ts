@@ -58,28 +58,8 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
 
   // Ready: the NVM answers and the HVS has loaded every collection.
   app.get('/readyz', async (_req, res) => {
-    let nvm: { reachable: boolean; backend: string; lsn?: number; error?: string };
-    try {
-      nvm = { reachable: true, backend: hs.nvm.backend, lsn: await hs.nvm.lastLsn() };
-    } catch (err) {
-      nvm = { reachable: false, backend: hs.nvm.backend, error: (err as Error).message };
-    }
-    const { ready: loaded, collections } = hs.readiness();
-    const isReady = nvm.reachable && loaded;
-    const info = hs.hvs.deviceInfo;
-    const memory = hs.hvs.memoryUsage();
-    res.status(isReady ? 200 : 503).json({
-      ready: isReady,
-      nvm,
-      hvs: {
-        device: info.device,
-        reason: info.reason,
-        runtime: `onnxruntime-node ${info.runtime}`,
-        collections,
-        hostBytes: memory.hostBytes,
-        deviceBytes: memory.deviceBytes,
-      },
-    });
+    const health = await hs.health();
+    res.status(health.ready ? 200 : 503).json(health);
   });
 
   app.use('/v1', requireApiKey(apiKeys));

@@ -33,8 +33,7 @@ export class ServiceMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const c of hs.listCollections())
-          this.set({ collection: c.name }, hs.hvs.has(c.name) ? hs.hvs.collection(c.name).count : 0);
+        for (const [name, u] of Object.entries(hs.hvsUsage())) this.set({ collection: name }, u.vectors);
       },
     });
     new Gauge({
@@ -44,9 +43,7 @@ export class ServiceMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [name, m] of Object.entries(hs.hvs.memoryUsage().collections)) {
-          this.set({ collection: name }, m.hostBytes + m.deviceBytes);
-        }
+        for (const [name, u] of Object.entries(hs.hvsUsage())) this.set({ collection: name }, u.bytes);
       },
     });
     new Gauge({

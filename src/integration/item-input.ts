@@ -4,7 +4,7 @@ import { DimensionMismatchError, EncoderMismatchError, InvalidArgumentError } fr
 import { assertId, isArray } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
 import { checkBatch, copyRows } from '../core/vector.js';
-import type { BlockInput } from '../nvm/nvm-store.js';
+import type { BlockInput, EncoderRef } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { StoreItem } from './types.js';
 
@@ -156,4 +156,20 @@ export function checkIds(ids: readonly string[], what = 'ids'): void {
   if (ids.length > LIMITS.itemsPerCall)
     throw new InvalidArgumentError(`at most ${LIMITS.itemsPerCall} ${what} per call, got ${ids.length}`);
   ids.forEach((id, i) => assertId(id, `${what}[${i}]`));
+}
+
+/** Encodes texts with the default encoder, or the one named; an unknown name is an {@link InvalidArgumentError}. */
+export async function encodeWith(
+  encoders: EncoderSet,
+  texts: readonly string[],
+  name: string | undefined,
+): Promise<{ dim: number; vectors: Float32Array[]; encoder: EncoderRef }> {
+  const e = name === undefined ? encoders.default : encoders.byName.get(name);
+  if (!e) {
+    throw new InvalidArgumentError(
+      name === undefined ? 'no default encoder is configured' : `unknown encoder ${JSON.stringify(name)}`,
+    );
+  }
+  const vectors = await e.encode(texts);
+  return { dim: e.dim, vectors, encoder: { name: e.name, version: e.version } };
 }

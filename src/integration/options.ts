@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { InvalidArgumentError } from '../core/errors.js';
 import type { Config, DevicePreference } from '../config.js';
 import type { Encoder } from '../encoder/encoder.js';
 
@@ -45,4 +46,13 @@ export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOption
   const o: HyperSyncOptions = { dataDir: config.dataDir, device: config.device, cacheMb: config.cacheMb, ...extra };
   if (config.databaseUrl !== undefined) o.databaseUrl = config.databaseUrl;
   return o;
+}
+
+/** Throws {@link InvalidArgumentError} for options {@link HyperSync.open} cannot run with. */
+export function checkOptions(options: HyperSyncOptions): void {
+  if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
+  for (const k of ['minLsnWaitMs', 'pollIntervalMs', 'walSyncIntervalMs', 'cacheMb'] as const) {
+    const v = options[k];
+    if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`${k} must be a number ≥ 0, got ${v}`);
+  }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { ChangeLogGapError, CollectionNotFoundError } from '../core/errors.js';
+import { withDefaults } from '../core/options.js';
 import type { BlockInput, Change, NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { TieredCache } from './tiered-cache.js';
@@ -56,11 +57,14 @@ export class SyncManager {
 
   constructor(
     private readonly ctx: SyncContext,
-    opts: SyncManagerOptions = {},
+    opts: { [K in keyof SyncManagerOptions]?: SyncManagerOptions[K] | undefined } = {},
     /** Wake on LISTEN/NOTIFY besides the polling timer (default true). */
     private readonly listen = true,
   ) {
-    this.opts = { pollIntervalMs: 1000, batch: 10_000, walSyncIntervalMs: 1000, walCheckpointBytes: 64 * 2 ** 20, ...opts };
+    this.opts = withDefaults(
+      { pollIntervalMs: 1000, batch: 10_000, walSyncIntervalMs: 1000, walCheckpointBytes: 64 * 2 ** 20 },
+      opts,
+    );
     for (const [k, v] of Object.entries(this.opts)) {
       if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a non-negative integer, got ${String(v)}`);
     }

@@ -110,3 +110,17 @@ export interface ConsistencyReport {
   inconsistencies: Inconsistency[];
   total: number;
 }
+
+/** What `/readyz` reports: the NVM's reachability and the HVS's device, memory and collections. */
+export interface HealthReport {
+  ready: boolean;
+  nvm: { reachable: boolean; backend: string; lsn?: number; error?: string };
+  hvs: {
+    device: string;
+    reason: string;
+    runtime: string;
+    collections: Record<string, 'loading' | 'ready' | 'failed'>;
+    hostBytes: number;
+    deviceBytes: number;
+  };
+}

@@ -23,7 +23,7 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
     checkEnvelope(req.body);
     const { type, key, attempts, ...params } = parse(jobBody, req.body);
     // The collection is the NVM's to know (a worker may serve it before this process loads it).
-    await hs.nvm.getCollection(req.params.c);
+    await hs.findCollection(req.params.c);
     accepted(res, await q.add(type, { ...params, collection: req.params.c }, { key, attempts }));
   });
 

@@ -1,0 +1,242 @@
+import { InvalidArgumentError } from '../core/errors.js';
+import { assertId, isArray } from '../core/ids.js';
+import { LIMITS } from '../core/limits.js';
+import type { SearchHit } from '../core/search-hit.js';
+import { checkBatch } from '../core/vector.js';
+import type { CollectionState } from './collection-state.js';
+import { encodeTexts } from './item-input.js';
+import { planQuery, type PlanInput, type QueryPlan } from './query-planner.js';
+import { blockIdOf } from './row-keys.js';
+import type { CachedBlock } from './tiered-cache.js';
+import type { Tiers } from './tiers.js';
+import type { GetResult, Include, QueryHit, QueryOptions, Source } from './types.js';
+
+const INCLUDES: readonly Include[] = ['content', 'metadata', 'vector'];
+
+/**
+ * Reads: plans each query once (HVS, or pgvector while the HVS is loading, failed or behind the
+ * caller's `minLsn`), runs it, and adds content, metadata and vectors from WAL-only writes, the
+ * read cache or one batched NVM read.
+ */
+export class QueryRouter {
+  constructor(
+    private readonly tiers: Tiers,
+    private readonly minLsnWaitMs: number,
+  ) {}
+
+  /** The plan {@link query} would run now, and why. */
+  explain(state: CollectionState, opts: QueryOptions & { k?: number } = {}): QueryPlan {
+    return this.plan(state, opts.k ?? 10, checkInclude(opts.include), opts.minLsn, state.lsn, false);
+  }
+
+  /**
+   * k nearest blocks per query (vectors, or texts the encoder turns into vectors), best first,
+   * each tagged with the tiers that answered, with the plan that ran.
+   */
+  async query(
+    state: CollectionState,
+    queries: readonly (Float32Array | string)[],
+    k: number,
+    opts: QueryOptions = {},
+  ): Promise<{ results: QueryHit[][]; plan: QueryPlan }> {
+    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k)
+      throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
+    if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries must be a non-empty array');
+    if (queries.length > LIMITS.queriesPerCall) {
+      throw new InvalidArgumentError(`at most ${LIMITS.queriesPerCall} queries per call, got ${queries.length}`);
+    }
+    const include = checkInclude(opts.include);
+    const { minLsn } = opts;
+    if (minLsn !== undefined && (!Number.isSafeInteger(minLsn) || minLsn < 0)) {
+      throw new InvalidArgumentError(`minLsn must be a non-negative integer, got ${String(minLsn)}`);
+    }
+    const vectors = await this.queryVectors(state, queries);
+    // A caller's minLsn the HVS has not applied yet is waited for first (briefly); the plan is then
+    // made once, from what the wait found.
+    const appliedLsn = state.lsn;
+    let timedOut = false;
+    if (minLsn !== undefined && appliedLsn < minLsn && state.status === 'ready' && state.hvs) {
+      timedOut = !(await state.waitForLsn(minLsn, this.minLsnWaitMs));
+    }
+    const h = state.hvs;
+    const plan = this.plan(state, k, include, minLsn, appliedLsn, timedOut, h === undefined);
+    let hits: SearchHit[][];
+    if (plan.path === 'hvs' && h) {
+      const search = plan.steps.find((s) => s.step === 'hvs-search');
+      const raw = await h.search(vectors, search?.step === 'hvs-search' ? search.k : k);
+      hits = state.extraChunkRows > 0 ? raw.map((list) => bestPerBlock(list, k)) : raw;
+    } else {
+      hits = await this.tiers.nvm.search(state.name, vectors, k, { mode: 'hnsw' });
+    }
+    const source: Source = plan.path === 'nvm' ? 'nvm' : include.length > 0 ? 'hvs+nvm' : 'hvs';
+    return { results: await this.enrich(state, hits, include, source), plan };
+  }
+
+  /**
+   * The block: a WAL-only write, or the HVS's vector with the cached (or NVM-read) content, or,
+   * where the HVS lacks it, the cache or the NVM; undefined if it does not exist.
+   */
+  async get(state: CollectionState, id: string): Promise<GetResult | undefined> {
+    const { cache, nvm } = this.tiers;
+    const collection = state.name;
+    assertId(id, 'get');
+    const e = state.walEntries.get(id);
+    if (e) return e.item ? getResult(id, e.item.vectors[0].slice(), e.item, 'hvs') : undefined;
+    const row = state.hvs?.get(id);
+    const cached = cache.getBlock(collection, id);
+    if (row && cached && cached.version === row.version) return getResult(id, row.vector, cached, 'hvs+nvm');
+    if (!row && cached) {
+      // The HVS does not have it (loading, or behind): the cached vector serves with the cached block.
+      const v = cache.getVector(collection, id);
+      if (v && v.version === cached.version) return getResult(id, v.vector.slice(), cached, 'nvm');
+    }
+    const withVectors = !row;
+    const block = (await nvm.getBlocks(collection, [id], { vectors: withVectors })).get(id);
+    if (!block) return undefined;
+    cache.setBlock(collection, id, { content: block.content, metadata: block.metadata, version: block.version });
+    if (row && row.version === block.version) return getResult(id, row.vector, block, 'hvs+nvm');
+    // The HVS holds another version (it is behind): the NVM's vector, read now.
+    const full = withVectors ? block : (await nvm.getBlocks(collection, [id])).get(id);
+    if (!full || full.vectors.length === 0) return undefined;
+    cache.setVector(collection, id, { vector: full.vectors[0], version: full.version });
+    return getResult(id, full.vectors[0].slice(), full, 'nvm');
+  }
+
+  private plan(
+    state: CollectionState,
+    k: number,
+    include: readonly Include[],
+    minLsn: number | undefined,
+    appliedLsn: number,
+    lsnTimedOut: boolean,
+    hvsDetached = false,
+  ): QueryPlan {
+    const input: PlanInput = {
+      collection: state.name,
+      // A collection whose HVS index is detached (dropped or switched under us) is served as loading.
+      status: hvsDetached && state.status === 'ready' ? 'loading' : state.status,
+      appliedLsn,
+      k,
+      include,
+      minLsnWaitMs: this.minLsnWaitMs,
+      extraChunkRows: state.extraChunkRows,
+      device: this.tiers.hvs.deviceInfo.device,
+      lsnTimedOut,
+    };
+    if (minLsn !== undefined) input.minLsn = minLsn;
+    return planQuery(input);
+  }
+
+  /** The query vectors: given ones as they are, texts encoded; checked once, here. */
+  private async queryVectors(state: CollectionState, queries: readonly (Float32Array | string)[]): Promise<Float32Array[]> {
+    const texts: { i: number; text: string }[] = [];
+    const out: Float32Array[] = [];
+    queries.forEach((q, i) => {
+      if (typeof q === 'string') texts.push({ i, text: q });
+      else if (q instanceof Float32Array) out[i] = q;
+      else throw new InvalidArgumentError(`queries[${i}] must be a Float32Array or a text`);
+    });
+    const encoded = await encodeTexts(
+      state,
+      texts.map((t) => t.text),
+      this.tiers.encoders,
+    );
+    texts.forEach((t, j) => (out[t.i] = encoded[j]));
+    checkBatch(out, state.dim, state.metric, 'queries');
+    return out;
+  }
+
+  /**
+   * Adds what the caller asked for to the hits: content and metadata from WAL-only writes, the
+   * cache, or one batched NVM read (which also fills the cache); vectors from the HVS or the NVM.
+   * A hit whose block the NVM no longer has (deleted since the HVS indexed it) is dropped.
+   */
+  private async enrich(
+    state: CollectionState,
+    hits: SearchHit[][],
+    include: readonly Include[],
+    source: Source,
+  ): Promise<QueryHit[][]> {
+    const { cache, nvm } = this.tiers;
+    if (include.length === 0)
+      return hits.map((list) => list.map((x) => ({ id: x.id, score: x.score, version: x.version, source })));
+    const wantVector = include.includes('vector');
+    const h = state.hvs;
+    const blocks = new Map<string, CachedBlock & { vector?: Float32Array; wal?: boolean }>();
+    const misses = new Set<string>();
+    for (const list of hits) {
+      for (const x of list) {
+        if (blocks.has(x.id) || misses.has(x.id)) continue;
+        const e = state.walEntries.get(x.id);
+        if (e?.item) {
+          blocks.set(x.id, {
+            content: e.item.content,
+            metadata: e.item.metadata,
+            version: e.item.version,
+            vector: e.item.vectors[0],
+            wal: true,
+          });
+          continue;
+        }
+        const c = cache.getBlock(state.name, x.id);
+        if (c) blocks.set(x.id, c);
+        else misses.add(x.id);
+      }
+    }
+    const vectorsFromNvm = wantVector && !h;
+    if (misses.size > 0 || vectorsFromNvm) {
+      const need = vectorsFromNvm ? [...new Set(hits.flat().map((x) => x.id))] : [...misses];
+      const got = await nvm.getBlocks(state.name, need, { vectors: vectorsFromNvm });
+      for (const [id, b] of got) {
+        const cached = { content: b.content, metadata: b.metadata, version: b.version };
+        cache.setBlock(state.name, id, cached);
+        blocks.set(id, vectorsFromNvm ? { ...cached, vector: b.vectors[0] } : cached);
+      }
+    }
+    return hits.map((list) => {
+      const out: QueryHit[] = [];
+      for (const x of list) {
+        const b = blocks.get(x.id);
+        if (!b) continue;
+        const hit: QueryHit = { id: x.id, score: x.score, version: x.version, source: b.wal ? 'hvs' : source };
+        if (include.includes('content')) hit.content = b.content;
+        if (include.includes('metadata')) hit.metadata = b.metadata;
+        if (wantVector) {
+          const v = b.vector ?? h?.get(x.id)?.vector;
+          if (v) hit.vector = v.slice();
+        }
+        out.push(hit);
+      }
+      return out;
+    });
+  }
+}
+
+function getResult(id: string, vector: Float32Array, block: CachedBlock, source: Source): GetResult {
+  return { id, vector, content: block.content, metadata: block.metadata, version: block.version, source };
+}
+
+function checkInclude(include: readonly Include[] | undefined): Include[] {
+  if (include === undefined) return [];
+  if (!isArray(include)) throw new InvalidArgumentError('include must be an array');
+  for (const f of include) {
+    if (!INCLUDES.includes(f))
+      throw new InvalidArgumentError(`include: unknown field ${JSON.stringify(f)}; one of ${INCLUDES.join(', ')}`);
+  }
+  return [...new Set(include)];
+}
+
+/** Per query: the best hit of each block (rows of a block's chunks share its id), k at most. */
+function bestPerBlock(list: readonly SearchHit[], k: number): SearchHit[] {
+  // The list is best first whatever the metric, so a block's first row is its best.
+  const seen = new Set<string>();
+  const out: SearchHit[] = [];
+  for (const x of list) {
+    const id = blockIdOf(x.id);
+    if (seen.has(id)) continue;
+    seen.add(id);
+    out.push({ ...x, id });
+    if (out.length === k) break;
+  }
+  return out;
+}
