@@ -84,7 +84,11 @@ describe('input checks (every encoder)', () => {
       ['ok', 'a'.repeat(LIMITS.textChars + 1)],
       new RegExp(`texts\\[1\\] has ${LIMITS.textChars + 1} characters; the limit is ${LIMITS.textChars}`),
     ],
-    ['too many texts', Array.from({ length: LIMITS.textsPerCall + 1 }, () => 'a'), new RegExp(`${LIMITS.textsPerCall + 1} entries; at most ${LIMITS.textsPerCall}`)],
+    [
+      'too many texts',
+      Array.from({ length: LIMITS.textsPerCall + 1 }, () => 'a'),
+      new RegExp(`${LIMITS.textsPerCall + 1} entries; at most ${LIMITS.textsPerCall}`),
+    ],
   ];
   for (const [what, texts, message] of cases) {
     it(`rejects ${what} with InvalidArgumentError`, async () => {
