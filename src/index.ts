@@ -49,7 +49,8 @@ export type {
   StoreOptions,
   StoreResult,
 } from './integration/types.js';
-export { WriteAheadLog, type WalOp, type WalRecord, type WalUpsertItem } from './integration/write-ahead-log.js';
+export { WriteAheadLog } from './integration/write-ahead-log.js';
+export type { WalOp, WalRecord, WalUpsertItem } from './integration/wal-format.js';
 export type { Encoder } from './encoder/encoder.js';
 export {
   JOB_TYPES,

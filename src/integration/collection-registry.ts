@@ -1,7 +1,7 @@
 import { CollectionNotFoundError, DimensionMismatchError, InvalidArgumentError } from '../core/errors.js';
 import type { Metric } from '../core/metric.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
-import type { WalRecord } from './write-ahead-log.js';
+import type { WalRecord } from './wal-format.js';
 import { loadCollection, type LoadResult } from './collection-loader.js';
 import { CollectionState } from './collection-state.js';
 import type { Tiers } from './tiers.js';

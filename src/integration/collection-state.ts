@@ -4,7 +4,7 @@ import { UnavailableError } from '../core/errors.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
 import { rowKey } from './row-keys.js';
-import type { WalUpsertItem } from './write-ahead-log.js';
+import type { WalUpsertItem } from './wal-format.js';
 
 /** A block's vectors and version as the HVS indexes them. */
 export interface IndexedBlock {

@@ -3,7 +3,7 @@ import { checkIds, prepareItems } from './item-input.js';
 import type { Tiers } from './tiers.js';
 import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert, type TransactionHost } from './transaction.js';
 import type { StoreItem, StoreOptions, StoreResult } from './types.js';
-import type { WalUpsertItem } from './write-ahead-log.js';
+import type { WalUpsertItem } from './wal-format.js';
 
 /** What the write path needs of the sync manager. */
 export interface WalPersister {

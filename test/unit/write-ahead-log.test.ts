@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ClosedError, InvalidArgumentError, WalCorruptError } from '../../src/core/errors.js';
-import type { WalOp, WalRecord } from '../../src/integration/write-ahead-log.js';
+import type { WalOp, WalRecord } from '../../src/integration/wal-format.js';
 import { WriteAheadLog } from '../../src/integration/write-ahead-log.js';
 import { walChildOp } from '../fixtures/wal-child.js';
 
