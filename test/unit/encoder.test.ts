@@ -12,10 +12,11 @@ import { BASE_WORDS, generateTestModel, TEST_MODEL_PRESETS } from '../../models/
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
 import { LIMITS } from '../../src/core/limits.js';
-import { OnnxEncoder, planBuckets } from '../../src/encoder/onnx-encoder.js';
+import { planBuckets } from '../../src/encoder/bucket-plan.js';
+import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { ClosedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 
-/** The package's typings do not resolve under NodeNext (see onnx-encoder.ts); this is the part used here. */
+/** The package's typings do not resolve under NodeNext (see text-tokenizer.ts); this is the part used here. */
 const TokenizerClass = Tokenizer as unknown as new (
   json: object,
   config: object,
