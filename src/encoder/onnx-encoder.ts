@@ -14,6 +14,9 @@ import { checkOnnxEncoderOptions, type OnnxEncoderOptions, type Pooling } from '
 import { poolVectors } from './pooling.js';
 import { type TextTokenizer, tokenize, type Tokens } from './text-tokenizer.js';
 
+/** Buckets sent to each worker thread before the first comes back (one running, one queued). */
+const BUCKETS_IN_FLIGHT_PER_WORKER = 2;
+
 /**
  * An {@link Encoder} for sentence-transformer models exported to ONNX (e.g. all-MiniLM-L6-v2),
  * read from a local directory and run on onnxruntime on the device chosen by `HYPERSYNC_DEVICE`.
@@ -192,8 +195,21 @@ export class OnnxEncoder implements Encoder {
       for (let j = 0; j < bucket.length; j++) out[bucket[j]] = vectors[j];
     };
     if (workers > 0) {
-      // Every bucket at once: the pool keeps each worker thread busy.
-      await Promise.all(buckets.map(async (bucket) => place(bucket, await this.runBucket(bucket.map((i) => tokens[i])))));
+      // A few buckets in flight per worker thread keep each one busy; the rest wait here, so a
+      // call of 100,000 texts never holds every bucket's input and output buffers at once.
+      let next = 0;
+      let failed = false;
+      const lane = async (): Promise<void> => {
+        while (!failed && next < buckets.length) {
+          const bucket = buckets[next++];
+          place(bucket, await this.runBucket(bucket.map((i) => tokens[i])));
+        }
+      };
+      const lanes = Math.min(buckets.length, BUCKETS_IN_FLIGHT_PER_WORKER * workers);
+      await Promise.all(Array.from({ length: lanes }, lane)).catch((err: unknown) => {
+        failed = true;
+        throw err;
+      });
     } else {
       for (const bucket of buckets) place(bucket, await this.runBucket(bucket.map((i) => tokens[i])));
     }

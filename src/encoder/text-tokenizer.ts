@@ -36,18 +36,7 @@ const CHARS_PER_TOKEN_BUDGET = 8;
 /** Token ids of one text, truncated to `maxLength` with the closing special tokens kept. */
 export function tokenize(tokenizer: TextTokenizer, text: string, opts: TruncationOptions): Tokens {
   const { maxLength, specialsAfter } = opts;
-  const encodeOpts = { return_token_type_ids: opts.typeIds };
-  let enc: { ids: number[]; token_type_ids?: number[] } | undefined;
-  // A long document is tokenised from a prefix cut at ASCII whitespace (a token boundary for
-  // WordPiece, BPE and Unigram alike), grown until it yields more tokens than are kept; the
-  // kept tokens are then the same as the whole text's, without tokenising 100k characters.
-  for (let budget = maxLength * CHARS_PER_TOKEN_BUDGET; !enc && budget < text.length; budget *= 4) {
-    const cut = text.slice(budget).search(/[ \t\n\r]/);
-    if (cut < 0) break;
-    const prefix = tokenizer.encode(text.slice(0, budget + cut), encodeOpts);
-    if (prefix.ids.length > maxLength) enc = prefix;
-  }
-  enc ??= tokenizer.encode(text, encodeOpts);
+  const enc = encodeHead(tokenizer, text, opts) ?? tokenizer.encode(text, { return_token_type_ids: opts.typeIds });
   let ids: number[] = enc.ids;
   let typeIds = opts.typeIds ? enc.token_type_ids : undefined;
   if (ids.length > maxLength) {
@@ -56,6 +45,43 @@ export function tokenize(tokenizer: TextTokenizer, text: string, opts: Truncatio
     typeIds = typeIds?.slice(0, keep).concat(typeIds.slice(typeIds.length - specialsAfter));
   }
   return { ids, typeIds };
+}
+
+/**
+ * The tokens of a prefix of a long text whose first `maxLength` tokens (less the closing special
+ * ones) are the whole text's, or undefined when no such prefix is found (the caller then
+ * tokenises the whole text). Texts may be up to `LIMITS.textChars` (1,000,000) characters, and
+ * tokenising one whole costs seconds (≈8 s for a million CJK characters on 2 cores), all of it
+ * on the event loop.
+ */
+function encodeHead(
+  tokenizer: TextTokenizer,
+  text: string,
+  opts: TruncationOptions,
+): { ids: number[]; token_type_ids?: number[] } | undefined {
+  const { maxLength, specialsAfter } = opts;
+  const encodeOpts = { return_token_type_ids: opts.typeIds };
+  const first = maxLength * CHARS_PER_TOKEN_BUDGET;
+  // A long document is tokenised from a prefix cut at ASCII whitespace (a token boundary for
+  // WordPiece, BPE and Unigram alike), grown until it yields more tokens than are kept; the
+  // kept tokens are then the same as the whole text's. Whitespace is looked for only so far
+  // past the budget: a cut far beyond it would save little.
+  for (let budget = first; budget < text.length; budget *= 4) {
+    const cut = text.slice(budget, 2 * budget).search(/[ \t\n\r]/);
+    if (cut < 0) break;
+    const prefix = tokenizer.encode(text.slice(0, budget + cut), encodeOpts);
+    if (prefix.ids.length > maxLength) return prefix;
+  }
+  // No whitespace to cut at (CJK text, minified code, long identifiers): cut anywhere, at two
+  // places. A cut can only change tokens near it, so kept tokens that both prefixes agree on are
+  // the whole text's; when they differ (e.g. one word longer than the tokenizer splits, which it
+  // maps to a single unknown token), the whole text is tokenised.
+  if (text.length <= 2 * first) return undefined;
+  const head = tokenizer.encode(text.slice(0, first), encodeOpts);
+  if (head.ids.length <= maxLength) return undefined;
+  const longer = tokenizer.encode(text.slice(0, 2 * first), encodeOpts).ids;
+  for (let i = 0; i < maxLength - specialsAfter; i++) if (head.ids[i] !== longer[i]) return undefined;
+  return head;
 }
 
 /** Where the template puts the text's own tokens among the special ones, e.g. [CLS] $A [SEP]. */
