@@ -71,6 +71,7 @@ export { NodeListener, RedisFleet } from './jobs/redis-fleet.js';
 export { serviceJobs, startWorker, type ServiceJobs, type WorkerProcess } from './jobs/from-config.js';
 export { PROCESSORS, DEFAULT_CONCURRENCY } from '../workers/index.js';
 export { HashingEncoder, type HashingEncoderOptions } from './encoder/hashing-encoder.js';
-export { OnnxEncoder, type OnnxEncoderOptions, type Pooling } from './encoder/onnx-encoder.js';
+export { OnnxEncoder } from './encoder/onnx-encoder.js';
+export type { OnnxEncoderOptions, Pooling } from './encoder/onnx-encoder-options.js';
 export { checkTexts } from './encoder/input.js';
 export { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-config.js';

@@ -17,7 +17,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
 import type { DevicePreference } from '../config.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
-import { findModelFile, OnnxEncoder } from './onnx-encoder.js';
+import { findModelFile } from './model-dir.js';
+import { OnnxEncoder } from './onnx-encoder.js';
 import { SAMPLE_TEXTS } from './sample-texts.js';
 
 const { onnx } = onnxProto;

@@ -1,15 +1,18 @@
 import type { SearchKernel } from '../../kernels/search-kernel.js';
-import { type TopKResult } from '../../kernels/types.js';
 import { LIMITS } from '../core/limits.js';
 import { type Metric } from '../core/metric.js';
 import { ClosedError, InvalidArgumentError } from '../core/errors.js';
+import { compactSegments } from './compaction.js';
 import { GrowingSegment } from './growing-segment.js';
 import { assertId, isArray } from '../core/ids.js';
+import { loc, locRow, locSegment, ROW_BITS } from './row-location.js';
+import { restoreSegments } from './restore-segments.js';
+import { SealScheduler } from './seal-scheduler.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
-import { mergeTopK } from './top-k-merge.js';
+import { searchSegments } from './segment-search.js';
 import { type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
-import type { CollectionStats, MemoryUsage } from './types.js';
+import type { CollectionParts, CollectionStats, MemoryUsage } from './types.js';
 import type { SearchHit } from '../core/search-hit.js';
 import { checkBatch, kernelRows, type VectorBatch } from '../core/vector.js';
 
@@ -25,18 +28,6 @@ export interface HvsCollectionOptions {
   maxSegmentRows?: number;
 }
 
-/** Stands in for vectors a kernel reads from the segment's file itself. */
-const NO_VECTORS = new Float32Array(0);
-
-/** Full segments that may wait for their index while writes go on (each holds its buffer). */
-const MAX_PENDING_SEALS = 3;
-
-// A row's location packs the segment id and the row: segment * 2^24 + row (exact below 2^53).
-const ROW_BITS = 2 ** 24;
-const loc = (segment: number, row: number): number => segment * ROW_BITS + row;
-const locSegment = (l: number): number => Math.floor(l / ROW_BITS);
-const locRow = (l: number): number => l % ROW_BITS;
-
 /**
  * A collection of the hot tier: string ids mapped to rows of segments; sealed segments resident
  * in the kernel's device memory plus one growing segment; batched search merges every segment's
@@ -50,20 +41,10 @@ export class HvsCollection {
   private nextSegmentId = 0;
   private _lsn = 0;
   private closed = false;
-  /**
-   * Orders structural work (starting seals, compaction, snapshots) so it never interleaves;
-   * never rejects.
-   */
-  private structural: Promise<unknown> = Promise.resolve();
-  /** Seals whose index is still being built; their old growing segment serves until then. */
-  private readonly sealsInFlight = new Set<Promise<void>>();
-  /** A sealing failure, reported by the next write; the rows stay searchable in the old segment. */
-  private sealError: Error | undefined;
-  private pendingSeals = 0;
-  /** Full segments whose seal failed: still searched in place, sealed again by flush(). */
-  private readonly unsealed = new Set<GrowingSegment>();
-  /** The vectors buffer of the last sealed growing segment, reused by the next one (one kept). */
-  private readonly spareBuffers: Float32Array[] = [];
+  /** What sealing, compaction and restoring work on. */
+  private readonly parts: CollectionParts;
+  /** Seals full growing segments behind the writes and orders structural work. */
+  private readonly seals: SealScheduler;
 
   /**
    * @param dir directory of the collection's files (sealed segments' vectors, snapshots); must exist.
@@ -82,6 +63,17 @@ export class HvsCollection {
         throw new InvalidArgumentError(`${k} must be an integer in [1, ${ROW_BITS - 1}], got ${String(v)}`);
       }
     }
+    this.parts = {
+      dim,
+      metric,
+      dir,
+      kernel,
+      segments: this.segments,
+      locations: this.locations,
+      newSegmentId: () => this.nextSegmentId++,
+      isClosed: () => this.closed,
+    };
+    this.seals = new SealScheduler(this.parts);
     this.growing = this.newGrowing();
   }
 
@@ -156,44 +148,9 @@ export class HvsCollection {
       i += take;
     }
     if (this.growing.full) this.sealGrowing();
-    // Seals run behind the writes (their indexes are built beside this thread); past
-    // MAX_PENDING_SEALS, writes wait, so the memory held by segments being sealed stays bounded.
-    while (this.pendingSeals > MAX_PENDING_SEALS) await Promise.race(this.sealsInFlight);
-    this.rethrowSealError();
-  }
-
-  /** Waits for sealing in progress and rethrows a sealing failure once. */
-  private async settle(): Promise<void> {
-    await this.quiesce();
-    this.rethrowSealError();
-  }
-
-  /** Waits until no structural work is queued and no seal is in flight. */
-  private async quiesce(): Promise<void> {
-    for (;;) {
-      const tail = this.structural;
-      await tail;
-      await Promise.all(this.sealsInFlight);
-      if (tail === this.structural && this.sealsInFlight.size === 0) return;
-    }
-  }
-
-  /** Queues `work` after all structural work and in-flight seals. */
-  private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.structural.then(async () => {
-      await Promise.all(this.sealsInFlight);
-      return work();
-    });
-    this.structural = run.catch(() => undefined);
-    return run;
-  }
-
-  private rethrowSealError(): void {
-    const err = this.sealError;
-    if (err !== undefined) {
-      this.sealError = undefined;
-      throw err;
-    }
+    // Seals run behind the writes (their indexes are built beside this thread); past a few in
+    // flight, writes wait, so the memory held by segments being sealed stays bounded.
+    await this.seals.throttle();
   }
 
   /** Deletes ids (tombstones their rows); returns how many existed. */
@@ -268,44 +225,8 @@ export class HvsCollection {
       throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     }
     const checked = checkBatch(queries, this.dim, this.metric, 'queries');
-    const batch = checked.count;
     const data = kernelRows(checked, this.dim);
-    const segments = [...this.segments.values()].filter((s) => s.rows - s.tombstones > 0);
-    // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
-    // while growing segments are searched here, at the same time.
-    const sealed = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
-    const others = segments.filter((s) => !(s instanceof SealedSegment));
-    for (const s of sealed) s.acquire();
-    let parts: TopKResult[];
-    try {
-      const [a, b] = await Promise.all([
-        sealed.length > 0
-          ? this.kernel.searchIndexes(
-              sealed.map((s) => s.searchItem()),
-              data,
-              batch,
-              k,
-            )
-          : [],
-        Promise.all(others.map((seg) => seg.search(data, batch, k))),
-      ]);
-      parts = [...a, ...b];
-    } finally {
-      for (const s of sealed) await s.releaseRef();
-    }
-    const ordered: Segment[] = [...sealed, ...others];
-    const queryNorms = this.metric === 'l2' ? squaredNorms(data, batch, this.dim) : undefined;
-    const results: SearchHit[][] = [];
-    for (let q = 0; q < batch; q++) {
-      const hits: SearchHit[] = [];
-      for (const slot of mergeTopK(parts, q, k)) {
-        const seg = ordered[slot.part];
-        const score = queryNorms ? Math.sqrt(Math.max(0, queryNorms[q] - slot.score)) : slot.score;
-        hits.push({ id: seg.ids[slot.row], score, version: seg.versions[slot.row] });
-      }
-      results.push(hits);
-    }
-    return results;
+    return searchSegments(this.kernel, this.segments.values(), data, checked.count, k, this.metric, this.dim);
   }
 
   /**
@@ -314,7 +235,7 @@ export class HvsCollection {
    */
   async idle(): Promise<void> {
     this.assertOpen();
-    await this.settle();
+    await this.seals.settle();
   }
 
   /**
@@ -323,14 +244,11 @@ export class HvsCollection {
    */
   async flush(): Promise<void> {
     this.assertOpen();
-    for (const g of this.unsealed) {
-      this.unsealed.delete(g);
-      this.seal(g);
-    }
+    this.seals.retryFailed();
     if (this.growing.rows > 0) this.sealGrowing();
-    await this.settle();
+    await this.seals.settle();
     // A flush ends a bulk load: the buffers kept for the next seals would only hold memory now.
-    this.spareBuffers.length = 0;
+    this.seals.dropSpareBuffers();
   }
 
   /**
@@ -339,7 +257,7 @@ export class HvsCollection {
    */
   compact(): Promise<{ rewritten: number; dropped: number }> {
     this.assertOpen();
-    return this.exclusive(() => this.compactNow());
+    return this.seals.exclusive(() => compactSegments(this.parts, this.opts.maxSegmentRows));
   }
 
   stats(): CollectionStats {
@@ -356,7 +274,7 @@ export class HvsCollection {
       count: this.count,
       tombstones,
       sealedSegments: sealed,
-      sealingSegments: this.pendingSeals,
+      sealingSegments: this.seals.pending,
       growingRows: this.growing.rows,
       lsn: this._lsn,
       ...this.memoryUsage(),
@@ -383,7 +301,7 @@ export class HvsCollection {
    */
   snapshot(): Promise<SnapshotManifest> {
     this.assertOpen();
-    return this.exclusive(() =>
+    return this.seals.exclusive(() =>
       writeSnapshot(
         this.dir,
         { name: this.name, dim: this.dim, metric: this.metric },
@@ -413,46 +331,13 @@ export class HvsCollection {
     lsn: number,
   ): Promise<HvsCollection> {
     const c = new HvsCollection(name, dim, metric, kernel, dir, opts);
-    // Every segment's index starts building before any is awaited, so the kernel's worker
-    // threads build them side by side.
-    const building: Promise<void>[] = [];
     try {
-      for (const p of parts) {
-        const id = c.nextSegmentId++;
-        const dead: number[] = [];
-        for (let r = 0; r < p.ids.length; r++) if (!p.live[r]) dead.push(r);
-        const seg = await SealedSegment.create(
-          {
-            id,
-            dim,
-            metric,
-            vectors: p.vectors ?? NO_VECTORS,
-            ids: p.ids,
-            versions: p.versions,
-            dead,
-            dir,
-            file: p.vectorsRef,
-            verifyFile: p.vectors === undefined,
-          },
-          kernel,
-        );
-        c.segments.set(id, seg);
-        building.push(seg.ready());
-        for (let r = 0; r < p.ids.length; r++) {
-          if (!p.live[r]) continue;
-          // An id live twice (it cannot be in a snapshot this code wrote) keeps its last row.
-          const earlier = c.locations.get(p.ids[r]);
-          if (earlier !== undefined) c.segments.get(locSegment(earlier))?.tombstone(locRow(earlier));
-          c.locations.set(p.ids[r], loc(id, r));
-        }
-      }
-      await Promise.all(building);
+      await restoreSegments(c.parts, parts);
       c.segments.delete(c.growing.id);
       c.growing = c.newGrowing();
       c._lsn = lsn;
       return c;
     } catch (err) {
-      await Promise.allSettled(building);
       await c.close();
       throw err;
     }
@@ -462,7 +347,7 @@ export class HvsCollection {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.quiesce();
+    await this.seals.quiesce();
     for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
     this.segments.clear();
     this.locations.clear();
@@ -476,7 +361,7 @@ export class HvsCollection {
       this.opts.sealThreshold,
       this.kernel,
       initialRows,
-      initialRows === this.opts.sealThreshold ? this.spareBuffers.pop() : undefined,
+      initialRows === this.opts.sealThreshold ? this.seals.takeSpareBuffer() : undefined,
     );
     this.segments.set(g.id, g);
     return g;
@@ -490,133 +375,10 @@ export class HvsCollection {
     const old = this.growing;
     // A collection that filled a segment is likely to fill the next: allocate it whole.
     this.growing = this.newGrowing(old.full ? this.opts.sealThreshold : undefined);
-    this.seal(old);
-  }
-
-  /** Seals a segment that no longer takes writes; on failure it keeps serving and is retried. */
-  private seal(old: GrowingSegment): void {
-    this.pendingSeals++;
-    // Starting a seal (writing its file, asking for its index) is ordered with other structural
-    // work; the index is then built beside this thread while the next seal may already start.
-    const started = this.structural.then(async () => {
-      if (this.closed) return undefined;
-      const rows = old.rows;
-      const vectors = old.full ? old.vectors : old.vectors.slice(0, rows * this.dim);
-      const versions = old.full ? old.versions : old.versions.slice(0, rows);
-      return SealedSegment.create(
-        { id: old.id, dim: this.dim, metric: this.metric, vectors, ids: old.ids, versions, dir: this.dir },
-        this.kernel,
-      );
-    });
-    this.structural = started.catch(() => undefined);
-    const done = started
-      .then(async (sealed) => {
-        if (!sealed) return;
-        try {
-          await sealed.ready();
-        } catch (err) {
-          await sealed.retire();
-          throw err;
-        }
-        if (this.closed) {
-          await sealed.retire();
-          return;
-        }
-        // Until now the old segment served searches and took deletes; carry those over and swap.
-        for (let r = 0; r < sealed.rows; r++) if (!old.isLive(r)) sealed.tombstone(r);
-        this.segments.set(old.id, sealed);
-        const spare = old.takeBuffer();
-        if (spare && this.spareBuffers.length < 1) this.spareBuffers.push(spare);
-      })
-      .catch((err: unknown) => {
-        // The rows stay searchable where they are; the next flush() tries again.
-        this.unsealed.add(old);
-        this.sealError = err instanceof Error ? err : new Error(`sealing failed: ${String(err)}`);
-      })
-      .finally(() => {
-        this.pendingSeals--;
-        this.sealsInFlight.delete(done);
-      });
-    this.sealsInFlight.add(done);
-  }
-
-  private async compactNow(): Promise<{ rewritten: number; dropped: number }> {
-    const sealed = [...this.segments.values()].filter((s): s is SealedSegment => s instanceof SealedSegment);
-    const groups: SealedSegment[][] = [];
-    let group: SealedSegment[] = [];
-    let groupRows = 0;
-    const flushGroup = (): void => {
-      // A group of one clean segment gains nothing from a rewrite.
-      if (group.length > 1 || (group.length === 1 && group[0].tombstones > 0)) groups.push(group);
-      group = [];
-      groupRows = 0;
-    };
-    for (const s of sealed) {
-      const live = s.rows - s.tombstones;
-      const small = s.rows < this.opts.maxSegmentRows / 2;
-      if (s.tombstones === 0 && !small) {
-        flushGroup();
-        continue;
-      }
-      if (groupRows + live > this.opts.maxSegmentRows) flushGroup();
-      group.push(s);
-      groupRows += live;
-    }
-    flushGroup();
-
-    let rewritten = 0;
-    let dropped = 0;
-    for (const g of groups) {
-      if (this.closed) break;
-      const sources: { seg: SealedSegment; row: number }[] = [];
-      for (const s of g) for (let r = 0; r < s.rows; r++) if (s.isLive(r)) sources.push({ seg: s, row: r });
-      const id = this.nextSegmentId++;
-      const vectors = new Float32Array(sources.length * this.dim);
-      const versions = new Float64Array(sources.length);
-      const ids: string[] = new Array<string>(sources.length);
-      const contents = new Map<SealedSegment, Float32Array>();
-      for (const s of g) contents.set(s, await s.file.readAll());
-      sources.forEach(({ seg, row }, i) => {
-        vectors.set(contents.get(seg)!.subarray(row * this.dim, (row + 1) * this.dim), i * this.dim);
-        versions[i] = seg.versions[row];
-        ids[i] = seg.ids[row];
-      });
-      contents.clear();
-      const merged =
-        sources.length > 0
-          ? await SealedSegment.create(
-              { id, dim: this.dim, metric: this.metric, vectors, ids, versions, dir: this.dir },
-              this.kernel,
-            )
-          : undefined;
-      // Rows deleted or replaced while the new index was built stay dead in it.
-      sources.forEach(({ seg, row }, i) => {
-        if (!merged) return;
-        if (seg.isLive(row)) this.locations.set(ids[i], loc(id, i));
-        else merged.tombstone(i);
-      });
-      if (merged) this.segments.set(id, merged);
-      for (const s of g) {
-        dropped += s.tombstones;
-        this.segments.delete(s.id);
-        await s.retire();
-      }
-      rewritten += g.length;
-    }
-    return { rewritten, dropped };
+    this.seals.seal(old);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new ClosedError(`collection "${this.name}"`);
   }
-}
-
-function squaredNorms(data: Float32Array, batch: number, dim: number): Float64Array {
-  const out = new Float64Array(batch);
-  for (let q = 0; q < batch; q++) {
-    let s = 0;
-    for (let j = 0; j < dim; j++) s += data[q * dim + j] * data[q * dim + j];
-    out[q] = s;
-  }
-  return out;
 }

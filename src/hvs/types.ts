@@ -1,4 +1,6 @@
+import type { SearchKernel } from '../../kernels/search-kernel.js';
 import type { Metric } from '../core/metric.js';
+import type { Segment } from './segment.js';
 
 /** The shape of a collection. */
 export interface CollectionSpec {
@@ -31,4 +33,23 @@ export interface CollectionStats extends MemoryUsage {
   growingRows: number;
   /** Last change-log position applied (0 when none). */
   lsn: number;
+}
+
+/**
+ * What a collection shares with the modules that rebuild its segments (sealing, compaction,
+ * restoring a snapshot): its shape and files, the kernel, and the live maps they update.
+ */
+export interface CollectionParts {
+  readonly dim: number;
+  readonly metric: Metric;
+  /** Directory of the collection's files. */
+  readonly dir: string;
+  readonly kernel: SearchKernel;
+  /** Segments by id, growing and sealed. */
+  readonly segments: Map<number, Segment>;
+  /** Live id → row location (see `row-location.ts`). */
+  readonly locations: Map<string, number>;
+  /** A segment id not used before in this collection. */
+  newSegmentId(): number;
+  isClosed(): boolean;
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
 import { Service } from '../../src/service.js';
+import { LIMITS } from '../../src/core/limits.js';
 
 let dataDir: string;
 let svc: Service;
@@ -75,7 +76,12 @@ describe('POST /v1/encode behind API keys', () => {
       const json = (await res.json()) as { error: { message: string } };
       expect(json.error.message.length, body).toBeGreaterThan(0);
     }
-    const tooMany = await post('/v1/encode', JSON.stringify({ texts: Array.from({ length: 5000 }, () => 'a') }), 'key-one');
+    const tooMany = await post(
+      '/v1/encode',
+      JSON.stringify({ texts: Array.from({ length: LIMITS.textsPerCall + 1 }, () => 'a') }),
+      'key-one',
+    );
     expect(tooMany.status).toBe(400);
+    expect(((await tooMany.json()) as { error: { message: string } }).error.message).toMatch(/texts per request/);
   });
 });

@@ -6,6 +6,7 @@ import { generateTestModel } from '../../models/generate-test-model.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
 import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { EncoderMismatchError, InvalidArgumentError } from '../../src/core/errors.js';
+import { LIMITS } from '../../src/core/limits.js';
 import { HyperSync } from '../../src/integration/hyper-sync.js';
 
 let root: string;
@@ -89,4 +90,31 @@ describe('HyperSync with encoders (embedded NVM)', () => {
       await none.close();
     }
   });
+});
+
+const WORDS = ['river', 'stone', 'cloud', 'lamp', 'orchard', 'violin', 'harbour', 'copper', 'meadow', 'lantern', 'glacier'];
+
+describe('HyperSync stores the most texts one call takes', () => {
+  it('stores 100,000 short texts in one store() call and finds one of them', async () => {
+    const hashing = new HashingEncoder({ dim: 64 });
+    const hs = await HyperSync.open({ dataDir: join(root, 'many'), device: 'cpu', encoder: hashing });
+    try {
+      await hs.createCollection('many', { dim: 64, metric: 'cosine' });
+      const items = Array.from({ length: LIMITS.itemsPerCall }, (_, i) => ({
+        id: `m${i}`,
+        text: `note ${i} about ${WORDS[i % WORDS.length]} and ${WORDS[(i * 7) % WORDS.length]}`,
+      }));
+      const { ids } = await hs.store('many', items);
+      expect(ids).toHaveLength(LIMITS.itemsPerCall);
+      const stats = await hs.stats('many');
+      expect(stats.count).toBe(LIMITS.itemsPerCall);
+      expect(stats.hvs.count).toBe(LIMITS.itemsPerCall);
+      const target = items[54_321];
+      const [hits] = await hs.query('many', [target.text], 1);
+      expect(hits[0].id).toBe(target.id);
+      expect(hits[0].score).toBeCloseTo(1, 5);
+    } finally {
+      await hs.close();
+    }
+  }, 300_000);
 });

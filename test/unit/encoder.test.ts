@@ -12,10 +12,11 @@ import { BASE_WORDS, generateTestModel, TEST_MODEL_PRESETS } from '../../models/
 import type { Encoder } from '../../src/encoder/encoder.js';
 import { HashingEncoder } from '../../src/encoder/hashing-encoder.js';
 import { LIMITS } from '../../src/core/limits.js';
-import { OnnxEncoder, planBuckets } from '../../src/encoder/onnx-encoder.js';
+import { planBuckets } from '../../src/encoder/bucket-plan.js';
+import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { ClosedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 
-/** The package's typings do not resolve under NodeNext (see onnx-encoder.ts); this is the part used here. */
+/** The package's typings do not resolve under NodeNext (see text-tokenizer.ts); this is the part used here. */
 const TokenizerClass = Tokenizer as unknown as new (
   json: object,
   config: object,
@@ -82,12 +83,12 @@ describe('input checks (every encoder)', () => {
     [
       'a text over the size limit',
       ['ok', 'a'.repeat(LIMITS.textChars + 1)],
-      new RegExp(`texts\\[1\\] has ${LIMITS.textChars + 1} characters; the limit is ${LIMITS.textChars}`),
+      new RegExp(`texts\\[1\\] has ${LIMITS.textChars + 1} characters; the limit is ${LIMITS.textChars}$`),
     ],
     [
       'too many texts',
       Array.from({ length: LIMITS.textsPerCall + 1 }, () => 'a'),
-      new RegExp(`${LIMITS.textsPerCall + 1} entries; at most ${LIMITS.textsPerCall}`),
+      new RegExp(`${LIMITS.textsPerCall + 1} entries; at most ${LIMITS.textsPerCall} `),
     ],
   ];
   for (const [what, texts, message] of cases) {
@@ -101,12 +102,31 @@ describe('input checks (every encoder)', () => {
   }
 
   it('accepts a text of exactly the size limit', async () => {
-    const text = `${words(2000)} `.repeat(20).slice(0, LIMITS.textChars);
+    const text = `${words(2000)} `.repeat(Math.ceil(LIMITS.textChars / 10_000)).slice(0, LIMITS.textChars);
+    expect(text).toHaveLength(LIMITS.textChars);
     for (const [, encoder] of encoders()) {
       const [v] = await encoder.encode([text]);
       expect(norm(v)).toBeCloseTo(1, 5);
     }
   });
+
+  it('encodes the most texts one call takes, each as alone', async () => {
+    const texts = Array.from({ length: LIMITS.textsPerCall }, (_, i) => `${words(1 + (i % 5), i)} ${i}`);
+    const sample = [0, 1, 4_999, 77_777, LIMITS.textsPerCall - 1];
+    // The ONNX encoder runs its buckets in a worker thread (the default on CPU).
+    expect(onnx.config.device.device).toBe('cpu');
+    for (const [name, encoder] of encoders()) {
+      const started = performance.now();
+      const vs = await encoder.encode(texts);
+      const seconds = (performance.now() - started) / 1000;
+      expect(vs, name).toHaveLength(texts.length);
+      expect(seconds, name).toBeLessThan(30);
+      for (const i of sample) {
+        const [alone] = await encoder.encode([texts[i]]);
+        expect(maxAbsDiff(vs[i], alone), `${name} ${i}`).toBeLessThanOrEqual(1e-6);
+      }
+    }
+  }, 90_000);
 });
 
 describe('HashingEncoder', () => {
@@ -373,9 +393,36 @@ describe('OnnxEncoder on the generated test model', () => {
     expect(truncated).toEqual(prefix);
     const [other] = await onnx.encode([words(kept - 1)]);
     expect(other).not.toEqual(prefix);
-    // A long text with no whitespace to cut at is tokenised whole.
+    // One word longer than WordPiece splits (it becomes [UNK]): no prefix tokenises as it does.
     const [solid] = await onnx.encode(['ab'.repeat(30_000)]);
-    expect(norm(solid)).toBeCloseTo(1, 5);
+    expect(solid).toEqual((await onnx.encode(['ab'.repeat(100)]))[0]);
+    expect(solid).not.toEqual((await onnx.encode(['ab'.repeat(20)]))[0]);
+  });
+
+  it('encodes a text of the size limit as its first maxLength tokens, cut before tokenising or not', async () => {
+    const json = JSON.parse(await readFile(join(modelDir, 'tokenizer.json'), 'utf8')) as object;
+    const tokenizer = new TokenizerClass(json, {});
+    const kept = TINY.maxLen - 1;
+    const limit = (unit: string): string => unit.repeat(Math.ceil(LIMITS.textChars / unit.length)).slice(0, LIMITS.textChars);
+    // [what, text, whether to check against the tokenizer run on the whole text (≈8 s for CJK)]
+    const cases: [string, string, boolean][] = [
+      ['words', limit(`${words(1000)} `), true],
+      // No whitespace to cut at: words joined by punctuation, and words among CJK ideographs.
+      ['punctuated', limit(`${words(1000).replaceAll(' ', '-')}.`), true],
+      ['cjk', limit(`向量${words(300).replaceAll(' ', '数据库')}。`), false],
+    ];
+    for (const [what, text, whole] of cases) {
+      expect(text).toHaveLength(LIMITS.textChars);
+      const started = performance.now();
+      const [v] = await onnx.encode([text]);
+      expect(performance.now() - started, what).toBeLessThan(1000);
+      // A prefix short enough to be tokenised whole, long enough to be truncated.
+      const prefix = text.slice(0, 8 * TINY.maxLen);
+      expect(tokenizer.encode(prefix).ids.length, what).toBeGreaterThan(TINY.maxLen);
+      if (whole) expect(tokenizer.encode(prefix).ids.slice(0, kept), what).toEqual(tokenizer.encode(text).ids.slice(0, kept));
+      expect(v, what).toEqual((await onnx.encode([prefix]))[0]);
+      expect(onnx.countTokens([text]), what).toEqual([TINY.maxLen]);
+    }
   });
 
   it('honours a maxLength option', async () => {

@@ -1,0 +1,69 @@
+import type { SearchKernel } from '../../kernels/search-kernel.js';
+import { type TopKResult } from '../../kernels/types.js';
+import { type Metric } from '../core/metric.js';
+import type { SearchHit } from '../core/search-hit.js';
+import { SealedSegment } from './sealed-segment.js';
+import type { Segment } from './segment.js';
+import { mergeTopK } from './top-k-merge.js';
+
+/**
+ * Batched k-nearest-neighbour search fanned out over `segments` and merged on the host; hits best
+ * first (highest similarity, or smallest L2 distance). `data` holds `batch` checked query rows as
+ * the kernel takes them (normalised for cosine).
+ */
+export async function searchSegments(
+  kernel: SearchKernel,
+  allSegments: Iterable<Segment>,
+  data: Float32Array,
+  batch: number,
+  k: number,
+  metric: Metric,
+  dim: number,
+): Promise<SearchHit[][]> {
+  const segments = [...allSegments].filter((s) => s.rows - s.tombstones > 0);
+  // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
+  // while growing segments are searched here, at the same time.
+  const sealed = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
+  const others = segments.filter((s) => !(s instanceof SealedSegment));
+  for (const s of sealed) s.acquire();
+  let parts: TopKResult[];
+  try {
+    const [a, b] = await Promise.all([
+      sealed.length > 0
+        ? kernel.searchIndexes(
+            sealed.map((s) => s.searchItem()),
+            data,
+            batch,
+            k,
+          )
+        : [],
+      Promise.all(others.map((seg) => seg.search(data, batch, k))),
+    ]);
+    parts = [...a, ...b];
+  } finally {
+    for (const s of sealed) await s.releaseRef();
+  }
+  const ordered: Segment[] = [...sealed, ...others];
+  const queryNorms = metric === 'l2' ? squaredNorms(data, batch, dim) : undefined;
+  const results: SearchHit[][] = [];
+  for (let q = 0; q < batch; q++) {
+    const hits: SearchHit[] = [];
+    for (const slot of mergeTopK(parts, q, k)) {
+      const seg = ordered[slot.part];
+      const score = queryNorms ? Math.sqrt(Math.max(0, queryNorms[q] - slot.score)) : slot.score;
+      hits.push({ id: seg.ids[slot.row], score, version: seg.versions[slot.row] });
+    }
+    results.push(hits);
+  }
+  return results;
+}
+
+function squaredNorms(data: Float32Array, batch: number, dim: number): Float64Array {
+  const out = new Float64Array(batch);
+  for (let q = 0; q < batch; q++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) s += data[q * dim + j] * data[q * dim + j];
+    out[q] = s;
+  }
+  return out;
+}
