@@ -94,10 +94,48 @@ export function copyRows(b: CheckedBatch, dim: number, from: number, count: numb
   }
 }
 
-/** The batch as one flat array ready for a kernel: the input itself, or a normalised copy. */
-export function kernelRows(b: CheckedBatch, dim: number): Float32Array {
-  if (!b.scale && b.data.length === b.count * dim) return b.data;
-  const out = new Float32Array(b.count * dim);
-  copyRows(b, dim, 0, b.count, out, 0);
-  return out;
+/**
+ * Query vectors checked once, where they enter (the query router): one flat `count × dim` array
+ * the batch owns, normalised for cosine. The tiers below take it as it is, without checking or
+ * copying it again.
+ */
+export class QueryBatch {
+  private constructor(
+    readonly data: Float32Array,
+    readonly count: number,
+    readonly dim: number,
+    readonly metric: Metric,
+  ) {}
+
+  /** Checks a batch and makes its one copy (normalising for cosine while copying). */
+  static of(batch: VectorBatch, dim: number, metric: Metric, what = 'queries'): QueryBatch {
+    const checked = checkBatch(batch, dim, metric, what);
+    // checkBatch already concatenated an array of vectors into a fresh buffer: normalise in
+    // place. A flat array is the caller's: copy it once.
+    const owned = !(batch instanceof Float32Array);
+    let data: Float32Array;
+    if (owned && !checked.scale) data = checked.data;
+    else if (owned) {
+      data = checked.data;
+      for (let r = 0; r < checked.count; r++) {
+        const inv = checked.scale![r];
+        if (inv === 1) continue;
+        for (let j = r * dim; j < (r + 1) * dim; j++) data[j] *= inv;
+      }
+    } else {
+      data = new Float32Array(checked.count * dim);
+      copyRows(checked, dim, 0, checked.count, data, 0);
+    }
+    return new QueryBatch(data, checked.count, dim, metric);
+  }
+
+  /** Row `i`, a view (not a copy). */
+  row(i: number): Float32Array {
+    return this.data.subarray(i * this.dim, (i + 1) * this.dim);
+  }
+
+  /** Every row, as views. */
+  rows(): Float32Array[] {
+    return Array.from({ length: this.count }, (_, i) => this.row(i));
+  }
 }

@@ -14,7 +14,7 @@ import { searchSegments } from './segment-search.js';
 import { type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
 import type { CollectionParts, CollectionStats, MemoryUsage } from './types.js';
 import type { SearchHit } from '../core/search-hit.js';
-import { checkBatch, kernelRows, type VectorBatch } from '../core/vector.js';
+import { checkBatch, QueryBatch, type VectorBatch } from '../core/vector.js';
 
 /** Options of an HVS collection. */
 export interface HvsCollectionOptions {
@@ -219,14 +219,17 @@ export class HvsCollection {
    * Batched k-nearest-neighbour search over every segment; hits best first (highest similarity,
    * or smallest L2 distance).
    */
-  async search(queries: VectorBatch, k: number): Promise<SearchHit[][]> {
+  async search(queries: VectorBatch | QueryBatch, k: number): Promise<SearchHit[][]> {
     this.assertOpen();
     if (!Number.isInteger(k) || k < 1 || k > LIMITS.k) {
       throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     }
-    const checked = checkBatch(queries, this.dim, this.metric, 'queries');
-    const data = kernelRows(checked, this.dim);
-    return searchSegments(this.kernel, this.segments.values(), data, checked.count, k, this.metric, this.dim);
+    // A QueryBatch was checked and normalised where it entered; anything else is checked here.
+    const q =
+      queries instanceof QueryBatch && queries.dim === this.dim && queries.metric === this.metric
+        ? queries
+        : QueryBatch.of(queries instanceof QueryBatch ? queries.data : queries, this.dim, this.metric, 'queries');
+    return searchSegments(this.kernel, this.segments.values(), q.data, q.count, k, this.metric, this.dim);
   }
 
   /**

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { assertId, isArray } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
 import type { SearchHit } from '../core/search-hit.js';
-import { checkBatch } from '../core/vector.js';
+import { QueryBatch } from '../core/vector.js';
 import type { CollectionState } from './collection-state.js';
 import { encodeTexts } from './item-input.js';
 import { planQuery, type PlanInput, type QueryPlan } from './query-planner.js';
@@ -66,7 +66,7 @@ export class QueryRouter {
       const raw = await h.search(vectors, search?.step === 'hvs-search' ? search.k : k);
       hits = state.extraChunkRows > 0 ? raw.map((list) => bestPerBlock(list, k)) : raw;
     } else {
-      hits = await this.tiers.nvm.search(state.name, vectors, k, { mode: 'hnsw' });
+      hits = await this.tiers.nvm.search(state.name, vectors.rows(), k, { mode: 'hnsw' });
     }
     const source: Source = plan.path === 'nvm' ? 'nvm' : include.length > 0 ? 'hvs+nvm' : 'hvs';
     return { results: await this.enrich(state, hits, include, source), plan };
@@ -127,8 +127,8 @@ export class QueryRouter {
     return planQuery(input);
   }
 
-  /** The query vectors: given ones as they are, texts encoded; checked once, here. */
-  private async queryVectors(state: CollectionState, queries: readonly (Float32Array | string)[]): Promise<Float32Array[]> {
+  /** The query vectors (given, or texts encoded), checked and copied once, here. */
+  private async queryVectors(state: CollectionState, queries: readonly (Float32Array | string)[]): Promise<QueryBatch> {
     const texts: { i: number; text: string }[] = [];
     const out: Float32Array[] = [];
     queries.forEach((q, i) => {
@@ -142,8 +142,7 @@ export class QueryRouter {
       this.tiers.encoders,
     );
     texts.forEach((t, j) => (out[t.i] = encoded[j]));
-    checkBatch(out, state.dim, state.metric, 'queries');
-    return out;
+    return QueryBatch.of(out, state.dim, state.metric, 'queries');
   }
 
   /**
