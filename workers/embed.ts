@@ -1,5 +1,4 @@
-import { CollectionState } from '../src/integration/collection-state.js';
-import { prepareItems } from '../src/integration/item-input.js';
+import { writeToNvm } from '../src/integration/write-path.js';
 import { parseJobData } from '../src/jobs/job-data.js';
 import type { JobContext, JobRun } from '../src/jobs/processor.js';
 
@@ -11,7 +10,6 @@ import type { JobContext, JobRun } from '../src/jobs/processor.js';
 export async function embedJob(run: JobRun, ctx: JobContext): Promise<unknown> {
   const data = parseJobData('embed', run.data);
   const c = await ctx.nvm.getCollection(data.collection);
-  const state = new CollectionState(c.name, c.dim, c.metric, c.encoder);
   const t0 = performance.now();
   const total = data.items.length;
   let lsn = 0;
@@ -21,8 +19,7 @@ export async function embedJob(run: JobRun, ctx: JobContext): Promise<unknown> {
       ...item,
       id: item.id ?? `${run.id}-${start + i}`,
     }));
-    const { blocks } = await prepareItems(state, batch, ctx.encoders);
-    ({ lsn } = await ctx.nvm.unitOfWork((uow) => uow.writeBlocks(c.name, blocks)));
+    ({ lsn } = await writeToNvm(ctx.nvm, ctx.encoders, c.name, batch));
     const done = Math.min(total, start + data.batchSize);
     await run.progress({ phase: 'embed', done, total, percent: (100 * done) / total });
   }

@@ -1,4 +1,7 @@
+import type { EncoderSet } from './item-input.js';
+import type { NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionRegistry } from './collection-registry.js';
+import { CollectionState } from './collection-state.js';
 import { checkIds, prepareItems } from './item-input.js';
 import type { Tiers } from './tiers.js';
 import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert, type TransactionHost } from './transaction.js';
@@ -159,4 +162,20 @@ export class WritePath implements TransactionHost {
       return items.length;
     });
   }
+}
+
+/**
+ * The durable half of the write path, for a process without an HVS (an `embed` worker): checks
+ * and encodes items for a collection of the NVM's catalogue and writes them in one NVM
+ * transaction; HVS processes take them up from the change log.
+ */
+export async function writeToNvm(
+  nvm: NvmStore,
+  encoders: EncoderSet,
+  collection: string,
+  items: readonly StoreItem[],
+): Promise<{ lsn: number }> {
+  const c = await nvm.getCollection(collection);
+  const { blocks } = await prepareItems(new CollectionState(c.name, c.dim, c.metric, c.encoder), items, encoders);
+  return nvm.unitOfWork((uow) => uow.writeBlocks(c.name, blocks));
 }
