@@ -67,7 +67,7 @@ export { BullJobQueue } from './jobs/bullmq-job-queue.js';
 export { JobWorkers, type JobWorkersOptions } from './jobs/bullmq-workers.js';
 export { LocalFleet } from './jobs/node-ops.js';
 export { NodeListener, RedisFleet } from './jobs/redis-fleet.js';
-export { serviceJobs, startWorker, type ServiceJobs, type WorkerProcess } from './jobs/from-config.js';
+export { serviceJobs, startWorker, type ServiceJobs, type WorkerProcess } from '../workers/from-config.js';
 export { PROCESSORS, DEFAULT_CONCURRENCY } from '../workers/index.js';
 export { HashingEncoder, type HashingEncoderOptions } from './encoder/hashing-encoder.js';
 export { OnnxEncoder, type OnnxEncoderOptions, type Pooling } from './encoder/onnx-encoder.js';
