@@ -8,7 +8,7 @@ import { Mutex } from 'async-mutex';
 import ort from 'onnxruntime-node';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
 import { NO_SPIN } from '../../kernels/onnx-kernel.js';
-import type { DevicePreference } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import { ClosedError, ConfigError, InvalidArgumentError } from '../core/errors.js';
 import type { Encoder } from './encoder.js';
 import { EncoderWorkerPool } from './encoder-worker-pool.js';

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Config, DevicePreference } from '../config.js';
+import type { Config } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import type { Encoder } from '../encoder/encoder.js';
 
 /** Options of {@link HyperSync.open}. */
