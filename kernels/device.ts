@@ -1,5 +1,6 @@
 import ort from 'onnxruntime-node';
 import { DeviceUnavailableError } from '../src/core/errors.js';
+import type { DevicePreference } from '../src/core/device-preference.js';
 import { buildDynamicGraph } from './graphs.js';
 import type { Device } from './types.js';
 
@@ -52,7 +53,7 @@ async function probeCudaOnce(): Promise<{ ok: true } | { ok: false; error: strin
  * when onnxruntime's CUDA provider cannot be loaded; `auto` uses CUDA only when it really loads
  * and otherwise falls back to CPU, saying why.
  */
-export async function resolveDevice(preference: 'auto' | 'cpu' | 'cuda'): Promise<DeviceInfo> {
+export async function resolveDevice(preference: DevicePreference): Promise<DeviceInfo> {
   const runtime = ort.env.versions.node ?? ort.env.versions.common;
   if (preference === 'cpu') {
     return { device: 'cpu', executionProviders: ['cpu'], reason: 'HYPERSYNC_DEVICE=cpu', runtime };

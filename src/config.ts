@@ -1,8 +1,6 @@
 import { z } from 'zod';
+import type { DevicePreference } from './core/device-preference.js';
 import { ConfigError } from './core/errors.js';
-
-/** Where the HVS kernels run: `auto` picks CUDA only when its provider really loads. */
-export type DevicePreference = 'auto' | 'cpu' | 'cuda';
 
 const emptyToUndefined = (v: unknown): unknown => (v === '' ? undefined : v);
 

@@ -6,7 +6,7 @@ import { encodersFromConfig, type ConfiguredEncoders } from './encoder/from-conf
 import { createApp } from './http/app.js';
 import { HyperSync } from './integration/hyper-sync.js';
 import { optionsFromConfig } from './integration/options.js';
-import { serviceJobs, type ServiceJobs } from './jobs/from-config.js';
+import { serviceJobs, type ServiceJobs } from '../workers/from-config.js';
 import type { JobQueue } from './jobs/job-queue.js';
 import { VERSION } from './core/version.js';
 

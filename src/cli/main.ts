@@ -12,7 +12,7 @@ import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
 import type { Include } from '../integration/types.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
-import { startWorker } from '../jobs/from-config.js';
+import { startWorker } from '../../workers/from-config.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';

@@ -1,5 +1,5 @@
 import type { DeviceInfo } from '../../kernels/device.js';
-import type { DevicePreference } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import { InvalidArgumentError } from '../core/errors.js';
 
 /** How token vectors become one sentence vector. */

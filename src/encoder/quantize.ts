@@ -15,7 +15,7 @@
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import onnxProto, { type onnx as OnnxTypes } from 'onnx-proto';
-import type { DevicePreference } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { findModelFile } from './model-dir.js';
 import { OnnxEncoder } from './onnx-encoder.js';

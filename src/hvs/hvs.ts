@@ -6,7 +6,7 @@ import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
 import { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
 import { METRICS } from '../core/metric.js';
-import type { DevicePreference } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import { ClosedError, CollectionExistsError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
 import { assertCollectionName } from '../core/collection-name.js';
 import { HvsCollection, type HvsCollectionOptions } from './hvs-collection.js';

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { InvalidArgumentError } from '../core/errors.js';
-import type { Config, DevicePreference } from '../config.js';
+import type { Config } from '../config.js';
+import type { DevicePreference } from '../core/device-preference.js';
 import type { Encoder } from '../encoder/encoder.js';
 
 /** Options of {@link HyperSync.open}. */

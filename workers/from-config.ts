@@ -1,20 +1,20 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { DEFAULT_CONCURRENCY, PROCESSORS } from '../../workers/index.js';
-import type { Config } from '../config.js';
-import type { ConfiguredEncoders } from '../encoder/from-config.js';
-import { ConfigError } from '../core/errors.js';
-import { Hvs } from '../hvs/hvs.js';
-import type { HyperSync } from '../integration/hyper-sync.js';
-import { encoderSetOf } from '../integration/item-input.js';
-import { buildSnapshot } from '../integration/rebuild.js';
-import { SqlNvmStore } from '../nvm/sql-nvm-store.js';
-import { BullJobQueue } from './bullmq-job-queue.js';
-import { JobWorkers } from './bullmq-workers.js';
-import { InlineJobQueue } from './inline-job-queue.js';
-import type { JobQueue } from './job-queue.js';
-import { LocalFleet } from './node-ops.js';
-import { NodeListener, RedisFleet } from './redis-fleet.js';
+import { DEFAULT_CONCURRENCY, PROCESSORS } from './index.js';
+import type { Config } from '../src/config.js';
+import type { ConfiguredEncoders } from '../src/encoder/from-config.js';
+import { ConfigError } from '../src/core/errors.js';
+import { Hvs } from '../src/hvs/hvs.js';
+import type { HyperSync } from '../src/integration/hyper-sync.js';
+import { encoderSetOf } from '../src/integration/item-input.js';
+import { buildSnapshot } from '../src/integration/rebuild.js';
+import { SqlNvmStore } from '../src/nvm/sql-nvm-store.js';
+import { BullJobQueue } from '../src/jobs/bullmq-job-queue.js';
+import { JobWorkers } from '../src/jobs/bullmq-workers.js';
+import { InlineJobQueue } from '../src/jobs/inline-job-queue.js';
+import type { JobQueue } from '../src/jobs/job-queue.js';
+import { LocalFleet } from '../src/jobs/node-ops.js';
+import { NodeListener, RedisFleet } from '../src/jobs/redis-fleet.js';
 
 /** Where worker-built snapshots wait for the HVS processes: under the shared data directory. */
 export const rebuildDirOf = (dataDir: string): string => join(dataDir, 'rebuilds');
