@@ -50,6 +50,7 @@ export class HvsCollection {
   private nextSegmentId = 0;
   private _lsn = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
   /**
    * Orders structural work (starting seals, compaction, snapshots) so it never interleaves;
    * never rejects.
@@ -458,14 +459,16 @@ export class HvsCollection {
     }
   }
 
-  /** Releases every device index; safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.quiesce();
-    for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
-    this.segments.clear();
-    this.locations.clear();
+  /** Releases every device index; safe to call twice (a second call waits for the first). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.quiesce();
+      for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
+      this.segments.clear();
+      this.locations.clear();
+    })();
+    return this.closing;
   }
 
   private newGrowing(initialRows?: number): GrowingSegment {
