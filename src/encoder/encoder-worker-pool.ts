@@ -16,6 +16,7 @@ export class EncoderWorkerPool {
   private readonly slots: (Slot | undefined)[];
   private nextId = 1;
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     readonly size: number,
@@ -74,9 +75,12 @@ export class EncoderWorkerPool {
   }
 
   /** Terminates every thread (callers wait for their calls first); safe to call twice. */
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.slots.flatMap((s) => (s ? [s.worker.terminate()] : [])));
-    this.slots.fill(undefined);
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.all(this.slots.flatMap((s) => (s ? [s.worker.terminate()] : [])));
+      this.slots.fill(undefined);
+    })();
+    return this.closing;
   }
 }

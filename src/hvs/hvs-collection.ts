@@ -41,6 +41,7 @@ export class HvsCollection {
   private nextSegmentId = 0;
   private _lsn = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** What sealing, compaction and restoring work on. */
   private readonly parts: CollectionParts;
   /** Seals full growing segments behind the writes and orders structural work. */
@@ -346,14 +347,16 @@ export class HvsCollection {
     }
   }
 
-  /** Releases every device index; safe to call twice. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.seals.quiesce();
-    for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
-    this.segments.clear();
-    this.locations.clear();
+  /** Releases every device index; safe to call twice (a second call waits for the first). */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await this.seals.quiesce();
+      for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
+      this.segments.clear();
+      this.locations.clear();
+    })();
+    return this.closing;
   }
 
   private newGrowing(initialRows?: number): GrowingSegment {

@@ -97,6 +97,8 @@ export class RedisFleet implements HvsFleet {
  * replies. ioredis re-subscribes by itself after Redis comes back.
  */
 export class NodeListener {
+  private closing: Promise<void> | undefined;
+
   private constructor(
     private readonly sub: Redis,
     private readonly pub: Redis,
@@ -134,10 +136,13 @@ export class NodeListener {
     return new NodeListener(sub, pub, inFlight);
   }
 
-  /** Stops taking ops; lets the ones running reply. */
-  async close(): Promise<void> {
-    this.sub.disconnect();
-    await Promise.allSettled([...this.inFlight]);
-    this.pub.disconnect();
+  /** Stops taking ops; lets the ones running reply; safe to call twice. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.sub.disconnect();
+      await Promise.allSettled([...this.inFlight]);
+      this.pub.disconnect();
+    })();
+    return this.closing;
   }
 }

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateTestModel } from '../../models/generate-test-model.js';
 import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { freePort } from '../fixtures/redis.js';
+import { sleep } from '../fixtures/wait.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -195,7 +196,7 @@ describe('hypersync CLI: quantize', () => {
     try {
       let res: Response | undefined;
       for (let i = 0; i < 200 && !res?.ok; i++) {
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
         res = await fetch(`http://127.0.0.1:${port}/v1/encode`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },

@@ -13,6 +13,7 @@ import { Service } from '../../src/service.js';
 import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 import { OwnRedis } from '../fixtures/redis.js';
 import { redisProblem, servicesRequired } from '../fixtures/services.js';
+import { sleep } from '../fixtures/wait.js';
 
 const redisDown = await redisProblem();
 if (redisDown && !servicesRequired) console.warn(`skipping the BullMQ HTTP jobs tests: ${redisDown}`);
@@ -96,7 +97,7 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
         return info;
       }
       if (Date.now() > deadline) throw new Error(`job ${id} still ${info.state} after 60 s`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 
@@ -318,7 +319,7 @@ describe.skipIf(redisDown !== null && !servicesRequired)('background jobs over H
     const deadline = Date.now() + 15_000;
     let back: Answer;
     do {
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
       back = await call('POST', '/v1/collections/queued/jobs', { type: 'sync' });
     } while (back.status === 503 && Date.now() < deadline);
     expect(back.status, JSON.stringify(back.json)).toBe(202);

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,6 +8,8 @@ import type { LoadResult } from '../../src/integration/collection-loader.js';
 import { CRASH_BATCH, crashItem } from '../fixtures/crash-items.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
+import { tempDir } from '../fixtures/temp-dirs.js';
+import { bits } from '../fixtures/vectors.js';
 
 const pgProblem = await postgresProblem();
 if (pgProblem && !servicesRequired) console.warn(`skipping PostgreSQL crash tests: ${pgProblem}`);
@@ -50,8 +51,6 @@ async function writeUntilKilled(
   return acked;
 }
 
-const bits = (v: Float32Array): number[] => [...new Uint32Array(v.buffer, v.byteOffset, v.length)];
-
 interface Case {
   backend: 'postgres' | 'pglite';
   persist: boolean;
@@ -67,8 +66,7 @@ describe.each(cases)('HyperSync killed with SIGKILL mid-stream ($backend, persis
   it.skipIf(backend === 'postgres' && !servicesRequired && pgProblem !== null)(
     'keeps every acknowledged write exactly once, recovering from a torn WAL tail and a corrupt snapshot',
     async () => {
-      const dataDir = await mkdtemp(join(tmpdir(), 'hs-crash-'));
-      cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+      const dataDir = await tempDir('hs-crash-', cleanups);
       let url = '';
       if (backend === 'postgres') {
         const db = await createScratchDatabase();

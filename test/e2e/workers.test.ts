@@ -11,9 +11,10 @@ import { UnavailableError } from '../../src/core/errors.js';
 import { type JobInfo, type JobType, percentOf } from '../../src/jobs/job-queue.js';
 import { Service } from '../../src/service.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
-import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { freshSeed, randomRows, rng } from '../fixtures/random.js';
 import { OwnRedis } from '../fixtures/redis.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
+import { sleep } from '../fixtures/wait.js';
 
 const pgDown = await postgresProblem();
 const skip = pgDown !== null && !servicesRequired;
@@ -21,12 +22,7 @@ if (skip) console.warn(`skipping worker end-to-end tests: ${pgDown}`);
 
 const cli = join(import.meta.dirname, '../../src/cli/main.ts');
 /** `n` fresh random vectors of `dim`, one array each. */
-function vectorsOf(n: number, dim: number): Float32Array[] {
-  const flat = randomVectors(rng(freshSeed()), n, dim);
-  return Array.from({ length: n }, (_, i) => flat.subarray(i * dim, (i + 1) * dim));
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const vectorsOf = (n: number, dim: number): Float32Array[] => randomRows(rng(freshSeed()), n, dim);
 
 describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker process, PostgreSQL', () => {
   let redis: OwnRedis;

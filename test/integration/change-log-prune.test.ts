@@ -1,5 +1,3 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,8 +11,9 @@ import type { SqlNvmStore } from '../../src/nvm/sql-nvm-store.js';
 import { DEFAULT_CONCURRENCY, PROCESSORS } from '../../workers/index.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
 import { nvmBackends } from '../fixtures/nvm-backends.js';
-import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { freshSeed, randomRows, rng } from '../fixtures/random.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
+import { tempDir } from '../fixtures/temp-dirs.js';
 
 const pgProblem = await postgresProblem();
 if (pgProblem && servicesRequired) throw new Error(pgProblem);
@@ -80,10 +79,8 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync after the ch
     const db = await createScratchDatabase();
     cleanups.push(db.drop);
     url = db.url;
-    root = await mkdtemp(join(tmpdir(), 'hs-prune-'));
-    cleanups.push(() => rm(root, { recursive: true, force: true }));
-    const flat = randomVectors(rng(freshSeed()), n + 200, dim);
-    vectors = Array.from({ length: n + 200 }, (_, i) => flat.subarray(i * dim, (i + 1) * dim));
+    root = await tempDir('hs-prune-', cleanups);
+    vectors = randomRows(rng(freshSeed()), n + 200, dim);
   });
 
   /** Checks that `hs` holds exactly what the NVM holds, and answers queries with it. */

@@ -1,5 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -10,11 +9,16 @@ import {
   InvalidArgumentError,
   InvalidVectorError,
 } from '../../src/core/errors.js';
-import { HyperSync } from '../../src/integration/hyper-sync.js';
+import type { HyperSync } from '../../src/integration/hyper-sync.js';
 import type { HyperSyncOptions } from '../../src/integration/options.js';
 import { createScratchDatabase } from '../fixtures/databases.js';
-import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { openHyperSync } from '../fixtures/hypersync.js';
+import { hyperSyncBackends } from '../fixtures/nvm-backends.js';
+import { freshSeed, randomRows, rng } from '../fixtures/random.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
+import { tempDir } from '../fixtures/temp-dirs.js';
+import { bits } from '../fixtures/vectors.js';
+import { waitUntil } from '../fixtures/wait.js';
 
 const pgProblem = await postgresProblem();
 if (pgProblem && !servicesRequired) console.warn(`skipping PostgreSQL HyperSync tests: ${pgProblem}`);
@@ -29,45 +33,17 @@ afterEach(async () => {
   for (const hs of open.splice(0)) await hs.close();
 });
 
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'hs-int-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 async function openHs(opts: Partial<HyperSyncOptions> & { dataDir?: string }): Promise<HyperSync> {
-  const hs = await HyperSync.open({ dataDir: opts.dataDir ?? (await tempDir()), device: 'cpu', pollIntervalMs: 200, ...opts });
+  const hs = await openHyperSync({ pollIntervalMs: 200, ...opts }, cleanups, 'hs-int-');
   open.push(hs);
   return hs;
 }
 
-const rows = (flat: Float32Array, dim: number): Float32Array[] =>
-  Array.from({ length: flat.length / dim }, (_, i) => flat.slice(i * dim, (i + 1) * dim));
-
-const bits = (v: Float32Array): number[] => [...new Uint32Array(v.buffer, v.byteOffset, v.length)];
-
-interface Backend {
-  name: 'postgres' | 'pglite';
-  skip: boolean;
-  url(): Promise<string | undefined>;
-}
-
-const backends: Backend[] = [
-  {
-    name: 'postgres',
-    skip: !servicesRequired && pgProblem !== null,
-    async url() {
-      const db = await createScratchDatabase();
-      cleanups.push(db.drop);
-      return db.url;
-    },
-  },
-  { name: 'pglite', skip: false, url: () => Promise.resolve(undefined) },
-];
+const backends = hyperSyncBackends(pgProblem, cleanups);
 
 describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
   const openBackend = async (extra: Partial<HyperSyncOptions> = {}) => {
-    const url = await backend.url();
+    const url = await backend.databaseUrl();
     return openHs(url ? { databaseUrl: url, ...extra } : extra);
   };
 
@@ -76,7 +52,7 @@ describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
     const dim = 16;
     await hs.createCollection('docs', { dim, metric: 'l2' });
     const rand = rng(freshSeed());
-    const vectors = rows(randomVectors(rand, 60, dim), dim);
+    const vectors = randomRows(rand, 60, dim);
     const items = vectors.map((vector, i) => ({ id: `d${i}`, vector, content: `text ${i}`, metadata: { i } }));
     const durable = await hs.store('docs', items.slice(0, 40));
     expect(durable.persisted).toBe(true);
@@ -153,7 +129,7 @@ describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
       await hs.createCollection('a', { dim: 8, metric: 'ip' });
       await hs.createCollection('b', { dim: 8, metric: 'ip' });
       const rand = rng(freshSeed());
-      const vs = rows(randomVectors(rand, 6, 8), 8);
+      const vs = randomRows(rand, 6, 8);
       await hs.store('a', [{ id: 'keep', vector: vs[0] }]);
       await expect(
         hs.transaction(async (tx) => {
@@ -197,12 +173,12 @@ describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
   );
 
   it.skipIf(backend.skip)('recovers from its snapshot and from the NVM, serving from pgvector until ready', async () => {
-    const url = await backend.url();
-    const dataDir = await tempDir();
+    const url = await backend.databaseUrl();
+    const dataDir = await tempDir('hs-int-', cleanups);
     const base = url ? { databaseUrl: url, dataDir } : { dataDir };
     const dim = 12;
     const rand = rng(freshSeed());
-    const vectors = rows(randomVectors(rand, 300, dim), dim);
+    const vectors = randomRows(rand, 300, dim);
     const hs = await openHs({ ...base, sealThreshold: 64 });
     await hs.createCollection('r', { dim, metric: 'cosine' });
     await hs.store(
@@ -254,7 +230,7 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync on one Postg
     // b learns of the collection from the NVM (it was created by another process) and loads it.
     await b.ready('shared');
     const rand = rng(freshSeed());
-    const vs = rows(randomVectors(rand, 20, 8), 8);
+    const vs = randomRows(rand, 20, 8);
     const { lsn } = await a.store(
       'shared',
       vs.map((vector, i) => ({ id: `s${i}`, vector, content: `c${i}` })),
@@ -279,10 +255,7 @@ describe.skipIf(!servicesRequired && pgProblem !== null)('HyperSync on one Postg
     const a = await openHs({ databaseUrl: db.url, pollIntervalMs: 100 });
     const b = await openHs({ databaseUrl: db.url, pollIntervalMs: 100 });
     await a.createCollection('temp', { dim: 4, metric: 'ip' });
-    const until = async (ok: () => boolean) => {
-      for (let i = 0; i < 100 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
-      return ok();
-    };
+    const until = (ok: () => boolean): Promise<boolean> => waitUntil(ok, { timeoutMs: 5000, intervalMs: 50 });
     expect(await until(() => b.listCollections().some((c) => c.name === 'temp'))).toBe(true);
     await a.dropCollection('temp');
     expect(await until(() => !b.listCollections().some((c) => c.name === 'temp'))).toBe(true);

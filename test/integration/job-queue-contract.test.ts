@@ -9,18 +9,10 @@ import { type JobInfo, type JobQueue, type JobType, JOB_TYPES } from '../../src/
 import type { JobContext, JobRun, Processor } from '../../src/jobs/processor.js';
 import { dropPrefix } from '../fixtures/redis.js';
 import { redisProblem, servicesRequired, testRedisUrl } from '../fixtures/services.js';
+import { sleep } from '../fixtures/wait.js';
 
 const redisDown = await redisProblem();
 if (redisDown && !servicesRequired) console.warn(`skipping the BullMQ job queue contract: ${redisDown}`);
-
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
-  new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason as Error);
-    });
-  });
 
 /** What the test processors saw. */
 class Probe {

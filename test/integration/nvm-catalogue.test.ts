@@ -17,6 +17,7 @@ import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
 import { expectMatchesReference } from '../fixtures/reference-check.js';
 import { nvmBackends, type NvmBackend } from '../fixtures/nvm-backends.js';
 import { postgresProblem, servicesRequired } from '../fixtures/services.js';
+import { sleep } from '../fixtures/wait.js';
 
 const pgProblem = await postgresProblem();
 if (pgProblem && !servicesRequired) console.warn(`skipping PostgreSQL NVM tests: ${pgProblem}`);
@@ -435,7 +436,7 @@ describe.each(backends)('NVM streaming and change notifications ($name)', (backe
     expect(heard).toEqual([w.lsn, d.lsn]);
     await unsubscribe();
     await store.writeBlocks('n', [{ id: 'b', vectors: [Float32Array.of(1, 2)] }]);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     expect(heard).toHaveLength(2);
   });
 });
@@ -462,10 +463,10 @@ describe('NVM on PostgreSQL: connections killed mid-run', () => {
       }
       // … and the listener hears about it: from the catch-up after reconnecting, or the NOTIFY.
       const deadline = Date.now() + 5000;
-      while (!heard.includes(w.lsn) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      while (!heard.includes(w.lsn) && Date.now() < deadline) await sleep(50);
       expect(heard).toContain(w.lsn);
       const w2 = await store.writeBlocks('l', [{ id: 'later', vectors: [Float32Array.of(1, 2)] }]);
-      while (!heard.includes(w2.lsn) && Date.now() < deadline + 5000) await new Promise((r) => setTimeout(r, 50));
+      while (!heard.includes(w2.lsn) && Date.now() < deadline + 5000) await sleep(50);
       expect(heard).toContain(w2.lsn);
       await unsubscribe();
     } finally {
@@ -498,12 +499,12 @@ describe('NVM on PostgreSQL: connections killed mid-run', () => {
       })();
       // Terminate every other backend of this database a few times while the writer runs.
       for (let round = 0; round < 5; round++) {
-        await new Promise((r) => setTimeout(r, 60));
+        await sleep(60);
         await killer.query(
           'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()',
         );
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       stop = true;
       await writer;
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Metric } from '../../src/core/metric.js';
 import { Hvs } from '../../src/hvs/hvs.js';
-import { freshSeed, randomVectors, rng } from '../fixtures/random.js';
+import { freshSeed, randomRows, randomVectors, rng } from '../fixtures/random.js';
 import { expectMatchesReference, type ModelRow } from '../fixtures/reference-check.js';
 
 const METRICS: Metric[] = ['cosine', 'ip', 'l2'];
@@ -31,12 +31,6 @@ class Model {
   }
 }
 
-function split(flat: Float32Array, dim: number): Float32Array[] {
-  const out: Float32Array[] = [];
-  for (let i = 0; i < flat.length / dim; i++) out.push(flat.slice(i * dim, (i + 1) * dim));
-  return out;
-}
-
 let counter = 0;
 const uniqueName = (metric: string): string => `c_${metric}_${counter++}`;
 
@@ -53,7 +47,7 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
         const c = hvs.createCollection(uniqueName(metric), { dim, metric });
         const model = new Model();
         const n = 300; // four sealed segments of 64 plus a growing one
-        const vecs = split(randomVectors(rand, n, dim), dim);
+        const vecs = randomRows(rand, n, dim);
         const ids = vecs.map((_, i) => `id-${i}`);
         // duplicates: the same vector under several ids
         vecs[10] = vecs[3].slice();
@@ -67,7 +61,7 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
 
         // upserts: replace 40 ids (in sealed and growing segments) with new vectors
         const up = Array.from({ length: 40 }, (_, i) => ids[(i * 7) % n]);
-        const upVecs = split(randomVectors(rand, up.length, dim), dim);
+        const upVecs = randomRows(rand, up.length, dim);
         await c.upsert(up, upVecs);
         up.forEach((id, i) => model.rows.set(id, upVecs[i]));
         // deletes, across segments
@@ -76,7 +70,7 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
         for (const id of del) model.rows.delete(id);
         expect(c.count).toBe(model.rows.size);
 
-        const queries = split(randomVectors(rand, 9, dim), dim);
+        const queries = randomRows(rand, 9, dim);
         queries.push(vecs[3].slice()); // a query equal to a duplicated row
         for (const k of [1, 10, 64, model.rows.size + 20]) {
           const results = await c.search(queries, k);
@@ -94,9 +88,9 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
       const rand = rng(seed);
       const dim = 5;
       const c = hvs.createCollection(uniqueName(metric), { dim, metric });
-      const vecs = split(randomVectors(rand, 3, dim), dim);
+      const vecs = randomRows(rand, 3, dim);
       await c.upsert(['a', 'b', 'c'], vecs);
-      const q = split(randomVectors(rand, 2, dim), dim);
+      const q = randomRows(rand, 2, dim);
       const res = await c.search(q, 1024);
       const rows = ['a', 'b', 'c'].map((id, i) => ({ id, vector: vecs[i] }));
       res.forEach((hits, i) => expectMatchesReference(metric, q[i], rows, 1024, hits, `seed ${seed}`));
@@ -109,7 +103,7 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
       const dim = 16;
       const c = hvs.createCollection(uniqueName(metric), { dim, metric });
       const model = new Model();
-      const vecs = split(randomVectors(rand, 400, dim), dim);
+      const vecs = randomRows(rand, 400, dim);
       const ids = vecs.map((_, i) => `v${i}`);
       await c.upsert(ids, vecs);
       ids.forEach((id, i) => model.rows.set(id, vecs[i]));
@@ -118,7 +112,7 @@ describe.each(METRICS.flatMap((m) => [[m, 'worker'] as const, [m, 'main'] as con
       for (const id of del) model.rows.delete(id);
       const before = c.stats();
       expect(before.tombstones).toBeGreaterThan(0);
-      const queries = split(randomVectors(rand, 4, dim), dim);
+      const queries = randomRows(rand, 4, dim);
       // a search running while compaction swaps segments still answers from a consistent set
       const [during, report] = await Promise.all([c.search(queries, 10), c.compact()]);
       during.forEach((hits, q) => expectMatchesReference(metric, queries[q], model.live(), 10, hits, `seed ${seed}, during`));
@@ -143,11 +137,11 @@ describe('segments being sealed', () => {
     const rand = rng(freshSeed());
     const c = hvs.createCollection(uniqueName('sealing'), { dim, metric: 'l2' });
     const model = new Model();
-    const vecs = split(randomVectors(rand, 200, dim), dim);
+    const vecs = randomRows(rand, 200, dim);
     const ids = vecs.map((_, i) => `s${i}`);
     await c.upsert(ids, vecs); // fills three segments: their seals run after upsert returns
     ids.forEach((id, i) => model.rows.set(id, vecs[i]));
-    const q = split(randomVectors(rand, 3, dim), dim);
+    const q = randomRows(rand, 3, dim);
     const during = await c.search(q, 15);
     during.forEach((hits, i) => expectMatchesReference('l2', q[i], model.live(), 15, hits, 'during seal'));
     expect(c.get('s5')?.vector).toEqual(vecs[5]);
