@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { LIMITS } from '../core/limits.js';
-import { METRICS, type Metric } from '../core/metric.js';
+import type { Metric } from '../core/metric.js';
 import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
 import { assertCollectionName } from '../core/collection-name.js';
 import { assertId, isArray } from '../core/ids.js';
@@ -28,6 +28,7 @@ import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-code
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
 import type { SqlDriver, SqlExecutor } from './sql-driver.js';
+import { Catalogue, COLLECTION_COLUMNS, type CollectionRow, toCollection, vectorsTable } from './sql/catalogue.js';
 
 /** Options of {@link SqlNvmStore.open}. */
 export interface NvmStoreOptions {
@@ -36,17 +37,6 @@ export interface NvmStoreOptions {
   /** Data directory of the embedded database (required without `databaseUrl`). */
   dataDir?: string;
 }
-
-type CollectionRow = {
-  id: number;
-  name: string;
-  dim: number;
-  metric: string;
-  encoder: string | null;
-  encoder_version: string | null;
-};
-
-const COLLECTION_COLUMNS = 'id, name, dim, metric, encoder, encoder_version';
 
 /** A write checked in full, ready for {@link SqlNvmStore.writeInTx}. */
 interface PreparedWrite {
@@ -121,13 +111,9 @@ function toProgress(r: ProgressRow): HnswBuildProgress {
   return { ...p, percent: Math.min(100, Math.max(0, ratio * 100)) };
 }
 
-/** The vectors table of a collection: named by its number, so no identifier ever comes from input. */
-const vectorsTable = (id: number): string => `hs_vec_${Math.trunc(id)}`;
-
 /** {@link NvmStore} written once in SQL over either driver. */
 export class SqlNvmStore implements NvmStore {
-  /** Catalogue rows by name, so a data call costs one round trip; dropped on drop or a stale hit. */
-  private readonly known = new Map<string, NvmCollection>();
+  private readonly catalogue: Catalogue;
   /** The last HNSW build or drop queued per collection name, so they run one at a time. */
   private readonly indexWork = new Map<string, Promise<unknown>>();
 
@@ -135,7 +121,9 @@ export class SqlNvmStore implements NvmStore {
     private readonly db: SqlDriver,
     /** pgvector ≥ 0.8 has iterative index scans. */
     private readonly iterativeScans: boolean,
-  ) {}
+  ) {
+    this.catalogue = new Catalogue(db);
+  }
 
   /** Connects (PostgreSQL) or opens (PGlite), then applies pending migrations. */
   static async open(opts: NvmStoreOptions): Promise<SqlNvmStore> {
@@ -161,69 +149,20 @@ export class SqlNvmStore implements NvmStore {
     return this.db.kind;
   }
 
-  async createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
-    assertCollectionName(name);
-    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > LIMITS.dim) {
-      throw new InvalidArgumentError(`dim must be an integer between 1 and ${LIMITS.dim}, got ${String(spec.dim)}`);
-    }
-    if (!METRICS.includes(spec.metric)) {
-      throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
-    }
-    const enc = spec.encoder;
-    if (enc !== undefined && (typeof enc.name !== 'string' || enc.name.length === 0 || typeof enc.version !== 'string')) {
-      throw new InvalidArgumentError('encoder must have a non-empty name and a version');
-    }
-    try {
-      return await this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<CollectionRow>(
-          `INSERT INTO hs_collections (name, dim, metric, encoder, encoder_version) VALUES ($1, $2, $3, $4, $5)
-           RETURNING ${COLLECTION_COLUMNS}`,
-          [name, spec.dim, spec.metric, enc?.name ?? null, enc?.version ?? null],
-        );
-        const c = toCollection(rows[0]);
-        // dim is a checked integer and the table name a number: nothing here comes from input text.
-        await tx.query(
-          `CREATE TABLE ${vectorsTable(c.id)} (
-             block_id  text NOT NULL,
-             chunk     integer NOT NULL,
-             embedding vector(${c.dim}) NOT NULL,
-             PRIMARY KEY (block_id, chunk)
-           )`,
-        );
-        return c;
-      });
-    } catch (err) {
-      throw mapDbError(err, { collection: name });
-    }
+  createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
+    return this.catalogue.createCollection(name, spec);
   }
 
-  async getCollection(name: string): Promise<NvmCollection> {
-    assertCollectionName(name);
-    const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1`, [name]),
-    );
-    if (rows.length === 0) throw new CollectionNotFoundError(name);
-    return toCollection(rows[0]);
+  getCollection(name: string): Promise<NvmCollection> {
+    return this.catalogue.getCollection(name);
   }
 
-  async listCollections(): Promise<NvmCollection[]> {
-    const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections ORDER BY name`),
-    );
-    return rows.map(toCollection);
+  listCollections(): Promise<NvmCollection[]> {
+    return this.catalogue.listCollections();
   }
 
-  async dropCollection(name: string): Promise<void> {
-    assertCollectionName(name);
-    this.known.delete(name);
-    await this.run(() =>
-      this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ id: number }>('DELETE FROM hs_collections WHERE name = $1 RETURNING id', [name]);
-        if (rows.length === 0) throw new CollectionNotFoundError(name);
-        await tx.query(`DROP TABLE IF EXISTS ${vectorsTable(rows[0].id)}`);
-        await tx.query('DELETE FROM hs_changes WHERE collection = $1', [name]);
-      }),
-    );
+  dropCollection(name: string): Promise<void> {
+    return this.catalogue.dropCollection(name);
   }
 
   /** Checks a write in full before any of it reaches the database. */
@@ -335,11 +274,11 @@ export class SqlNvmStore implements NvmStore {
   }
 
   async getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
-    return this.withCollection(collection, (c) => this.getBlocksFrom(c, ids, opts.vectors ?? true));
+    return this.catalogue.withCollection(collection, (c) => this.getBlocksFrom(c, ids, opts.vectors ?? true));
   }
 
   async versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
-    return this.withCollection(collection, async (c) => {
+    return this.catalogue.withCollection(collection, async (c) => {
       if (!isArray(ids)) throw new InvalidArgumentError('versions: ids must be an array');
       const out = new Map<string, number>();
       if (ids.length === 0) return out;
@@ -519,7 +458,7 @@ export class SqlNvmStore implements NvmStore {
   }
 
   async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
-    return this.withCollection(collection, (c) => this.countsOf(c));
+    return this.catalogue.withCollection(collection, (c) => this.countsOf(c));
   }
 
   private async countsOf(c: NvmCollection): Promise<{ blocks: number; vectors: number }> {
@@ -634,7 +573,7 @@ export class SqlNvmStore implements NvmStore {
   }
 
   async digest(collection: string): Promise<{ blocks: number; digest: string }> {
-    return this.withCollection(collection, async (c) => {
+    return this.catalogue.withCollection(collection, async (c) => {
       // Per block: md5 over id, version and each chunk's binary vector in chunk order; its first
       // 60 bits as an integer; summed as numeric, so the order of rows does not matter.
       const { rows } = await this.run(() =>
@@ -666,7 +605,7 @@ export class SqlNvmStore implements NvmStore {
     if (!Number.isInteger(efSearch) || efSearch < 1 || efSearch > 1000) {
       throw new InvalidArgumentError(`efSearch must be an integer between 1 and 1000, got ${String(efSearch)}`);
     }
-    return this.withCollection(collection, async (c) => {
+    return this.catalogue.withCollection(collection, async (c) => {
       queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
       const op = DISTANCE_OP[c.metric];
       const table = vectorsTable(c.id);
@@ -722,13 +661,13 @@ export class SqlNvmStore implements NvmStore {
     }
     opts.signal?.throwIfAborted();
     return this.oneIndexJobAtATime(collection, () =>
-      this.withCollection(collection, (c) => this.buildHnswIndex(c, m, efConstruction, opts)),
+      this.catalogue.withCollection(collection, (c) => this.buildHnswIndex(c, m, efConstruction, opts)),
     );
   }
 
   async dropHnswIndex(collection: string): Promise<void> {
     await this.oneIndexJobAtATime(collection, () =>
-      this.withCollection(collection, async (c) => {
+      this.catalogue.withCollection(collection, async (c) => {
         const concurrently = this.db.kind === 'postgres' ? 'CONCURRENTLY' : '';
         await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${tempHnswIndex(c.id)}`));
         await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${hnswIndex(c.id)}`));
@@ -884,27 +823,6 @@ export class SqlNvmStore implements NvmStore {
     return this.db;
   }
 
-  /**
-   * Runs `fn` with the collection's catalogue row, from the cache when it has one. If another
-   * process dropped and re-created the collection meanwhile (its vectors table is gone), the row
-   * is read again and `fn` runs once more.
-   */
-  private async withCollection<T>(name: string, fn: (c: NvmCollection) => Promise<T>): Promise<T> {
-    assertCollectionName(name);
-    const cached = this.known.get(name);
-    const c = cached ?? (await this.getCollection(name));
-    this.known.set(name, c);
-    try {
-      return await fn(c);
-    } catch (err) {
-      if (!cached || (err as { code?: unknown } | null)?.code !== '42P01') throw err;
-      this.known.delete(name);
-      const fresh = await this.getCollection(name);
-      this.known.set(name, fresh);
-      return fn(fresh);
-    }
-  }
-
   /** Runs `fn` after the HNSW builds and drops queued before it for the same collection. */
   private async oneIndexJobAtATime<T>(collection: string, fn: () => Promise<T>): Promise<T> {
     const before = this.indexWork.get(collection) ?? Promise.resolve();
@@ -930,10 +848,4 @@ export class SqlNvmStore implements NvmStore {
 function checkIds(ids: readonly string[]): void {
   if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
   ids.forEach((id, i) => assertId(id, `ids[${i}]`));
-}
-
-function toCollection(r: CollectionRow): NvmCollection {
-  const c: NvmCollection = { id: Number(r.id), name: r.name, dim: Number(r.dim), metric: r.metric as Metric };
-  if (r.encoder !== null) c.encoder = { name: r.encoder, version: r.encoder_version ?? '' };
-  return c;
 }
