@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { LIMITS } from '../core/limits.js';
 import type { Metric } from '../core/metric.js';
-import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
+import { CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
 import { assertCollectionName } from '../core/collection-name.js';
 import { assertId, isArray } from '../core/ids.js';
 import { encodeVectorRows } from './copy-binary.js';
@@ -28,6 +28,7 @@ import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-code
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
 import type { SqlDriver, SqlExecutor } from './sql-driver.js';
+import * as changeLog from './sql/change-log.js';
 import { Catalogue, COLLECTION_COLUMNS, type CollectionRow, toCollection, vectorsTable } from './sql/catalogue.js';
 
 /** Options of {@link SqlNvmStore.open}. */
@@ -50,9 +51,6 @@ interface PreparedWrite {
 
 /** Chunk vectors from which a write uses binary COPY where the driver has it. */
 const COPY_THRESHOLD = 256;
-
-/** The channel every committed change is announced on (payload: the transaction's last lsn). */
-export const CHANGES_CHANNEL = 'hs_changes';
 
 // Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
 // reader that has seen lsn N never later finds a smaller one appear.
@@ -201,7 +199,7 @@ export class SqlNvmStore implements NvmStore {
       this.db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
         const out = await this.writeInTx(tx, prepared);
-        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+        await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(out.lsn)]);
         return out;
       }),
     );
@@ -331,7 +329,7 @@ export class SqlNvmStore implements NvmStore {
       this.db.transaction(async (tx) => {
         await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
         const out = await this.deleteInTx(tx, collection, ids);
-        if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+        if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(out.lsn)]);
         return out;
       }),
     );
@@ -379,82 +377,30 @@ export class SqlNvmStore implements NvmStore {
           },
         };
         const result = await work(uow);
-        if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+        if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(lsn)]);
         return { result, lsn };
       }),
     );
   }
 
-  async changesAfter(lsn: number, limit = 10_000, collection?: string): Promise<Change[]> {
-    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError(`lsn must be a non-negative integer, got ${lsn}`);
-    if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${limit}`);
-    if (collection !== undefined) assertCollectionName(collection);
-    // The horizon and the rows in one statement, so one snapshot: a prune cannot fall between them.
-    const { rows } = await this.run(() =>
-      this.db.query<{
-        horizon: string;
-        lsn: string | null;
-        collection: string;
-        block_id: string;
-        op: 'upsert' | 'delete';
-        version: string | null;
-      }>(
-        `WITH h AS (SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon)
-         SELECT h.horizon, c.lsn, c.collection, c.block_id, c.op, c.version
-           FROM h LEFT JOIN LATERAL (
-             SELECT lsn, collection, block_id, op, version FROM hs_changes
-              WHERE lsn > $1 AND ($3::text IS NULL OR collection = $3) ORDER BY lsn LIMIT $2
-           ) c ON true
-          ORDER BY c.lsn`,
-        [lsn, limit, collection ?? null],
-      ),
-    );
-    const horizon = Number(rows[0]?.horizon ?? 0);
-    if (lsn < horizon) throw new ChangeLogGapError(lsn, horizon);
-    return rows
-      .filter((r) => r.lsn !== null)
-      .map((r) => ({
-        lsn: Number(r.lsn),
-        collection: r.collection,
-        blockId: r.block_id,
-        op: r.op,
-        version: r.version === null ? null : Number(r.version),
-      }));
+  changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]> {
+    return changeLog.changesAfter(this.db, lsn, limit, collection);
   }
 
-  async pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }> {
-    if (!Number.isSafeInteger(throughLsn) || throughLsn < 0) {
-      throw new InvalidArgumentError(`throughLsn must be a non-negative integer, got ${throughLsn}`);
-    }
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ newest: string; horizon: string }>(
-          `SELECT coalesce((SELECT max(lsn) FROM hs_changes), 0) AS newest,
-                  coalesce((SELECT pruned_through FROM hs_change_horizon FOR UPDATE), 0) AS horizon`,
-        );
-        const horizon = Number(rows[0].horizon);
-        // Never past the newest row (lastLsn stays put), never back.
-        const through = Math.max(horizon, Math.min(throughLsn, Math.max(Number(rows[0].newest), horizon)));
-        if (through === horizon) return { deleted: 0, prunedThrough: horizon };
-        const del = await tx.query<{ n: string }>(
-          'WITH d AS (DELETE FROM hs_changes WHERE lsn <= $1 RETURNING 1) SELECT count(*) AS n FROM d',
-          [through],
-        );
-        await tx.query(
-          `INSERT INTO hs_change_horizon (singleton, pruned_through) VALUES (true, $1)
-           ON CONFLICT (singleton) DO UPDATE SET pruned_through = greatest(hs_change_horizon.pruned_through, $1)`,
-          [through],
-        );
-        return { deleted: Number(del.rows[0].n), prunedThrough: through };
-      }),
-    );
+  pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }> {
+    return changeLog.pruneChanges(this.db, throughLsn);
   }
 
-  async changesPrunedThrough(): Promise<number> {
-    const { rows } = await this.run(() =>
-      this.db.query<{ horizon: string }>('SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon'),
-    );
-    return Number(rows[0].horizon);
+  changesPrunedThrough(): Promise<number> {
+    return changeLog.changesPrunedThrough(this.db);
+  }
+
+  lastLsn(): Promise<number> {
+    return changeLog.lastLsn(this.db);
+  }
+
+  onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
+    return changeLog.onChange(this.db, listener);
   }
 
   async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
@@ -546,30 +492,6 @@ export class SqlNvmStore implements NvmStore {
       lastLsn = Number(tail[0].lsn);
       lastId = tail[0].id;
     }
-  }
-
-  async lastLsn(): Promise<number> {
-    // Pruned rows still count: the log's newest lsn never moves back.
-    const { rows } = await this.run(() =>
-      this.db.query<{ lsn: string }>(
-        `SELECT greatest(coalesce((SELECT max(lsn) FROM hs_changes), 0),
-                         coalesce((SELECT max(pruned_through) FROM hs_change_horizon), 0)) AS lsn`,
-      ),
-    );
-    return Number(rows[0].lsn);
-  }
-
-  onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
-    return this.run(() =>
-      this.db.listen(
-        CHANGES_CHANNEL,
-        (payload) => listener(Number(payload)),
-        // After a lost connection: report the newest lsn, so the listener catches up on what it missed.
-        () => {
-          this.lastLsn().then(listener, () => undefined);
-        },
-      ),
-    );
   }
 
   async digest(collection: string): Promise<{ blocks: number; digest: string }> {
