@@ -1,10 +1,8 @@
 import { join } from 'node:path';
 import { LIMITS } from '../core/limits.js';
 import type { Metric } from '../core/metric.js';
-import { CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
-import { assertCollectionName } from '../core/collection-name.js';
-import { assertId, isArray } from '../core/ids.js';
-import { encodeVectorRows } from './copy-binary.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { isArray } from '../core/ids.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type { SearchHit } from '../core/search-hit.js';
@@ -27,9 +25,11 @@ import type {
 import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-codec.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
-import type { SqlDriver, SqlExecutor } from './sql-driver.js';
+import type { SqlDriver } from './sql-driver.js';
+import * as reads from './sql/block-reads.js';
+import * as writes from './sql/block-writes.js';
 import * as changeLog from './sql/change-log.js';
-import { Catalogue, COLLECTION_COLUMNS, type CollectionRow, toCollection, vectorsTable } from './sql/catalogue.js';
+import { Catalogue, vectorsTable } from './sql/catalogue.js';
 
 /** Options of {@link SqlNvmStore.open}. */
 export interface NvmStoreOptions {
@@ -38,32 +38,6 @@ export interface NvmStoreOptions {
   /** Data directory of the embedded database (required without `databaseUrl`). */
   dataDir?: string;
 }
-
-/** A write checked in full, ready for {@link SqlNvmStore.writeInTx}. */
-interface PreparedWrite {
-  collection: string;
-  list: BlockInput[];
-  ids: string[];
-  chunkIds: string[];
-  chunkNos: number[];
-  chunkVectors: Float32Array[];
-}
-
-/** Chunk vectors from which a write uses binary COPY where the driver has it. */
-const COPY_THRESHOLD = 256;
-
-// Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
-// reader that has seen lsn N never later finds a smaller one appear.
-const WRITE_LOCK = 7_316_247_802;
-
-type BlockRow = {
-  id: string;
-  name: string | null;
-  content: string | null;
-  metadata: Record<string, unknown> | string;
-  version: string | number;
-  vectors: Uint8Array[] | null;
-};
 
 /** pgvector's distance operator and HNSW operator class per metric. */
 const DISTANCE_OP: Record<Metric, string> = { cosine: '<=>', ip: '<#>', l2: '<->' };
@@ -163,224 +137,28 @@ export class SqlNvmStore implements NvmStore {
     return this.catalogue.dropCollection(name);
   }
 
-  /** Checks a write in full before any of it reaches the database. */
-  private prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
-    assertCollectionName(collection);
-    if (!isArray(blocks) || blocks.length === 0) throw new InvalidArgumentError('writeBlocks: blocks must be a non-empty array');
-    // Last write of an id wins; checked in full before anything is written.
-    const byId = new Map<string, BlockInput>();
-    blocks.forEach((b, i) => {
-      assertId(b?.id, `blocks[${i}].id`);
-      if (b.version !== undefined && (!Number.isSafeInteger(b.version) || b.version < 1)) {
-        throw new InvalidArgumentError(`blocks[${i}].version must be a positive integer, got ${String(b.version)}`);
-      }
-      if (!isArray(b.vectors)) throw new InvalidArgumentError(`blocks[${i}].vectors must be an array`);
-      byId.delete(b.id);
-      byId.set(b.id, b);
-    });
-    const list = [...byId.values()];
-    const ids = list.map((b) => b.id);
-    const chunkIds: string[] = [];
-    const chunkNos: number[] = [];
-    const chunkVectors: Float32Array[] = [];
-    for (const b of list) {
-      b.vectors.forEach((v, n) => {
-        chunkIds.push(b.id);
-        chunkNos.push(n);
-        chunkVectors.push(v);
-      });
-    }
-    return { collection, list, ids, chunkIds, chunkNos, chunkVectors };
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+    return writes.writeBlocks(this.db, collection, blocks);
   }
 
-  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
-    const prepared = this.prepareWrite(collection, blocks);
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const out = await this.writeInTx(tx, prepared);
-        await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(out.lsn)]);
-        return out;
-      }),
-    );
+  deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
+    return writes.deleteBlocks(this.db, collection, ids);
   }
 
-  /** The SQL of a write, inside a transaction that holds the write lock. */
-  private async writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
-    const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
-    // The catalogue row read here, locked against a concurrent drop, is the authority on the
-    // dimension (a cached one could be stale).
-    const found = await tx.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1 FOR SHARE`, [
-      collection,
-    ]);
-    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-    const c = toCollection(found.rows[0]);
-    list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
-    const table = vectorsTable(c.id);
-    // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
-    // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
-    // its lsn, and logs the changes: each block row is written once, with its final values.
-    const { rows } = await tx.query<{ id: string; version: string; lsn: string; existed: boolean }>(
-      `WITH u AS (
-         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
-       existing AS (
-         SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2::text[])),
-       up AS (
-         INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
-         SELECT $1, u.id, u.name, u.content, u.metadata,
-                CASE WHEN u.version >= 0 THEN u.version ELSE coalesce(e.version, 0) + 1 END,
-                nextval('hs_changes_lsn_seq')
-           FROM u LEFT JOIN existing e ON e.id = u.id
-         ON CONFLICT (collection, id) DO UPDATE SET
-           name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
-           version = EXCLUDED.version, lsn = EXCLUDED.lsn
-         RETURNING id, version, lsn),
-       logged AS (
-         INSERT INTO hs_changes (lsn, collection, block_id, op, version)
-         SELECT lsn, $1, id, 'upsert', version FROM up)
-       SELECT up.id, up.version, up.lsn, e.id IS NOT NULL AS existed FROM up LEFT JOIN existing e ON e.id = up.id`,
-      [
-        collection,
-        ids,
-        list.map((b) => b.name ?? null),
-        list.map((b) => b.content ?? null),
-        list.map((b) => JSON.stringify(b.metadata ?? {})),
-        list.map((b) => b.version ?? -1),
-      ],
-    );
-    // Only blocks that existed can have old vectors.
-    const replaced = rows.filter((r) => r.existed).map((r) => r.id);
-    if (replaced.length > 0) await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [replaced]);
-    if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
-      // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
-      await tx.copyFrom(
-        `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
-        encodeVectorRows(chunkIds, chunkNos, chunkVectors),
-      );
-    } else if (chunkIds.length > 0) {
-      await tx.query(
-        // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
-        `INSERT INTO ${table} (block_id, chunk, embedding)
-             SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
-        [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
-      );
-    }
-    const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
-    let lsn = 0;
-    for (const r of rows) lsn = Math.max(lsn, Number(r.lsn));
-    return { lsn, versions };
+  unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
+    return writes.unitOfWork(this.db, work);
   }
 
-  async getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
-    return this.catalogue.withCollection(collection, (c) => this.getBlocksFrom(c, ids, opts.vectors ?? true));
+  getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
+    return this.catalogue.withCollection(collection, (c) => reads.getBlocks(this.db, c, ids, opts.vectors ?? true));
   }
 
-  async versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
-    return this.catalogue.withCollection(collection, async (c) => {
-      if (!isArray(ids)) throw new InvalidArgumentError('versions: ids must be an array');
-      const out = new Map<string, number>();
-      if (ids.length === 0) return out;
-      const { rows } = await this.run(() =>
-        this.db.query<{ id: string; version: string | number }>(
-          'SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2)',
-          [c.name, [...ids]],
-        ),
-      );
-      for (const r of rows) out.set(r.id, Number(r.version));
-      return out;
-    });
+  versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
+    return this.catalogue.withCollection(collection, (c) => reads.versions(this.db, c, ids));
   }
 
-  private async getBlocksFrom(c: NvmCollection, ids: readonly string[], withVectors = true): Promise<Map<string, StoredBlock>> {
-    const collection = c.name;
-    if (!isArray(ids)) throw new InvalidArgumentError('getBlocks: ids must be an array');
-    const out = new Map<string, StoredBlock>();
-    if (ids.length === 0) return out;
-    const { rows } = await this.run(() =>
-      this.db.query<BlockRow>(
-        withVectors
-          ? `SELECT b.id, b.name, b.content, b.metadata, b.version,
-                array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
-           FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
-          WHERE b.collection = $1 AND b.id = ANY($2)
-          GROUP BY b.id, b.name, b.content, b.metadata, b.version`
-          : `SELECT b.id, b.name, b.content, b.metadata, b.version, NULL AS vectors
-           FROM hs_blocks b WHERE b.collection = $1 AND b.id = ANY($2)`,
-        [collection, [...ids]],
-      ),
-    );
-    for (const r of rows) {
-      out.set(r.id, {
-        id: r.id,
-        name: r.name,
-        content: r.content,
-        metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
-        version: Number(r.version),
-        vectors: (r.vectors ?? []).map(vectorFromBinary),
-      });
-    }
-    return out;
-  }
-
-  async deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
-    assertCollectionName(collection);
-    checkIds(ids);
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const out = await this.deleteInTx(tx, collection, ids);
-        if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(out.lsn)]);
-        return out;
-      }),
-    );
-  }
-
-  /** The SQL of a delete, inside a transaction that holds the write lock. */
-  private async deleteInTx(
-    tx: SqlExecutor,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<{ deleted: number; lsn: number }> {
-    const found = await tx.query<{ id: number }>('SELECT id FROM hs_collections WHERE name = $1 FOR SHARE', [collection]);
-    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-    const { rows } = await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
-      collection,
-      [...ids],
-    ]);
-    const gone = rows.map((r) => r.id);
-    if (gone.length === 0) return { deleted: 0, lsn: 0 };
-    await tx.query(`DELETE FROM ${vectorsTable(found.rows[0].id)} WHERE block_id = ANY($1)`, [gone]);
-    const logged = await tx.query<{ lsn: string }>(
-      `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
-      [collection, gone],
-    );
-    return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
-  }
-
-  async unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        let lsn = 0;
-        const uow: UnitOfWork = {
-          writeBlocks: async (collection, blocks) => {
-            const out = await this.writeInTx(tx, this.prepareWrite(collection, blocks));
-            lsn = Math.max(lsn, out.lsn);
-            return out;
-          },
-          deleteBlocks: async (collection, ids) => {
-            assertCollectionName(collection);
-            checkIds(ids);
-            const out = await this.deleteInTx(tx, collection, ids);
-            lsn = Math.max(lsn, out.lsn);
-            return out;
-          },
-        };
-        const result = await work(uow);
-        if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [changeLog.CHANGES_CHANNEL, String(lsn)]);
-        return { result, lsn };
-      }),
-    );
+  counts(collection: string): Promise<{ blocks: number; vectors: number }> {
+    return this.catalogue.withCollection(collection, (c) => reads.counts(this.db, c));
   }
 
   changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]> {
@@ -401,21 +179,6 @@ export class SqlNvmStore implements NvmStore {
 
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
     return changeLog.onChange(this.db, listener);
-  }
-
-  async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
-    return this.catalogue.withCollection(collection, (c) => this.countsOf(c));
-  }
-
-  private async countsOf(c: NvmCollection): Promise<{ blocks: number; vectors: number }> {
-    const collection = c.name;
-    const { rows } = await this.run(() =>
-      this.db.query<{ blocks: string; vectors: string }>(
-        `SELECT (SELECT count(*) FROM hs_blocks WHERE collection = $1) AS blocks, (SELECT count(*) FROM ${vectorsTable(c.id)}) AS vectors`,
-        [collection],
-      ),
-    );
-    return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
   }
 
   /**
@@ -765,9 +528,4 @@ export class SqlNvmStore implements NvmStore {
       throw mapDbError(err);
     }
   }
-}
-
-function checkIds(ids: readonly string[]): void {
-  if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
-  ids.forEach((id, i) => assertId(id, `ids[${i}]`));
 }
