@@ -34,6 +34,7 @@ export class Catalogue {
 
   constructor(private readonly db: SqlDriver) {}
 
+  /** Records the collection and creates its vectors table, in one transaction. */
   async createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
     assertCollectionName(name);
     if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > LIMITS.dim) {
@@ -70,6 +71,7 @@ export class Catalogue {
     }
   }
 
+  /** The catalogue row of `name`, read from the database (not the cache). */
   async getCollection(name: string): Promise<NvmCollection> {
     assertCollectionName(name);
     const { rows } = await mapDbErrors(() =>
@@ -79,6 +81,7 @@ export class Catalogue {
     return toCollection(rows[0]);
   }
 
+  /** Every collection, by name. */
   async listCollections(): Promise<NvmCollection[]> {
     const { rows } = await mapDbErrors(() =>
       this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections ORDER BY name`),
@@ -86,6 +89,7 @@ export class Catalogue {
     return rows.map(toCollection);
   }
 
+  /** Drops the collection, its vectors table and its change-log rows, in one transaction. */
   async dropCollection(name: string): Promise<void> {
     assertCollectionName(name);
     this.known.delete(name);
