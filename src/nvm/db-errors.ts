@@ -22,3 +22,12 @@ export function mapDbError(err: unknown, context: { collection?: string } = {}):
   }
   return err;
 }
+
+/** Runs `fn`, passing what it throws through {@link mapDbError}. */
+export async function mapDbErrors<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw mapDbError(err);
+  }
+}

@@ -1,19 +1,13 @@
 import { join } from 'node:path';
-import { LIMITS } from '../core/limits.js';
-import { METRICS, type Metric } from '../core/metric.js';
-import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
-import { assertCollectionName } from '../core/collection-name.js';
-import { assertId, isArray } from '../core/ids.js';
-import { encodeVectorRows } from './copy-binary.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { SearchHit } from '../core/search-hit.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
-import type { SearchHit } from '../core/search-hit.js';
 import type {
   BlockInput,
   Change,
   CollectionSpecInput,
   CreateHnswIndexOptions,
-  HnswBuildProgress,
   HnswIndexBuild,
   HnswIndexParams,
   NvmCollection,
@@ -24,10 +18,17 @@ import type {
   UnitOfWork,
   VectorBatchPage,
 } from './nvm-store.js';
-import { checkChunkVectors, vectorFromBinary, vectorToText } from './vector-codec.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
-import type { SqlDriver, SqlExecutor } from './sql-driver.js';
+import type { SqlDriver } from './sql-driver.js';
+import * as reads from './sql/block-reads.js';
+import * as writes from './sql/block-writes.js';
+import * as changeLog from './sql/change-log.js';
+import { Catalogue } from './sql/catalogue.js';
+import { digest as digestOf } from './sql/digest.js';
+import { HnswIndexes } from './sql/hnsw-index.js';
+import { checkSearch, search as searchIn } from './sql/search.js';
+import * as stream from './sql/stream.js';
 
 /** Options of {@link SqlNvmStore.open}. */
 export interface NvmStoreOptions {
@@ -37,105 +38,19 @@ export interface NvmStoreOptions {
   dataDir?: string;
 }
 
-type CollectionRow = {
-  id: number;
-  name: string;
-  dim: number;
-  metric: string;
-  encoder: string | null;
-  encoder_version: string | null;
-};
-
-const COLLECTION_COLUMNS = 'id, name, dim, metric, encoder, encoder_version';
-
-/** A write checked in full, ready for {@link SqlNvmStore.writeInTx}. */
-interface PreparedWrite {
-  collection: string;
-  list: BlockInput[];
-  ids: string[];
-  chunkIds: string[];
-  chunkNos: number[];
-  chunkVectors: Float32Array[];
-}
-
-/** Chunk vectors from which a write uses binary COPY where the driver has it. */
-const COPY_THRESHOLD = 256;
-
-/** The channel every committed change is announced on (payload: the transaction's last lsn). */
-export const CHANGES_CHANNEL = 'hs_changes';
-
-// Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
-// reader that has seen lsn N never later finds a smaller one appear.
-const WRITE_LOCK = 7_316_247_802;
-
-type BlockRow = {
-  id: string;
-  name: string | null;
-  content: string | null;
-  metadata: Record<string, unknown> | string;
-  version: string | number;
-  vectors: Uint8Array[] | null;
-};
-
-/** pgvector's distance operator and HNSW operator class per metric. */
-const DISTANCE_OP: Record<Metric, string> = { cosine: '<=>', ip: '<#>', l2: '<->' };
-const OPCLASS: Record<Metric, string> = { cosine: 'vector_cosine_ops', ip: 'vector_ip_ops', l2: 'vector_l2_ops' };
-
-/** The HVS's score from pgvector's distance: cosine similarity, inner product, L2 distance. */
-function toScore(metric: Metric, d: number): number {
-  return metric === 'cosine' ? 1 - d : metric === 'ip' ? -d : d;
-}
-
-const hnswIndex = (id: number): string => `hs_vec_${Math.trunc(id)}_hnsw`;
-
-/** The name a new HNSW index is built under before it replaces {@link hnswIndex}. */
-const tempHnswIndex = (id: number): string => `hs_vec_${Math.trunc(id)}_hnsw_new`;
-
-/** How often a PostgreSQL index build's progress is read. */
-const PROGRESS_POLL_MS = 500;
-
-type ProgressRow = {
-  pid: number;
-  phase: string;
-  blocks_done: string | number;
-  blocks_total: string | number;
-  tuples_done: string | number;
-  tuples_total: string | number;
-};
-
-/** A progress report from a `pg_stat_progress_create_index` row (see {@link HnswBuildProgress}). */
-function toProgress(r: ProgressRow): HnswBuildProgress {
-  const p = {
-    phase: String(r.phase),
-    blocksDone: Number(r.blocks_done) || 0,
-    blocksTotal: Number(r.blocks_total) || 0,
-    tuplesDone: Number(r.tuples_done) || 0,
-    tuplesTotal: Number(r.tuples_total) || 0,
-  };
-  const ratio =
-    p.phase.startsWith('building index') && p.tuplesTotal > 0
-      ? p.tuplesDone / p.tuplesTotal
-      : p.blocksTotal > 0
-        ? p.blocksDone / p.blocksTotal
-        : 0;
-  return { ...p, percent: Math.min(100, Math.max(0, ratio * 100)) };
-}
-
-/** The vectors table of a collection: named by its number, so no identifier ever comes from input. */
-const vectorsTable = (id: number): string => `hs_vec_${Math.trunc(id)}`;
-
 /** {@link NvmStore} written once in SQL over either driver. */
 export class SqlNvmStore implements NvmStore {
-  /** Catalogue rows by name, so a data call costs one round trip; dropped on drop or a stale hit. */
-  private readonly known = new Map<string, NvmCollection>();
-  /** The last HNSW build or drop queued per collection name, so they run one at a time. */
-  private readonly indexWork = new Map<string, Promise<unknown>>();
+  private readonly catalogue: Catalogue;
+  private readonly indexes: HnswIndexes;
 
   private constructor(
     private readonly db: SqlDriver,
     /** pgvector ≥ 0.8 has iterative index scans. */
     private readonly iterativeScans: boolean,
-  ) {}
+  ) {
+    this.catalogue = new Catalogue(db);
+    this.indexes = new HnswIndexes(db, this.catalogue);
+  }
 
   /** Connects (PostgreSQL) or opens (PGlite), then applies pending migrations. */
   static async open(opts: NvmStoreOptions): Promise<SqlNvmStore> {
@@ -161,495 +76,72 @@ export class SqlNvmStore implements NvmStore {
     return this.db.kind;
   }
 
-  async createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
-    assertCollectionName(name);
-    if (!Number.isInteger(spec.dim) || spec.dim < 1 || spec.dim > LIMITS.dim) {
-      throw new InvalidArgumentError(`dim must be an integer between 1 and ${LIMITS.dim}, got ${String(spec.dim)}`);
-    }
-    if (!METRICS.includes(spec.metric)) {
-      throw new InvalidArgumentError(`metric must be one of ${METRICS.join(', ')}, got ${JSON.stringify(spec.metric)}`);
-    }
-    const enc = spec.encoder;
-    if (enc !== undefined && (typeof enc.name !== 'string' || enc.name.length === 0 || typeof enc.version !== 'string')) {
-      throw new InvalidArgumentError('encoder must have a non-empty name and a version');
-    }
-    try {
-      return await this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<CollectionRow>(
-          `INSERT INTO hs_collections (name, dim, metric, encoder, encoder_version) VALUES ($1, $2, $3, $4, $5)
-           RETURNING ${COLLECTION_COLUMNS}`,
-          [name, spec.dim, spec.metric, enc?.name ?? null, enc?.version ?? null],
-        );
-        const c = toCollection(rows[0]);
-        // dim is a checked integer and the table name a number: nothing here comes from input text.
-        await tx.query(
-          `CREATE TABLE ${vectorsTable(c.id)} (
-             block_id  text NOT NULL,
-             chunk     integer NOT NULL,
-             embedding vector(${c.dim}) NOT NULL,
-             PRIMARY KEY (block_id, chunk)
-           )`,
-        );
-        return c;
-      });
-    } catch (err) {
-      throw mapDbError(err, { collection: name });
-    }
+  createCollection(name: string, spec: CollectionSpecInput): Promise<NvmCollection> {
+    return this.catalogue.createCollection(name, spec);
   }
 
-  async getCollection(name: string): Promise<NvmCollection> {
-    assertCollectionName(name);
-    const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1`, [name]),
-    );
-    if (rows.length === 0) throw new CollectionNotFoundError(name);
-    return toCollection(rows[0]);
+  getCollection(name: string): Promise<NvmCollection> {
+    return this.catalogue.getCollection(name);
   }
 
-  async listCollections(): Promise<NvmCollection[]> {
-    const { rows } = await this.run(() =>
-      this.db.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections ORDER BY name`),
-    );
-    return rows.map(toCollection);
+  listCollections(): Promise<NvmCollection[]> {
+    return this.catalogue.listCollections();
   }
 
-  async dropCollection(name: string): Promise<void> {
-    assertCollectionName(name);
-    this.known.delete(name);
-    await this.run(() =>
-      this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ id: number }>('DELETE FROM hs_collections WHERE name = $1 RETURNING id', [name]);
-        if (rows.length === 0) throw new CollectionNotFoundError(name);
-        await tx.query(`DROP TABLE IF EXISTS ${vectorsTable(rows[0].id)}`);
-        await tx.query('DELETE FROM hs_changes WHERE collection = $1', [name]);
-      }),
-    );
+  dropCollection(name: string): Promise<void> {
+    return this.catalogue.dropCollection(name);
   }
 
-  /** Checks a write in full before any of it reaches the database. */
-  private prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
-    assertCollectionName(collection);
-    if (!isArray(blocks) || blocks.length === 0) throw new InvalidArgumentError('writeBlocks: blocks must be a non-empty array');
-    // Last write of an id wins; checked in full before anything is written.
-    const byId = new Map<string, BlockInput>();
-    blocks.forEach((b, i) => {
-      assertId(b?.id, `blocks[${i}].id`);
-      if (b.version !== undefined && (!Number.isSafeInteger(b.version) || b.version < 1)) {
-        throw new InvalidArgumentError(`blocks[${i}].version must be a positive integer, got ${String(b.version)}`);
-      }
-      if (!isArray(b.vectors)) throw new InvalidArgumentError(`blocks[${i}].vectors must be an array`);
-      byId.delete(b.id);
-      byId.set(b.id, b);
-    });
-    const list = [...byId.values()];
-    const ids = list.map((b) => b.id);
-    const chunkIds: string[] = [];
-    const chunkNos: number[] = [];
-    const chunkVectors: Float32Array[] = [];
-    for (const b of list) {
-      b.vectors.forEach((v, n) => {
-        chunkIds.push(b.id);
-        chunkNos.push(n);
-        chunkVectors.push(v);
-      });
-    }
-    return { collection, list, ids, chunkIds, chunkNos, chunkVectors };
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+    return writes.writeBlocks(this.db, collection, blocks);
   }
 
-  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
-    const prepared = this.prepareWrite(collection, blocks);
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const out = await this.writeInTx(tx, prepared);
-        await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
-        return out;
-      }),
-    );
+  deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
+    return writes.deleteBlocks(this.db, collection, ids);
   }
 
-  /** The SQL of a write, inside a transaction that holds the write lock. */
-  private async writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
-    const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
-    // The catalogue row read here, locked against a concurrent drop, is the authority on the
-    // dimension (a cached one could be stale).
-    const found = await tx.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1 FOR SHARE`, [
-      collection,
-    ]);
-    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-    const c = toCollection(found.rows[0]);
-    list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
-    const table = vectorsTable(c.id);
-    // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
-    // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
-    // its lsn, and logs the changes: each block row is written once, with its final values.
-    const { rows } = await tx.query<{ id: string; version: string; lsn: string; existed: boolean }>(
-      `WITH u AS (
-         SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
-       existing AS (
-         SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2::text[])),
-       up AS (
-         INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
-         SELECT $1, u.id, u.name, u.content, u.metadata,
-                CASE WHEN u.version >= 0 THEN u.version ELSE coalesce(e.version, 0) + 1 END,
-                nextval('hs_changes_lsn_seq')
-           FROM u LEFT JOIN existing e ON e.id = u.id
-         ON CONFLICT (collection, id) DO UPDATE SET
-           name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
-           version = EXCLUDED.version, lsn = EXCLUDED.lsn
-         RETURNING id, version, lsn),
-       logged AS (
-         INSERT INTO hs_changes (lsn, collection, block_id, op, version)
-         SELECT lsn, $1, id, 'upsert', version FROM up)
-       SELECT up.id, up.version, up.lsn, e.id IS NOT NULL AS existed FROM up LEFT JOIN existing e ON e.id = up.id`,
-      [
-        collection,
-        ids,
-        list.map((b) => b.name ?? null),
-        list.map((b) => b.content ?? null),
-        list.map((b) => JSON.stringify(b.metadata ?? {})),
-        list.map((b) => b.version ?? -1),
-      ],
-    );
-    // Only blocks that existed can have old vectors.
-    const replaced = rows.filter((r) => r.existed).map((r) => r.id);
-    if (replaced.length > 0) await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [replaced]);
-    if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
-      // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
-      await tx.copyFrom(
-        `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
-        encodeVectorRows(chunkIds, chunkNos, chunkVectors),
-      );
-    } else if (chunkIds.length > 0) {
-      await tx.query(
-        // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
-        `INSERT INTO ${table} (block_id, chunk, embedding)
-             SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
-        [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
-      );
-    }
-    const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
-    let lsn = 0;
-    for (const r of rows) lsn = Math.max(lsn, Number(r.lsn));
-    return { lsn, versions };
+  unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
+    return writes.unitOfWork(this.db, work);
   }
 
-  async getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
-    return this.withCollection(collection, (c) => this.getBlocksFrom(c, ids, opts.vectors ?? true));
+  getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
+    return this.catalogue.withCollection(collection, (c) => reads.getBlocks(this.db, c, ids, opts.vectors ?? true));
   }
 
-  async versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
-    return this.withCollection(collection, async (c) => {
-      if (!isArray(ids)) throw new InvalidArgumentError('versions: ids must be an array');
-      const out = new Map<string, number>();
-      if (ids.length === 0) return out;
-      const { rows } = await this.run(() =>
-        this.db.query<{ id: string; version: string | number }>(
-          'SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2)',
-          [c.name, [...ids]],
-        ),
-      );
-      for (const r of rows) out.set(r.id, Number(r.version));
-      return out;
-    });
+  versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
+    return this.catalogue.withCollection(collection, (c) => reads.versions(this.db, c, ids));
   }
 
-  private async getBlocksFrom(c: NvmCollection, ids: readonly string[], withVectors = true): Promise<Map<string, StoredBlock>> {
-    const collection = c.name;
-    if (!isArray(ids)) throw new InvalidArgumentError('getBlocks: ids must be an array');
-    const out = new Map<string, StoredBlock>();
-    if (ids.length === 0) return out;
-    const { rows } = await this.run(() =>
-      this.db.query<BlockRow>(
-        withVectors
-          ? `SELECT b.id, b.name, b.content, b.metadata, b.version,
-                array_agg(vector_send(v.embedding) ORDER BY v.chunk) FILTER (WHERE v.chunk IS NOT NULL) AS vectors
-           FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
-          WHERE b.collection = $1 AND b.id = ANY($2)
-          GROUP BY b.id, b.name, b.content, b.metadata, b.version`
-          : `SELECT b.id, b.name, b.content, b.metadata, b.version, NULL AS vectors
-           FROM hs_blocks b WHERE b.collection = $1 AND b.id = ANY($2)`,
-        [collection, [...ids]],
-      ),
-    );
-    for (const r of rows) {
-      out.set(r.id, {
-        id: r.id,
-        name: r.name,
-        content: r.content,
-        metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
-        version: Number(r.version),
-        vectors: (r.vectors ?? []).map(vectorFromBinary),
-      });
-    }
-    return out;
+  counts(collection: string): Promise<{ blocks: number; vectors: number }> {
+    return this.catalogue.withCollection(collection, (c) => reads.counts(this.db, c));
   }
 
-  async deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
-    assertCollectionName(collection);
-    checkIds(ids);
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        const out = await this.deleteInTx(tx, collection, ids);
-        if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
-        return out;
-      }),
-    );
+  changesAfter(lsn: number, limit?: number, collection?: string): Promise<Change[]> {
+    return changeLog.changesAfter(this.db, lsn, limit, collection);
   }
 
-  /** The SQL of a delete, inside a transaction that holds the write lock. */
-  private async deleteInTx(
-    tx: SqlExecutor,
-    collection: string,
-    ids: readonly string[],
-  ): Promise<{ deleted: number; lsn: number }> {
-    const found = await tx.query<{ id: number }>('SELECT id FROM hs_collections WHERE name = $1 FOR SHARE', [collection]);
-    if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-    const { rows } = await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
-      collection,
-      [...ids],
-    ]);
-    const gone = rows.map((r) => r.id);
-    if (gone.length === 0) return { deleted: 0, lsn: 0 };
-    await tx.query(`DELETE FROM ${vectorsTable(found.rows[0].id)} WHERE block_id = ANY($1)`, [gone]);
-    const logged = await tx.query<{ lsn: string }>(
-      `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
-      [collection, gone],
-    );
-    return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+  pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }> {
+    return changeLog.pruneChanges(this.db, throughLsn);
   }
 
-  async unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-        let lsn = 0;
-        const uow: UnitOfWork = {
-          writeBlocks: async (collection, blocks) => {
-            const out = await this.writeInTx(tx, this.prepareWrite(collection, blocks));
-            lsn = Math.max(lsn, out.lsn);
-            return out;
-          },
-          deleteBlocks: async (collection, ids) => {
-            assertCollectionName(collection);
-            checkIds(ids);
-            const out = await this.deleteInTx(tx, collection, ids);
-            lsn = Math.max(lsn, out.lsn);
-            return out;
-          },
-        };
-        const result = await work(uow);
-        if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
-        return { result, lsn };
-      }),
-    );
+  changesPrunedThrough(): Promise<number> {
+    return changeLog.changesPrunedThrough(this.db);
   }
 
-  async changesAfter(lsn: number, limit = 10_000, collection?: string): Promise<Change[]> {
-    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new InvalidArgumentError(`lsn must be a non-negative integer, got ${lsn}`);
-    if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError(`limit must be a positive integer, got ${limit}`);
-    if (collection !== undefined) assertCollectionName(collection);
-    // The horizon and the rows in one statement, so one snapshot: a prune cannot fall between them.
-    const { rows } = await this.run(() =>
-      this.db.query<{
-        horizon: string;
-        lsn: string | null;
-        collection: string;
-        block_id: string;
-        op: 'upsert' | 'delete';
-        version: string | null;
-      }>(
-        `WITH h AS (SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon)
-         SELECT h.horizon, c.lsn, c.collection, c.block_id, c.op, c.version
-           FROM h LEFT JOIN LATERAL (
-             SELECT lsn, collection, block_id, op, version FROM hs_changes
-              WHERE lsn > $1 AND ($3::text IS NULL OR collection = $3) ORDER BY lsn LIMIT $2
-           ) c ON true
-          ORDER BY c.lsn`,
-        [lsn, limit, collection ?? null],
-      ),
-    );
-    const horizon = Number(rows[0]?.horizon ?? 0);
-    if (lsn < horizon) throw new ChangeLogGapError(lsn, horizon);
-    return rows
-      .filter((r) => r.lsn !== null)
-      .map((r) => ({
-        lsn: Number(r.lsn),
-        collection: r.collection,
-        blockId: r.block_id,
-        op: r.op,
-        version: r.version === null ? null : Number(r.version),
-      }));
-  }
-
-  async pruneChanges(throughLsn: number): Promise<{ deleted: number; prunedThrough: number }> {
-    if (!Number.isSafeInteger(throughLsn) || throughLsn < 0) {
-      throw new InvalidArgumentError(`throughLsn must be a non-negative integer, got ${throughLsn}`);
-    }
-    return this.run(() =>
-      this.db.transaction(async (tx) => {
-        const { rows } = await tx.query<{ newest: string; horizon: string }>(
-          `SELECT coalesce((SELECT max(lsn) FROM hs_changes), 0) AS newest,
-                  coalesce((SELECT pruned_through FROM hs_change_horizon FOR UPDATE), 0) AS horizon`,
-        );
-        const horizon = Number(rows[0].horizon);
-        // Never past the newest row (lastLsn stays put), never back.
-        const through = Math.max(horizon, Math.min(throughLsn, Math.max(Number(rows[0].newest), horizon)));
-        if (through === horizon) return { deleted: 0, prunedThrough: horizon };
-        const del = await tx.query<{ n: string }>(
-          'WITH d AS (DELETE FROM hs_changes WHERE lsn <= $1 RETURNING 1) SELECT count(*) AS n FROM d',
-          [through],
-        );
-        await tx.query(
-          `INSERT INTO hs_change_horizon (singleton, pruned_through) VALUES (true, $1)
-           ON CONFLICT (singleton) DO UPDATE SET pruned_through = greatest(hs_change_horizon.pruned_through, $1)`,
-          [through],
-        );
-        return { deleted: Number(del.rows[0].n), prunedThrough: through };
-      }),
-    );
-  }
-
-  async changesPrunedThrough(): Promise<number> {
-    const { rows } = await this.run(() =>
-      this.db.query<{ horizon: string }>('SELECT coalesce(max(pruned_through), 0) AS horizon FROM hs_change_horizon'),
-    );
-    return Number(rows[0].horizon);
-  }
-
-  async counts(collection: string): Promise<{ blocks: number; vectors: number }> {
-    return this.withCollection(collection, (c) => this.countsOf(c));
-  }
-
-  private async countsOf(c: NvmCollection): Promise<{ blocks: number; vectors: number }> {
-    const collection = c.name;
-    const { rows } = await this.run(() =>
-      this.db.query<{ blocks: string; vectors: string }>(
-        `SELECT (SELECT count(*) FROM hs_blocks WHERE collection = $1) AS blocks, (SELECT count(*) FROM ${vectorsTable(c.id)}) AS vectors`,
-        [collection],
-      ),
-    );
-    return { blocks: Number(rows[0].blocks), vectors: Number(rows[0].vectors) };
-  }
-
-  /**
-   * ANALYZE the tables whose statistics are missing or older than a fifth of their rows' changes
-   * (best effort: errors are ignored, the stream runs all the same).
-   */
-  private async analyzeIfStale(tables: string[]): Promise<void> {
-    try {
-      const { rows } = await this.db.query<{ relname: string }>(
-        `SELECT t.name AS relname FROM unnest($1::text[]) AS t(name)
-           LEFT JOIN pg_stat_user_tables s ON s.relname = t.name
-          WHERE s.relname IS NULL
-             OR (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL)
-             OR s.n_mod_since_analyze > greatest(1000, s.n_live_tup / 5)`,
-        [tables],
-      );
-      if (rows.length > 0) await this.db.exec(`ANALYZE ${rows.map((r) => r.relname).join(', ')}`);
-    } catch {
-      // Statistics are an optimisation here.
-    }
-  }
-
-  async *streamVectors(collection: string, batchBlocks = 10_000): AsyncGenerator<VectorBatchPage> {
-    if (!Number.isInteger(batchBlocks) || batchBlocks < 1)
-      throw new InvalidArgumentError(`batchBlocks must be a positive integer, got ${batchBlocks}`);
-    const c = await this.getCollection(collection);
-    // Fresh planner statistics first: right after a bulk load they say a block has thousands of
-    // vectors, and the per-block lookups below get planned as bitmap scans under JIT (≈6× slower).
-    // Best effort: a role that may not ANALYZE streams all the same.
-    await this.analyzeIfStale(['hs_blocks', vectorsTable(c.id)]);
-    let lastLsn = -1;
-    let lastId = '';
-    for (;;) {
-      // Keyset pagination on (lsn, id): each page is one bounded query, on any backend; one row
-      // per vector, in pgvector's binary form (no arrays to parse).
-      const { rows } = await this.run(() =>
-        this.db.query<{ id: string; lsn: string; version: string; chunk: number; vector: Uint8Array }>(
-          // LATERAL: each page block's vectors by index lookup. A plain join lets the planner
-          // hash-join against a scan of the whole vectors table, once per page: quadratic (OFFSET 0
-          // keeps the subquery from being flattened into such a join).
-          `SELECT b.id, b.lsn, b.version, v.chunk, vector_send(v.embedding) AS vector
-             FROM (SELECT id, lsn, version FROM hs_blocks
-                    WHERE collection = $1 AND (lsn, id) > ($2, $3)
-                    ORDER BY lsn, id LIMIT $4) b
-             CROSS JOIN LATERAL (SELECT chunk, embedding FROM ${vectorsTable(c.id)} WHERE block_id = b.id OFFSET 0) v
-            ORDER BY b.lsn, b.id, v.chunk`,
-          [collection, lastLsn, lastId, batchBlocks],
-        ),
-      );
-      // A page whose blocks all lack vectors yields no rows without being the end: look up the
-      // page's last block to step past it.
-      const { rows: tail } =
-        rows.length > 0
-          ? { rows: [{ id: rows[rows.length - 1].id, lsn: rows[rows.length - 1].lsn }] }
-          : await this.run(() =>
-              this.db.query<{ id: string; lsn: string }>(
-                `SELECT id, lsn FROM (SELECT id, lsn FROM hs_blocks
-                                       WHERE collection = $1 AND (lsn, id) > ($2, $3)
-                                       ORDER BY lsn, id LIMIT $4) page
-                  ORDER BY lsn DESC, id DESC LIMIT 1`,
-                [collection, lastLsn, lastId, batchBlocks],
-              ),
-            );
-      if (tail.length === 0) return;
-      const page: VectorBatchPage = {
-        ids: rows.map((r) => r.id),
-        chunks: rows.map((r) => Number(r.chunk)),
-        versions: rows.map((r) => Number(r.version)),
-        lsns: rows.map((r) => Number(r.lsn)),
-        vectors: new Float32Array(rows.length * c.dim),
-      };
-      rows.forEach((r, i) => page.vectors.set(vectorFromBinary(r.vector), i * c.dim));
-      if (rows.length > 0) yield page;
-      lastLsn = Number(tail[0].lsn);
-      lastId = tail[0].id;
-    }
-  }
-
-  async lastLsn(): Promise<number> {
-    // Pruned rows still count: the log's newest lsn never moves back.
-    const { rows } = await this.run(() =>
-      this.db.query<{ lsn: string }>(
-        `SELECT greatest(coalesce((SELECT max(lsn) FROM hs_changes), 0),
-                         coalesce((SELECT max(pruned_through) FROM hs_change_horizon), 0)) AS lsn`,
-      ),
-    );
-    return Number(rows[0].lsn);
+  lastLsn(): Promise<number> {
+    return changeLog.lastLsn(this.db);
   }
 
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
-    return this.run(() =>
-      this.db.listen(
-        CHANGES_CHANNEL,
-        (payload) => listener(Number(payload)),
-        // After a lost connection: report the newest lsn, so the listener catches up on what it missed.
-        () => {
-          this.lastLsn().then(listener, () => undefined);
-        },
-      ),
-    );
+    return changeLog.onChange(this.db, listener);
   }
 
-  async digest(collection: string): Promise<{ blocks: number; digest: string }> {
-    return this.withCollection(collection, async (c) => {
-      // Per block: md5 over id, version and each chunk's binary vector in chunk order; its first
-      // 60 bits as an integer; summed as numeric, so the order of rows does not matter.
-      const { rows } = await this.run(() =>
-        this.db.query<{ blocks: string; digest: string | null }>(
-          `SELECT count(*) AS blocks, coalesce(sum(h), 0)::text AS digest FROM (
-             SELECT ('x' || substr(md5(convert_to(b.id || ':' || b.version || ':', 'UTF8')
-                       || coalesce(string_agg(vector_send(v.embedding), ''::bytea ORDER BY v.chunk), ''::bytea)), 1, 15))::bit(60)::bigint::numeric AS h
-               FROM hs_blocks b LEFT JOIN ${vectorsTable(c.id)} v ON v.block_id = b.id
-              WHERE b.collection = $1
-              GROUP BY b.id, b.version) per_block`,
-          [c.name],
-        ),
-      );
-      return { blocks: Number(rows[0].blocks), digest: rows[0].digest ?? '0' };
-    });
+  streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage> {
+    return stream.streamVectors(this.db, this.catalogue, collection, batchBlocks);
+  }
+
+  digest(collection: string): Promise<{ blocks: number; digest: string }> {
+    return this.catalogue.withCollection(collection, (c) => digestOf(this.db, c));
   }
 
   async search(
@@ -658,221 +150,17 @@ export class SqlNvmStore implements NvmStore {
     k: number,
     opts: NvmSearchOptions = {},
   ): Promise<SearchHit[][]> {
-    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k)
-      throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
-    if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries: the batch is empty');
-    const mode = opts.mode ?? 'exact';
-    const efSearch = opts.efSearch ?? 100;
-    if (!Number.isInteger(efSearch) || efSearch < 1 || efSearch > 1000) {
-      throw new InvalidArgumentError(`efSearch must be an integer between 1 and 1000, got ${String(efSearch)}`);
-    }
-    return this.withCollection(collection, async (c) => {
-      queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
-      const op = DISTANCE_OP[c.metric];
-      const table = vectorsTable(c.id);
-      // Several chunks of one block may come first: take k per query from a wider candidate list.
-      const rows = await this.run(() =>
-        this.db.transaction(async (tx) => {
-          if (mode === 'exact') {
-            // Without an index in play the planner scans: exact by construction.
-            await tx.query('SET LOCAL enable_indexscan = off');
-          } else {
-            await tx.query(`SET LOCAL hnsw.ef_search = ${efSearch}`);
-            // Iterative scans (pgvector ≥ 0.8) keep HNSW results from running short.
-            if (this.iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
-          }
-          const { rows } = await tx.query<{ q: number; block_id: string; d: number; version: string }>(
-            // The queries are parsed once (a materialised CTE), not once per row compared.
-            `WITH q AS MATERIALIZED (SELECT t.v::vector AS v, t.i FROM unnest($1::text[]) WITH ORDINALITY AS t(v, i))
-             SELECT q.i AS q, h.block_id, h.d, b.version
-               FROM q
-               CROSS JOIN LATERAL (
-                 SELECT block_id, embedding ${op} q.v AS d FROM ${table} ORDER BY embedding ${op} q.v LIMIT $2
-               ) h
-               JOIN hs_blocks b ON b.collection = $3 AND b.id = h.block_id
-              ORDER BY q.i, h.d`,
-            [queries.map(vectorToText), k * 4, c.name],
-          );
-          return rows;
-        }),
-      );
-      const out: SearchHit[][] = queries.map(() => []);
-      const seen = queries.map(() => new Set<string>());
-      for (const r of rows) {
-        const qi = Number(r.q) - 1;
-        if (seen[qi].has(r.block_id) || out[qi].length >= k) continue;
-        seen[qi].add(r.block_id);
-        out[qi].push({ id: r.block_id, score: toScore(c.metric, Number(r.d)), version: Number(r.version) });
-      }
-      return out;
-    });
+    // Async, so a bad argument rejects rather than throws.
+    const plan = checkSearch(queries, k, opts);
+    return this.catalogue.withCollection(collection, (c) => searchIn(this.db, c, queries, k, plan, this.iterativeScans));
   }
 
-  async createHnswIndex(
-    collection: string,
-    params: HnswIndexParams = {},
-    opts: CreateHnswIndexOptions = {},
-  ): Promise<HnswIndexBuild> {
-    const m = params.m ?? 16;
-    const efConstruction = params.efConstruction ?? 64;
-    if (!Number.isInteger(m) || m < 2 || m > 100)
-      throw new InvalidArgumentError(`m must be an integer between 2 and 100, got ${String(m)}`);
-    if (!Number.isInteger(efConstruction) || efConstruction < 4 || efConstruction > 1000) {
-      throw new InvalidArgumentError(`efConstruction must be an integer between 4 and 1000, got ${String(efConstruction)}`);
-    }
-    opts.signal?.throwIfAborted();
-    return this.oneIndexJobAtATime(collection, () =>
-      this.withCollection(collection, (c) => this.buildHnswIndex(c, m, efConstruction, opts)),
-    );
+  createHnswIndex(collection: string, params?: HnswIndexParams, opts?: CreateHnswIndexOptions): Promise<HnswIndexBuild> {
+    return this.indexes.createHnswIndex(collection, params, opts);
   }
 
-  async dropHnswIndex(collection: string): Promise<void> {
-    await this.oneIndexJobAtATime(collection, () =>
-      this.withCollection(collection, async (c) => {
-        const concurrently = this.db.kind === 'postgres' ? 'CONCURRENTLY' : '';
-        await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${tempHnswIndex(c.id)}`));
-        await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${hnswIndex(c.id)}`));
-      }),
-    );
-  }
-
-  /** Builds under the temporary name, then swaps the new index in for the old one. */
-  private async buildHnswIndex(
-    c: NvmCollection,
-    m: number,
-    efConstruction: number,
-    { onProgress, signal }: CreateHnswIndexOptions,
-  ): Promise<HnswIndexBuild> {
-    const started = performance.now();
-    const postgres = this.db.kind === 'postgres';
-    // CONCURRENTLY keeps writes going while the index builds; PGlite has one connection anyway.
-    const concurrently = postgres ? 'CONCURRENTLY' : '';
-    const table = vectorsTable(c.id);
-    const temp = tempHnswIndex(c.id);
-    const dropTemp = (): Promise<void> => this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${temp}`));
-    const report = (p: HnswBuildProgress): void => {
-      try {
-        onProgress?.(p);
-      } catch {
-        // A failing progress callback must not fail the build.
-      }
-    };
-
-    // A concurrent build that failed or was killed leaves an INVALID index behind under this name.
-    await dropTemp();
-    signal?.throwIfAborted();
-    const sql = `CREATE INDEX ${concurrently} ${temp} ON ${table} USING hnsw (embedding ${OPCLASS[c.metric]}) WITH (m = ${m}, ef_construction = ${efConstruction})`;
-    const build = this.run(() => this.db.exec(sql));
-    let last: HnswBuildProgress | undefined;
-    const watching =
-      postgres && (onProgress || signal)
-        ? this.watchIndexBuild(build, table, sql, signal, (p) => {
-            last = p;
-            report(p);
-          })
-        : undefined;
-    try {
-      await build;
-      signal?.throwIfAborted();
-    } catch (err) {
-      await watching;
-      await dropTemp().catch(() => undefined);
-      if (signal?.aborted) throw signal.reason;
-      throw err;
-    }
-    await watching;
-
-    // From here on the new index is valid: the old one goes and the new one takes its name.
-    await this.run(() => this.db.exec(`DROP INDEX ${concurrently} IF EXISTS ${hnswIndex(c.id)}`));
-    await this.run(() => this.db.exec(`ALTER INDEX ${temp} RENAME TO ${hnswIndex(c.id)}`));
-    if (onProgress) {
-      // The build recorded the table's size: the final report counts all of it.
-      const { rows } = await this.db
-        .query<{ pages: number; tuples: number }>(
-          'SELECT relpages AS pages, reltuples AS tuples FROM pg_class WHERE oid = to_regclass($1)',
-          [table],
-        )
-        .catch(() => ({ rows: [] as { pages: number; tuples: number }[] }));
-      const blocks = Math.max(0, Number(rows[0]?.pages ?? last?.blocksTotal ?? 0));
-      const tuples = Math.max(0, Number(rows[0]?.tuples ?? last?.tuplesDone ?? 0));
-      report({ phase: 'done', blocksDone: blocks, blocksTotal: blocks, tuplesDone: tuples, tuplesTotal: tuples, percent: 100 });
-    }
-    return { ms: performance.now() - started, m, efConstruction };
-  }
-
-  /**
-   * While `build` (the statement `sql` on `table`) runs on one pooled connection, reads its row of
-   * `pg_stat_progress_create_index` every {@link PROGRESS_POLL_MS} on another and passes it on;
-   * once `signal` aborts, cancels the backend that runs `sql` instead. Resolves once `build` has
-   * settled, so nothing is polled or reported after it.
-   */
-  private async watchIndexBuild(
-    build: Promise<unknown>,
-    table: string,
-    sql: string,
-    signal: AbortSignal | undefined,
-    onProgress: (p: HnswBuildProgress) => void,
-  ): Promise<void> {
-    let settled = false;
-    let wake: (() => void) | undefined;
-    const nudge = (): void => wake?.();
-    const end = (): void => {
-      settled = true;
-      nudge();
-    };
-    build.then(end, end);
-    signal?.addEventListener('abort', nudge);
-    let cancelled = false;
-    try {
-      while (!settled) {
-        if (signal?.aborted) {
-          if (!cancelled) cancelled = await this.cancelStatement(sql);
-        } else {
-          // Only one CREATE INDEX runs on a table at a time (their locks conflict), so the row of
-          // this database and table is this build's.
-          const { rows } = await this.db
-            .query<ProgressRow>(
-              `SELECT pid, phase, blocks_done, blocks_total, tuples_done, tuples_total
-                 FROM pg_stat_progress_create_index
-                WHERE datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-                  AND relid = to_regclass($1)`,
-              [table],
-            )
-            .catch(() => ({ rows: [] as ProgressRow[] }));
-          if (settled) break;
-          if (rows[0] && !signal?.aborted) onProgress(toProgress(rows[0]));
-        }
-        if (settled) break;
-        // Right after an abort whose statement was not found yet (still being sent), look again soon.
-        const pause = signal?.aborted && !cancelled ? 50 : PROGRESS_POLL_MS;
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, pause);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
-      }
-    } finally {
-      signal?.removeEventListener('abort', nudge);
-    }
-  }
-
-  /**
-   * Cancels the backend of this database that is running exactly `sql` (matched in the same
-   * snapshot of `pg_stat_activity` the cancel is sent from, so never the next user of its pooled
-   * connection); true if one was.
-   */
-  private async cancelStatement(sql: string): Promise<boolean> {
-    const { rows } = await this.db
-      .query<{ ok: boolean }>(
-        `SELECT pg_cancel_backend(pid) AS ok FROM pg_stat_activity
-          WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' AND query = $1`,
-        [sql],
-      )
-      .catch(() => ({ rows: [] as { ok: boolean }[] }));
-    return rows.some((r) => r.ok);
+  dropHnswIndex(collection: string): Promise<void> {
+    return this.indexes.dropHnswIndex(collection);
   }
 
   close(): Promise<void> {
@@ -883,57 +171,4 @@ export class SqlNvmStore implements NvmStore {
   get driver(): SqlDriver {
     return this.db;
   }
-
-  /**
-   * Runs `fn` with the collection's catalogue row, from the cache when it has one. If another
-   * process dropped and re-created the collection meanwhile (its vectors table is gone), the row
-   * is read again and `fn` runs once more.
-   */
-  private async withCollection<T>(name: string, fn: (c: NvmCollection) => Promise<T>): Promise<T> {
-    assertCollectionName(name);
-    const cached = this.known.get(name);
-    const c = cached ?? (await this.getCollection(name));
-    this.known.set(name, c);
-    try {
-      return await fn(c);
-    } catch (err) {
-      if (!cached || (err as { code?: unknown } | null)?.code !== '42P01') throw err;
-      this.known.delete(name);
-      const fresh = await this.getCollection(name);
-      this.known.set(name, fresh);
-      return fn(fresh);
-    }
-  }
-
-  /** Runs `fn` after the HNSW builds and drops queued before it for the same collection. */
-  private async oneIndexJobAtATime<T>(collection: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.indexWork.get(collection) ?? Promise.resolve();
-    const mine = before.then(fn);
-    const tail = mine.catch(() => undefined);
-    this.indexWork.set(collection, tail);
-    try {
-      return await mine;
-    } finally {
-      if (this.indexWork.get(collection) === tail) this.indexWork.delete(collection);
-    }
-  }
-
-  private async run<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw mapDbError(err);
-    }
-  }
-}
-
-function checkIds(ids: readonly string[]): void {
-  if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
-  ids.forEach((id, i) => assertId(id, `ids[${i}]`));
-}
-
-function toCollection(r: CollectionRow): NvmCollection {
-  const c: NvmCollection = { id: Number(r.id), name: r.name, dim: Number(r.dim), metric: r.metric as Metric };
-  if (r.encoder !== null) c.encoder = { name: r.encoder, version: r.encoder_version ?? '' };
-  return c;
 }

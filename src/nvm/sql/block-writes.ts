@@ -1,0 +1,212 @@
+import { CollectionNotFoundError, InvalidArgumentError } from '../../core/errors.js';
+import { assertCollectionName } from '../../core/collection-name.js';
+import { assertId, isArray } from '../../core/ids.js';
+import { encodeVectorRows } from '../copy-binary.js';
+import { mapDbErrors } from '../db-errors.js';
+import type { BlockInput, UnitOfWork } from '../nvm-store.js';
+import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
+import { checkChunkVectors, vectorToText } from '../vector-codec.js';
+import { COLLECTION_COLUMNS, type CollectionRow, toCollection, vectorsTable } from './catalogue.js';
+import { CHANGES_CHANNEL } from './change-log.js';
+
+/** A write checked in full, ready for {@link writeInTx}. */
+interface PreparedWrite {
+  collection: string;
+  list: BlockInput[];
+  ids: string[];
+  chunkIds: string[];
+  chunkNos: number[];
+  chunkVectors: Float32Array[];
+}
+
+/** Chunk vectors from which a write uses binary COPY where the driver has it. */
+const COPY_THRESHOLD = 256;
+
+// Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
+// reader that has seen lsn N never later finds a smaller one appear.
+const WRITE_LOCK = 7_316_247_802;
+
+/** Checks a write in full before any of it reaches the database. */
+function prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
+  assertCollectionName(collection);
+  if (!isArray(blocks) || blocks.length === 0) throw new InvalidArgumentError('writeBlocks: blocks must be a non-empty array');
+  // Last write of an id wins; checked in full before anything is written.
+  const byId = new Map<string, BlockInput>();
+  blocks.forEach((b, i) => {
+    assertId(b?.id, `blocks[${i}].id`);
+    if (b.version !== undefined && (!Number.isSafeInteger(b.version) || b.version < 1)) {
+      throw new InvalidArgumentError(`blocks[${i}].version must be a positive integer, got ${String(b.version)}`);
+    }
+    if (!isArray(b.vectors)) throw new InvalidArgumentError(`blocks[${i}].vectors must be an array`);
+    byId.delete(b.id);
+    byId.set(b.id, b);
+  });
+  const list = [...byId.values()];
+  const ids = list.map((b) => b.id);
+  const chunkIds: string[] = [];
+  const chunkNos: number[] = [];
+  const chunkVectors: Float32Array[] = [];
+  for (const b of list) {
+    b.vectors.forEach((v, n) => {
+      chunkIds.push(b.id);
+      chunkNos.push(n);
+      chunkVectors.push(v);
+    });
+  }
+  return { collection, list, ids, chunkIds, chunkNos, chunkVectors };
+}
+
+/** Writes `blocks` in one transaction under the write lock, logs them and announces the lsn. */
+export async function writeBlocks(
+  db: SqlDriver,
+  collection: string,
+  blocks: readonly BlockInput[],
+): Promise<{ lsn: number; versions: Map<string, number> }> {
+  const prepared = prepareWrite(collection, blocks);
+  return mapDbErrors(() =>
+    db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      const out = await writeInTx(tx, prepared);
+      await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+      return out;
+    }),
+  );
+}
+
+/** The SQL of a write, inside a transaction that holds the write lock. */
+async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
+  const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
+  // The catalogue row read here, locked against a concurrent drop, is the authority on the
+  // dimension (a cached one could be stale).
+  const found = await tx.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1 FOR SHARE`, [
+    collection,
+  ]);
+  if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
+  const c = toCollection(found.rows[0]);
+  list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
+  const table = vectorsTable(c.id);
+  // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
+  // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
+  // its lsn, and logs the changes: each block row is written once, with its final values.
+  const { rows } = await tx.query<{ id: string; version: string; lsn: string; existed: boolean }>(
+    `WITH u AS (
+       SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
+     existing AS (
+       SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2::text[])),
+     up AS (
+       INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
+       SELECT $1, u.id, u.name, u.content, u.metadata,
+              CASE WHEN u.version >= 0 THEN u.version ELSE coalesce(e.version, 0) + 1 END,
+              nextval('hs_changes_lsn_seq')
+         FROM u LEFT JOIN existing e ON e.id = u.id
+       ON CONFLICT (collection, id) DO UPDATE SET
+         name = EXCLUDED.name, content = EXCLUDED.content, metadata = EXCLUDED.metadata,
+         version = EXCLUDED.version, lsn = EXCLUDED.lsn
+       RETURNING id, version, lsn),
+     logged AS (
+       INSERT INTO hs_changes (lsn, collection, block_id, op, version)
+       SELECT lsn, $1, id, 'upsert', version FROM up)
+     SELECT up.id, up.version, up.lsn, e.id IS NOT NULL AS existed FROM up LEFT JOIN existing e ON e.id = up.id`,
+    [
+      collection,
+      ids,
+      list.map((b) => b.name ?? null),
+      list.map((b) => b.content ?? null),
+      list.map((b) => JSON.stringify(b.metadata ?? {})),
+      list.map((b) => b.version ?? -1),
+    ],
+  );
+  // Only blocks that existed can have old vectors.
+  const replaced = rows.filter((r) => r.existed).map((r) => r.id);
+  if (replaced.length > 0) await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [replaced]);
+  if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
+    // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
+    await tx.copyFrom(
+      `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
+      encodeVectorRows(chunkIds, chunkNos, chunkVectors),
+    );
+  } else if (chunkIds.length > 0) {
+    await tx.query(
+      // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
+      `INSERT INTO ${table} (block_id, chunk, embedding)
+           SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
+      [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
+    );
+  }
+  const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+  let lsn = 0;
+  for (const r of rows) lsn = Math.max(lsn, Number(r.lsn));
+  return { lsn, versions };
+}
+
+/** Deletes the blocks of `ids` in one transaction under the write lock, logs them and announces the lsn. */
+export async function deleteBlocks(
+  db: SqlDriver,
+  collection: string,
+  ids: readonly string[],
+): Promise<{ deleted: number; lsn: number }> {
+  assertCollectionName(collection);
+  checkIds(ids);
+  return mapDbErrors(() =>
+    db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      const out = await deleteInTx(tx, collection, ids);
+      if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+      return out;
+    }),
+  );
+}
+
+/** The SQL of a delete, inside a transaction that holds the write lock. */
+async function deleteInTx(
+  tx: SqlExecutor,
+  collection: string,
+  ids: readonly string[],
+): Promise<{ deleted: number; lsn: number }> {
+  const found = await tx.query<{ id: number }>('SELECT id FROM hs_collections WHERE name = $1 FOR SHARE', [collection]);
+  if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
+  const { rows } = await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
+    collection,
+    [...ids],
+  ]);
+  const gone = rows.map((r) => r.id);
+  if (gone.length === 0) return { deleted: 0, lsn: 0 };
+  await tx.query(`DELETE FROM ${vectorsTable(found.rows[0].id)} WHERE block_id = ANY($1)`, [gone]);
+  const logged = await tx.query<{ lsn: string }>(
+    `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
+    [collection, gone],
+  );
+  return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+}
+
+/** Runs `work`'s writes and deletes in one transaction under the write lock; announces its last lsn. */
+export async function unitOfWork<T>(db: SqlDriver, work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
+  return mapDbErrors(() =>
+    db.transaction(async (tx) => {
+      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      let lsn = 0;
+      const uow: UnitOfWork = {
+        writeBlocks: async (collection, blocks) => {
+          const out = await writeInTx(tx, prepareWrite(collection, blocks));
+          lsn = Math.max(lsn, out.lsn);
+          return out;
+        },
+        deleteBlocks: async (collection, ids) => {
+          assertCollectionName(collection);
+          checkIds(ids);
+          const out = await deleteInTx(tx, collection, ids);
+          lsn = Math.max(lsn, out.lsn);
+          return out;
+        },
+      };
+      const result = await work(uow);
+      if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+      return { result, lsn };
+    }),
+  );
+}
+
+function checkIds(ids: readonly string[]): void {
+  if (!isArray(ids)) throw new InvalidArgumentError('ids must be an array');
+  ids.forEach((id, i) => assertId(id, `ids[${i}]`));
+}
