@@ -66,7 +66,7 @@ export class QueryRouter {
       const raw = await h.search(vectors, search?.step === 'hvs-search' ? search.k : k);
       hits = state.extraChunkRows > 0 ? raw.map((list) => bestPerBlock(list, k)) : raw;
     } else {
-      hits = await this.tiers.nvm.search(state.name, vectors.rows(), k, { mode: 'hnsw' });
+      hits = await this.tiers.nvm.search(state.name, vectors, k, { mode: 'hnsw' });
     }
     const source: Source = plan.path === 'nvm' ? 'nvm' : include.length > 0 ? 'hvs+nvm' : 'hvs';
     return { results: await this.enrich(state, hits, include, source), plan };

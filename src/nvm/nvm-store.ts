@@ -1,5 +1,6 @@
 import type { Metric } from '../core/metric.js';
 import type { SearchHit } from '../core/search-hit.js';
+import type { QueryBatch } from '../core/vector.js';
 
 /** A collection as the NVM records it. */
 export interface NvmCollection {
@@ -200,9 +201,16 @@ export interface NvmStore {
   /**
    * The fallback index: k nearest blocks per query by pgvector (a block scores by its best
    * chunk), best first, in the HVS's hit shape. `exact` scans every vector; `hnsw` uses the
-   * collection's HNSW index when it has one, with `efSearch` and iterative scans.
+   * collection's HNSW index when it has one, with `efSearch` and iterative scans. A
+   * {@link QueryBatch} of the collection's dimension was checked where it entered and is not
+   * checked again.
    */
-  search(collection: string, queries: readonly Float32Array[], k: number, opts?: NvmSearchOptions): Promise<SearchHit[][]>;
+  search(
+    collection: string,
+    queries: readonly Float32Array[] | QueryBatch,
+    k: number,
+    opts?: NvmSearchOptions,
+  ): Promise<SearchHit[][]>;
   /**
    * Builds (or rebuilds) the collection's HNSW index online: the new index is built under a
    * temporary name (`CREATE INDEX CONCURRENTLY` on PostgreSQL, so writes go on), then the old one

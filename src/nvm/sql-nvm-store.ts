@@ -29,6 +29,7 @@ import { digest as digestOf } from './sql/digest.js';
 import { HnswIndexes } from './sql/hnsw-index.js';
 import { checkSearch, search as searchIn } from './sql/search.js';
 import * as stream from './sql/stream.js';
+import { QueryBatch } from '../core/vector.js';
 
 /** Options of {@link SqlNvmStore.open}. */
 export interface NvmStoreOptions {
@@ -146,12 +147,12 @@ export class SqlNvmStore implements NvmStore {
 
   async search(
     collection: string,
-    queries: readonly Float32Array[],
+    queries: readonly Float32Array[] | QueryBatch,
     k: number,
     opts: NvmSearchOptions = {},
   ): Promise<SearchHit[][]> {
     // Async, so a bad argument rejects rather than throws.
-    const plan = checkSearch(queries, k, opts);
+    const plan = checkSearch(queries instanceof QueryBatch ? queries.rows() : queries, k, opts);
     return this.catalogue.withCollection(collection, (c) => searchIn(this.db, c, queries, k, plan, this.iterativeScans));
   }
 

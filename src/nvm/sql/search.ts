@@ -3,6 +3,7 @@ import type { Metric } from '../../core/metric.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { isArray } from '../../core/ids.js';
 import type { SearchHit } from '../../core/search-hit.js';
+import { QueryBatch } from '../../core/vector.js';
 import { mapDbErrors } from '../db-errors.js';
 import type { NvmCollection, NvmSearchOptions } from '../nvm-store.js';
 import type { SqlDriver } from '../sql-driver.js';
@@ -43,12 +44,15 @@ export function checkSearch(queries: readonly Float32Array[], k: number, opts: N
 export async function search(
   db: SqlDriver,
   c: NvmCollection,
-  queries: readonly Float32Array[],
+  batch: readonly Float32Array[] | QueryBatch,
   k: number,
   { mode, efSearch }: SearchPlan,
   iterativeScans: boolean,
 ): Promise<SearchHit[][]> {
-  queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
+  // A QueryBatch of this dimension was checked where it entered.
+  const checked = batch instanceof QueryBatch && batch.dim === c.dim;
+  const queries = batch instanceof QueryBatch ? batch.rows() : batch;
+  if (!checked) queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
   const op = DISTANCE_OP[c.metric];
   const table = vectorsTable(c.id);
   // Several chunks of one block may come first: take k per query from a wider candidate list.
