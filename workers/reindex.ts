@@ -1,5 +1,6 @@
 import { parseJobData } from '../src/jobs/job-data.js';
 import type { JobContext, JobRun } from '../src/jobs/processor.js';
+import { definedOnly } from '../src/core/options.js';
 
 /**
  * `reindex`: (re)builds the collection's pgvector HNSW index with the given parameters,
@@ -10,9 +11,7 @@ export async function reindexJob(run: JobRun, ctx: JobContext): Promise<unknown>
   const data = parseJobData('reindex', run.data);
   await ctx.nvm.getCollection(data.collection);
   await run.progress({ phase: 'start', percent: 0 });
-  const params: { m?: number; efConstruction?: number } = {};
-  if (data.m !== undefined) params.m = data.m;
-  if (data.efConstruction !== undefined) params.efConstruction = data.efConstruction;
+  const params = definedOnly({ m: data.m, efConstruction: data.efConstruction });
   const r = await ctx.nvm.createHnswIndex(data.collection, params, {
     signal: run.signal,
     onProgress: (p) => {

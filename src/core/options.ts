@@ -12,3 +12,16 @@ export function withDefaults<D extends object>(defaults: D, opts: { readonly [K 
   }
   return out;
 }
+
+/**
+ * The object without its `undefined` values, so an optional field passed through (`{ dim: body.dim }`
+ * with no `dim`) stays absent rather than present and `undefined`.
+ */
+export function definedOnly<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undefined> } {
+  const out: { [K in keyof T]?: Exclude<T[K], undefined> } = {};
+  for (const key of Object.keys(o) as (keyof T)[]) {
+    const value = o[key];
+    if (value !== undefined) out[key] = value as Exclude<T[keyof T], undefined>;
+  }
+  return out;
+}

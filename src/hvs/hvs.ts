@@ -13,6 +13,7 @@ import { HvsCollection, type HvsCollectionOptions } from './hvs-collection.js';
 import { hasSnapshot, readSnapshot, type SnapshotManifest } from './snapshot.js';
 import type { CollectionSpec, MemoryUsage } from './types.js';
 import { LIMITS } from '../core/limits.js';
+import { definedOnly } from '../core/options.js';
 
 /** Options of {@link Hvs.open}. */
 export interface HvsOptions extends HvsCollectionOptions {
@@ -210,10 +211,7 @@ export class Hvs {
   }
 
   private collectionOptions(): HvsCollectionOptions {
-    const o: HvsCollectionOptions = {};
-    if (this.opts.sealThreshold !== undefined) o.sealThreshold = this.opts.sealThreshold;
-    if (this.opts.maxSegmentRows !== undefined) o.maxSegmentRows = this.opts.maxSegmentRows;
-    return o;
+    return definedOnly({ sealThreshold: this.opts.sealThreshold, maxSegmentRows: this.opts.maxSegmentRows });
   }
 
   private assertOpen(): void {

@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { ClosedError, InvalidArgumentError } from '../core/errors.js';
 import type { Metric } from '../core/metric.js';
-import { withDefaults } from '../core/options.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
 import type { EncoderRef, NvmStore } from '../nvm/nvm-store.js';
@@ -37,6 +36,7 @@ import type {
 } from './types.js';
 import { WriteAheadLog } from './write-ahead-log.js';
 import { WritePath } from './write-path.js';
+import { definedOnly, withDefaults } from '../core/options.js';
 
 /** Events of {@link HyperSync}. */
 export interface HyperSyncEvents {
@@ -140,10 +140,12 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const nvm = await SqlNvmStore.open(options.databaseUrl ? { databaseUrl: options.databaseUrl } : { dataDir: options.dataDir });
     const opened: { close(): Promise<void> }[] = [nvm];
     try {
-      const hvsOpts: Parameters<typeof Hvs.open>[0] = { dataDir: options.dataDir, device: options.device ?? 'auto' };
-      if (options.sealThreshold !== undefined) hvsOpts.sealThreshold = options.sealThreshold;
-      if (options.kernelThread !== undefined) hvsOpts.kernelThread = options.kernelThread;
-      const hvs = await Hvs.open(hvsOpts);
+      const { sealThreshold, kernelThread } = options;
+      const hvs = await Hvs.open({
+        dataDir: options.dataDir,
+        device: options.device ?? 'auto',
+        ...definedOnly({ sealThreshold, kernelThread }),
+      });
       opened.push(hvs);
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);

@@ -274,12 +274,17 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     expect(((await q.json()) as { results: { id: string }[][] }).results[0][0].id).toBe('s4');
 
     await redis.restart();
-    // The queue, the worker and the control-channel listener reconnect on their own.
+    // The queue, the worker and the control-channel listener reconnect on their own. A sync that
+    // runs before the listener has re-subscribed completes with no HVS process answering (nobody
+    // was subscribed): wait for one that reaches this process's listener.
     let done: JobInfo | undefined;
-    for (let i = 0; i < 60 && !done; i++) {
+    const reached = (info: JobInfo | undefined): boolean =>
+      info?.state === 'completed' && (info.result as { nodes: unknown[] }).nodes.length > 0;
+    for (let i = 0; i < 60 && !reached(done); i++) {
       try {
         const { id } = await svc.jobs.add('sync', {});
         done = await svc.jobs.wait(id, { timeoutMs: 20_000 });
+        if (!reached(done)) await sleep(500);
       } catch {
         await sleep(500);
       }

@@ -2,16 +2,14 @@ import { Router } from 'express';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import { createCollectionBody } from '../schemas.js';
 import { parse } from '../validate.js';
+import { definedOnly } from '../../core/options.js';
 
 /** `/v1/collections`: create, list, describe (counts across both tiers), drop, consistency. */
 export function collectionRoutes(hs: HyperSync): Router {
   const r = Router();
   r.post('/', async (req, res) => {
     const body = parse(createCollectionBody, req.body);
-    const spec: Parameters<HyperSync['createCollection']>[1] = {};
-    if (body.dim !== undefined) spec.dim = body.dim;
-    if (body.metric !== undefined) spec.metric = body.metric;
-    if (body.encoder !== undefined) spec.encoder = body.encoder;
+    const spec = definedOnly({ dim: body.dim, metric: body.metric, encoder: body.encoder });
     res.status(201).json(await hs.createCollection(body.name, spec));
   });
   r.get('/', (_req, res) => {

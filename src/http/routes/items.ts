@@ -5,6 +5,7 @@ import type { StoreItem } from '../../integration/types.js';
 import { queryBody, storeBody } from '../schemas.js';
 import { parse } from '../validate.js';
 import { vectorFromBody } from '../vector-body.js';
+import { definedOnly } from '../../core/options.js';
 
 /** Items and queries of a collection: `/v1/collections/:c/items`, `/v1/collections/:c/query`. */
 export function itemRoutes(hs: HyperSync): Router {
@@ -12,13 +13,8 @@ export function itemRoutes(hs: HyperSync): Router {
   r.post('/:c/items', async (req, res) => {
     const body = parse(storeBody, req.body);
     const items: StoreItem[] = body.items.map((it, i) => {
-      const item: StoreItem = {};
-      if (it.id !== undefined) item.id = it.id;
-      if (it.vector !== undefined) item.vector = vectorFromBody(it.vector, `items[${i}].vector`);
-      if (it.text !== undefined) item.text = it.text;
-      if (it.content !== undefined) item.content = it.content;
-      if (it.metadata !== undefined) item.metadata = it.metadata;
-      return item;
+      const vector = it.vector !== undefined ? vectorFromBody(it.vector, `items[${i}].vector`) : undefined;
+      return definedOnly({ id: it.id, vector, text: it.text, content: it.content, metadata: it.metadata });
     });
     const out = await hs.store(req.params.c, items, { persist: body.persist ?? true });
     res.json(out);
@@ -41,9 +37,7 @@ export function itemRoutes(hs: HyperSync): Router {
       }
       return q.vector !== undefined ? vectorFromBody(q.vector, `queries[${i}].vector`) : (q.text as string);
     });
-    const opts: Parameters<HyperSync['query']>[3] = {};
-    if (body.include !== undefined) opts.include = body.include;
-    if (body.minLsn !== undefined) opts.minLsn = body.minLsn;
+    const opts = definedOnly({ include: body.include, minLsn: body.minLsn });
     const results = await hs.query(req.params.c, queries, body.k, opts);
     res.json({
       results: results.map((list) => list.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h))),
