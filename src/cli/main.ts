@@ -17,6 +17,7 @@ import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
+import { LIMITS } from '../core/limits.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
 async function withStore<T>(fn: (hs: HyperSync) => Promise<T>): Promise<T> {
@@ -39,6 +40,15 @@ const positiveInt = (v: string): number => {
   if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
   return n;
 };
+
+/** A positive integer up to a limit of the one table (`LIMITS`) the library and HTTP enforce too. */
+const upTo =
+  (limit: number) =>
+  (v: string): number => {
+    const n = positiveInt(v);
+    if (n > limit) throw new CommanderArgumentError(`at most ${limit}`);
+    return n;
+  };
 
 /** ` 1200/5000 rows` for a progress bar, or nothing when the progress says no counts. */
 const rowsOf = (rows: unknown, total: unknown): string =>
@@ -145,7 +155,7 @@ program
   .argument('<file>', 'the file')
   .requiredOption('-c, --collection <name>', "target collection (created with the file's dimension if missing)")
   .addOption(new Option('-m, --metric <metric>', 'metric of a new collection').choices(METRICS).default('cosine'))
-  .option('-b, --batch <n>', 'items per write', positiveInt, 1000)
+  .option('-b, --batch <n>', `items per write (at most ${LIMITS.itemsPerCall})`, upTo(LIMITS.itemsPerCall), 1000)
   .action(async (file: string, opts: { collection: string; metric: Metric; batch: number }) => {
     const input = await openVectorFile(file);
     await withStore(async (hs) => {
@@ -198,7 +208,7 @@ program
   .argument('<collection>')
   .option('--vector <json>', 'the query vector as a JSON array')
   .option('--text <text>', 'the query text (encoded)')
-  .option('-k <k>', 'results', positiveInt, 10)
+  .option('-k <k>', `results (at most ${LIMITS.k})`, upTo(LIMITS.k), 10)
   .option('--include <fields>', 'comma-separated: content, metadata, vector', 'content,metadata')
   .action(async (collection: string, opts: { vector?: string; text?: string; k: number; include: string }) => {
     if ((opts.vector === undefined) === (opts.text === undefined))

@@ -7,6 +7,7 @@ import { generateTestModel } from '../../models/generate-test-model.js';
 import { OnnxEncoder } from '../../src/encoder/onnx-encoder.js';
 import { freePort } from '../fixtures/redis.js';
 import { sleep } from '../fixtures/wait.js';
+import { LIMITS } from '../../src/core/limits.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -151,6 +152,10 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     const q = await cli('query', 'vecs', '--vector', '[1,2]', '-k', '1');
     expect(q.code).toBe(2);
     expect(q.err).toMatch(/dimension/i);
+    // The CLI reads the same LIMITS table as the library and HTTP.
+    const big = await cli('query', 'vecs', '--vector', '[1,2]', '-k', String(LIMITS.k + 1));
+    expect(big.code).not.toBe(0);
+    expect(big.err).toContain(`at most ${LIMITS.k}`);
   }, 60_000);
 });
 
