@@ -140,12 +140,8 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const nvm = await SqlNvmStore.open(options.databaseUrl ? { databaseUrl: options.databaseUrl } : { dataDir: options.dataDir });
     const opened: { close(): Promise<void> }[] = [nvm];
     try {
-      const { sealThreshold, kernelThread } = options;
-      const hvs = await Hvs.open({
-        dataDir: options.dataDir,
-        device: options.device ?? 'auto',
-        ...definedOnly({ sealThreshold, kernelThread }),
-      });
+      const { dataDir, device = 'auto', sealThreshold, kernelThread } = options;
+      const hvs = await Hvs.open({ dataDir, device, ...definedOnly({ sealThreshold, kernelThread }) });
       opened.push(hvs);
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);
