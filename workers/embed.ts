@@ -19,7 +19,7 @@ export async function embedJob(run: JobRun, ctx: JobContext): Promise<unknown> {
       ...item,
       id: item.id ?? `${run.id}-${start + i}`,
     }));
-    ({ lsn } = await writeToNvm(ctx.nvm, ctx.encoders, c.name, batch));
+    ({ lsn } = await writeToNvm(ctx.nvm, ctx.encoders, c, batch));
     const done = Math.min(total, start + data.batchSize);
     await run.progress({ phase: 'embed', done, total, percent: (100 * done) / total });
   }

@@ -110,22 +110,10 @@ export class QueryBatch {
   /** Checks a batch and makes its one copy (normalising for cosine while copying). */
   static of(batch: VectorBatch, dim: number, metric: Metric, what = 'queries'): QueryBatch {
     const checked = checkBatch(batch, dim, metric, what);
-    // checkBatch already concatenated an array of vectors into a fresh buffer: normalise in
+    // checkBatch already concatenated an array of vectors into a fresh buffer: normalise it in
     // place. A flat array is the caller's: copy it once.
-    const owned = !(batch instanceof Float32Array);
-    let data: Float32Array;
-    if (owned && !checked.scale) data = checked.data;
-    else if (owned) {
-      data = checked.data;
-      for (let r = 0; r < checked.count; r++) {
-        const inv = checked.scale![r];
-        if (inv === 1) continue;
-        for (let j = r * dim; j < (r + 1) * dim; j++) data[j] *= inv;
-      }
-    } else {
-      data = new Float32Array(checked.count * dim);
-      copyRows(checked, dim, 0, checked.count, data, 0);
-    }
+    const data = batch instanceof Float32Array ? new Float32Array(checked.count * dim) : checked.data;
+    copyRows(checked, dim, 0, checked.count, data, 0);
     return new QueryBatch(data, checked.count, dim, metric);
   }
 

@@ -230,7 +230,7 @@ export class CollectionRegistry {
   }
 }
 
-/** The public description of a collection. */
-export function infoOf(s: CollectionState): CollectionInfo {
+/** The public description of a collection (held here, or a catalogue row). */
+export function infoOf(s: Pick<CollectionState, 'name' | 'dim' | 'metric' | 'encoder'>): CollectionInfo {
   return { name: s.name, dim: s.dim, metric: s.metric, ...(s.encoder ? { encoder: s.encoder } : {}) };
 }

@@ -225,8 +225,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
    */
   async findCollection(name: string): Promise<CollectionInfo> {
     this.assertOpen();
-    const c = await this.nvm.getCollection(name);
-    return { name: c.name, dim: c.dim, metric: c.metric, ...(c.encoder ? { encoder: c.encoder } : {}) };
+    return infoOf(await this.nvm.getCollection(name));
   }
 
   /** Drops the collection from both tiers, with its snapshot, cache entries and WAL-only writes. */

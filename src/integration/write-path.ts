@@ -1,5 +1,5 @@
 import type { EncoderSet } from './item-input.js';
-import type { NvmStore } from '../nvm/nvm-store.js';
+import type { NvmCollection, NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionRegistry } from './collection-registry.js';
 import { CollectionState } from './collection-state.js';
 import { checkIds, prepareItems } from './item-input.js';
@@ -172,10 +172,9 @@ export class WritePath implements TransactionHost {
 export async function writeToNvm(
   nvm: NvmStore,
   encoders: EncoderSet,
-  collection: string,
+  c: NvmCollection,
   items: readonly StoreItem[],
 ): Promise<{ lsn: number }> {
-  const c = await nvm.getCollection(collection);
   const { blocks } = await prepareItems(new CollectionState(c.name, c.dim, c.metric, c.encoder), items, encoders);
   return nvm.unitOfWork((uow) => uow.writeBlocks(c.name, blocks));
 }
