@@ -18,6 +18,14 @@ export const LIMITS = {
   k: 1024,
   /** Longest id, in UTF-16 code units. */
   idLength: 512,
+  /** Deepest nesting of `$and`/`$or`/`$not` in a metadata filter. */
+  filterDepth: 16,
+  /** Most conditions plus `$in`/`$nin` values in one filter. */
+  filterTerms: 10_000,
+  /** Deepest nesting of objects in an item's metadata. */
+  metadataDepth: 16,
+  /** Most values in one metadata array. */
+  metadataArray: 4096,
 } as const;
 
 /** The names of the limits, for messages and `details`. */
