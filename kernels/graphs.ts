@@ -11,6 +11,8 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
 const INT = onnx.AttributeProto.AttributeType.INT;
 const FLOAT_ATTR = onnx.AttributeProto.AttributeType.FLOAT;
+const GRAPH = onnx.AttributeProto.AttributeType.GRAPH;
+const BOOL = onnx.TensorProto.DataType.BOOL;
 
 function valueInfo(name: string, elemType: number, dims: Dim[]): OnnxTypes.IValueInfoProto {
   return {
@@ -91,36 +93,100 @@ export function gemmAlpha(metric: Metric): number {
   return metric === 'l2' ? 2 : 1;
 }
 
+/** The outputs of a sealed segment's graph, by how its rows are masked (see {@link buildSealedGraph}). */
+export const SEALED_OUTPUTS = {
+  candidates: ['top_scores', 'top_rows'],
+  dense: ['dense_scores', 'dense_rows'],
+  gather: ['gather_scores', 'gather_rows'],
+} as const;
+
+/** How a search masks a sealed segment's rows: the path through its graph. */
+export type SealedPath = keyof typeof SEALED_OUTPUTS;
+
 /**
  * The graph of a sealed segment. The segment's vectors are an initializer, so they are loaded
- * into device memory once and only queries travel per call.
+ * into device memory once and only queries travel per call. It has three paths; a run fetches
+ * the outputs of one, and onnxruntime runs only the nodes those need.
  *
- * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]` (k plus the segment's tombstone count,
- * at most the row count), `mask [rows]` (0 for live rows, −Infinity for tombstones).
+ * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]`, `mask [rows]` (0 for rows that may
+ * match, −Infinity for tombstones and rows a filter excludes), `sel [M]` (rows to score).
  *
- * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise;
- * then `TopK(candidates)`, the tombstone mask added to just those candidates (a `Gather`, O(B·c)
- * rather than another pass over `B × rows`), and a final `TopK(k)`. Taking `k + tombstones`
- * candidates first guarantees the `k` best live rows are among them, so the result is exact and a
- * deleted row never surfaces.
+ * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise.
+ * - `candidates` (few rows masked): `TopK(candidates)` with `candidates = k + masked rows`, the
+ *   mask added to just those (a `Gather`, O(B·c) rather than another pass over `B × rows`), and a
+ *   final `TopK(k)`. The `k` best unmasked rows are among the candidates, so the result is exact.
+ * - `dense` (many rows masked, a filter): the mask added to every score, then `TopK(k)`.
+ * - `gather` (few rows match): only the rows in `sel` are gathered and scored, then `TopK(k)`;
+ *   `k` at most `M`.
+ * A masked row never surfaces with a finite score.
  */
 export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): ModelWithData {
   const segment = externalFloatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim]);
   const initializer: OnnxTypes.ITensorProto[] = [segment.tensor];
   const gemmInputs = ['queries', 'vectors'];
+  const gatherGemmInputs = ['queries', 'sel_vectors'];
+  const gatherNodes: OnnxTypes.INodeProto[] = [node('Gather', ['vectors', 'sel'], ['sel_vectors'], [intAttr('axis', 0)])];
   if (metric === 'l2') {
     initializer.push(floatInitializer('bias', negSquaredNorms(vectors, rows, dim), [rows]));
     gemmInputs.push('bias');
+    gatherNodes.push(node('Gather', ['bias', 'sel'], ['sel_bias'], [intAttr('axis', 0)]));
+    gatherGemmInputs.push('sel_bias');
   }
+  const gemmAttrs = [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }];
+  const outs = (scores: string, rowsOut: string): OnnxTypes.IValueInfoProto[] => [
+    valueInfo(scores, FLOAT, ['B', 'K']),
+    valueInfo(rowsOut, INT64, ['B', 'K']),
+  ];
+  const branch = (name: string, nodes: OnnxTypes.INodeProto[], scores: string, rowsOut: string): OnnxTypes.IGraphProto => ({
+    name,
+    node: nodes,
+    output: outs(scores, rowsOut),
+  });
+  const candidates = branch(
+    'candidates',
+    [
+      node('Gemm', gemmInputs, ['c_scores'], gemmAttrs),
+      node('TopK', ['c_scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
+      node('Gather', ['mask', 'cand_rows'], ['cand_mask'], [intAttr('axis', 0)]),
+      node('Add', ['cand_scores', 'cand_mask'], ['masked_scores']),
+      node('TopK', ['masked_scores', 'k'], ['c_top_scores', 'c_top_pos'], [intAttr('axis', 1)]),
+      node('GatherElements', ['cand_rows', 'c_top_pos'], ['c_top_rows'], [intAttr('axis', 1)]),
+    ],
+    'c_top_scores',
+    'c_top_rows',
+  );
+  const dense = branch(
+    'dense',
+    [
+      node('Gemm', gemmInputs, ['d_scores'], gemmAttrs),
+      node('Add', ['d_scores', 'mask'], ['d_masked']),
+      node('TopK', ['d_masked', 'k'], ['d_top_scores', 'd_top_rows'], [intAttr('axis', 1)]),
+    ],
+    'd_top_scores',
+    'd_top_rows',
+  );
+  const gather = branch(
+    'gather',
+    [
+      ...gatherNodes,
+      node('Gemm', gatherGemmInputs, ['g_scores'], gemmAttrs),
+      node('TopK', ['g_scores', 'k'], ['g_top_scores', 'g_top_pos'], [intAttr('axis', 1)]),
+      node('Gather', ['sel', 'g_top_pos'], ['g_top_rows'], [intAttr('axis', 0)]),
+    ],
+    'g_top_scores',
+    'g_top_rows',
+  );
+  const graphAttr = (name: string, g: OnnxTypes.IGraphProto): OnnxTypes.IAttributeProto => ({ name, type: GRAPH, g });
+  const scan = branch(
+    'scan',
+    [node('If', ['use_dense'], ['s_scores', 's_rows'], [graphAttr('then_branch', dense), graphAttr('else_branch', candidates)])],
+    's_scores',
+    's_rows',
+  );
   const model = encodeModel({
     name: 'hypersync_sealed_segment',
     node: [
-      node('Gemm', gemmInputs, ['scores'], [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }]),
-      node('TopK', ['scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
-      node('Gather', ['mask', 'cand_rows'], ['cand_mask'], [intAttr('axis', 0)]),
-      node('Add', ['cand_scores', 'cand_mask'], ['masked_scores']),
-      node('TopK', ['masked_scores', 'k'], ['top_scores', 'top_pos'], [intAttr('axis', 1)]),
-      node('GatherElements', ['cand_rows', 'top_pos'], ['top_rows'], [intAttr('axis', 1)]),
+      node('If', ['use_gather'], ['top_scores', 'top_rows'], [graphAttr('then_branch', gather), graphAttr('else_branch', scan)]),
     ],
     initializer,
     input: [
@@ -128,8 +194,11 @@ export function buildSealedGraph(vectors: Float32Array, rows: number, dim: numbe
       valueInfo('k', INT64, [1]),
       valueInfo('candidates', INT64, [1]),
       valueInfo('mask', FLOAT, [rows]),
+      valueInfo('sel', INT64, ['M']),
+      valueInfo('use_dense', BOOL, [1]),
+      valueInfo('use_gather', BOOL, [1]),
     ],
-    output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
+    output: outs('top_scores', 'top_rows'),
   });
   return { model, externalData: [segment.file] };
 }

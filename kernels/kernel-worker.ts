@@ -35,7 +35,7 @@ export type KernelRequest =
       queries: Float32Array;
       batch: number;
       k: number;
-      items: { handle: number; tombstones: number; mask?: Float32Array }[];
+      items: { handle: number; masked: number; mask?: Float32Array; select?: Int32Array }[];
     }
   | { op: 'release'; id: number; handle: number }
   | { op: 'close'; id: number };
@@ -55,7 +55,7 @@ if (!port) throw new Error('kernel-worker must run in a worker thread');
 const { deviceInfo, intraOpThreads } = workerData as KernelWorkerData;
 const kernel = new OnnxSearchKernel(deviceInfo, intraOpThreads === undefined ? {} : { intraOpThreads });
 const indexes = new Map<number, Promise<ResidentIndex>>();
-/** A zero mask per index with no tombstones, so such searches send none. */
+/** A zero mask per index with nothing masked, so such searches send none. */
 const zeroMasks = new Map<number, Float32Array>();
 
 /**
@@ -115,17 +115,21 @@ async function searchOne(
   queries: Float32Array,
   batch: number,
   k: number,
-  tombstones: number,
-  sentMask: Float32Array | undefined,
+  item: { masked: number; mask?: Float32Array; select?: Int32Array },
 ): Promise<TopKResult> {
   const index = await indexes.get(handle);
   if (!index) throw new Error(`unknown index handle ${handle}`);
-  let mask = sentMask;
+  let mask = item.mask;
   if (!mask) {
     mask = zeroMasks.get(handle);
     if (!mask) zeroMasks.set(handle, (mask = new Float32Array(index.rows)));
   }
-  return index.search(queries, batch, k, mask, tombstones);
+  return index.search(
+    queries,
+    batch,
+    k,
+    item.select ? { mask, masked: item.masked, select: item.select } : { mask, masked: item.masked },
+  );
 }
 
 async function handle(req: KernelRequest): Promise<TopKResult[] | undefined> {
@@ -140,7 +144,7 @@ async function handle(req: KernelRequest): Promise<TopKResult[] | undefined> {
     }
     case 'searchMany': {
       const out: TopKResult[] = [];
-      for (const it of req.items) out.push(await searchOne(it.handle, req.queries, req.batch, req.k, it.tombstones, it.mask));
+      for (const it of req.items) out.push(await searchOne(it.handle, req.queries, req.batch, req.k, it));
       return out;
     }
     case 'release': {

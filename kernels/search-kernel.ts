@@ -18,23 +18,34 @@ export interface ResidentIndex {
    */
   ready(): Promise<void>;
   /**
-   * Top-k kernel scores for a batch of queries.
+   * Top-k kernel scores for a batch of queries over the rows `rows` lets through.
    * @param queries `batch × dim` floats, already normalised for cosine.
    * @param k slots per query, 1 ≤ k ≤ rows.
-   * @param mask `rows` floats: 0 for live rows, −Infinity for tombstones.
-   * @param tombstones how many entries of `mask` are −Infinity.
    */
-  search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult>;
+  search(queries: Float32Array, batch: number, k: number, rows: RowMask): Promise<TopKResult>;
   /** Frees the device memory; safe to call twice. */
   release(): Promise<void>;
 }
 
-/** One index of a {@link SearchKernel.searchIndexes} call with its tombstone mask. */
-export interface IndexSearch {
-  index: ResidentIndex;
-  /** `rows` floats: 0 for live rows, −Infinity for tombstones. */
+/**
+ * Which rows of an index a search may return: tombstones and rows a metadata filter excludes are
+ * masked, so top-k is exact over the rest and never short while k of them exist.
+ */
+export interface RowMask {
+  /** `rows` floats: 0 for rows that may be returned, −Infinity for the others. */
   mask: Float32Array;
-  tombstones: number;
+  /** How many entries of `mask` are −Infinity. */
+  masked: number;
+  /**
+   * When set, the only rows to score (ascending, each unmasked): the kernel gathers and scores
+   * just these instead of scanning every row (few rows match a filter). Non-empty.
+   */
+  select?: Int32Array;
+}
+
+/** One index of a {@link SearchKernel.searchIndexes} call with the rows it may return. */
+export interface IndexSearch extends RowMask {
+  index: ResidentIndex;
 }
 
 /** Where a segment's vectors lie on disk, and the CRC-32 they must have. */

@@ -4,7 +4,7 @@ import { ClosedError, KernelWorkerError, SnapshotCorruptError } from '../src/cor
 import type { DeviceInfo } from './device.js';
 import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
 import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
-import type { IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
+import type { IndexSearch, IndexSource, ResidentIndex, RowMask, SearchKernel } from './search-kernel.js';
 import { CHECKSUM_ERROR, type TopKResult } from './types.js';
 import { type Metric } from '../src/core/metric.js';
 
@@ -99,7 +99,7 @@ class KernelThread {
 /** One `searchMany` round trip: every index given lives on `thread`. */
 async function searchOnThread(
   thread: KernelThread,
-  items: readonly { index: WorkerResidentIndex; mask: Float32Array; tombstones: number }[],
+  items: readonly (RowMask & { index: WorkerResidentIndex })[],
   queries: Float32Array,
   batch: number,
   k: number,
@@ -110,7 +110,7 @@ async function searchOnThread(
     queries: queries.byteLength === queries.buffer.byteLength ? queries : queries.slice(),
     batch,
     k,
-    items: items.map((it) => it.index.item(it.mask, it.tombstones)),
+    items: items.map((it) => it.index.item(it)),
   });
   if (!result || result.length !== items.length) throw new KernelWorkerError('kernel worker returned no search result');
   return result;
@@ -159,8 +159,8 @@ class WorkerResidentIndex implements ResidentIndex {
     return this.built;
   }
 
-  async search(queries: Float32Array, batch: number, k: number, mask: Float32Array, tombstones: number): Promise<TopKResult> {
-    const [result] = await searchOnThread(this.thread, [{ index: this, mask, tombstones }], queries, batch, k);
+  async search(queries: Float32Array, batch: number, k: number, rows: RowMask): Promise<TopKResult> {
+    const [result] = await searchOnThread(this.thread, [{ ...rows, index: this }], queries, batch, k);
     return result;
   }
 
@@ -168,12 +168,11 @@ class WorkerResidentIndex implements ResidentIndex {
   onRelease: ((index: WorkerResidentIndex) => void) | undefined;
 
   /** @internal What a search request says about this index. */
-  item(mask: Float32Array, tombstones: number): { handle: number; tombstones: number; mask?: Float32Array } {
+  item({ mask, masked, select }: RowMask): { handle: number; masked: number; mask?: Float32Array; select?: Int32Array } {
     if (this.released) throw new ClosedError('segment index');
-    // Only a mask with tombstones travels; the worker keeps a zero mask for the others.
-    return tombstones > 0
-      ? { handle: this.handle, tombstones, mask: mask.subarray(0, this.rows) }
-      : { handle: this.handle, tombstones };
+    // A selection travels alone (the worker's zero mask stands in); a mask only when it masks rows.
+    if (select) return { handle: this.handle, masked, select };
+    return masked > 0 ? { handle: this.handle, masked, mask: mask.subarray(0, this.rows) } : { handle: this.handle, masked };
   }
 
   /** @internal */
@@ -292,17 +291,14 @@ export class WorkerSearchKernel implements SearchKernel {
   async searchIndexes(items: readonly IndexSearch[], queries: Float32Array, batch: number, k: number): Promise<TopKResult[]> {
     this.assertOpen();
     // One round trip per worker thread.
-    const byThread = new Map<
-      KernelThread,
-      { at: number[]; items: { index: WorkerResidentIndex; mask: Float32Array; tombstones: number }[] }
-    >();
+    const byThread = new Map<KernelThread, { at: number[]; items: (RowMask & { index: WorkerResidentIndex })[] }>();
     items.forEach((it, at) => {
       if (!(it.index instanceof WorkerResidentIndex)) throw new TypeError('index does not belong to this kernel');
       const thread = it.index.owner;
       let group = byThread.get(thread);
       if (!group) byThread.set(thread, (group = { at: [], items: [] }));
       group.at.push(at);
-      group.items.push({ index: it.index, mask: it.mask, tombstones: it.tombstones });
+      group.items.push({ ...it, index: it.index });
     });
     const out = new Array<TopKResult>(items.length);
     // One thread after the other: each session already spreads its Gemm over every core, and two

@@ -1,5 +1,5 @@
 import { negSquaredNorms } from '../../kernels/graphs.js';
-import type { SearchKernel } from '../../kernels/search-kernel.js';
+import type { RowMask, SearchKernel } from '../../kernels/search-kernel.js';
 import type { TopKResult } from '../../kernels/types.js';
 import type { Metric } from '../core/metric.js';
 import { idBytes, type Segment } from './segment.js';
@@ -110,13 +110,40 @@ export class GrowingSegment implements Segment {
   /** Searches in flight: the buffers must not be reused for another segment until they end. */
   private refs = 0;
 
-  async search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
+  async search(queries: Float32Array, batch: number, k: number, rows?: RowMask): Promise<TopKResult> {
     this.refs++;
     try {
-      return await this.searchNow(queries, batch, k);
+      if (!rows) return await this.searchNow(queries, batch, k);
+      return rows.select
+        ? await this.searchSelected(queries, batch, k, rows.select)
+        : await this.searchMasked(queries, batch, k, rows.mask);
     } finally {
       this.refs--;
     }
+  }
+
+  /** Scores only the rows in `select`: they are gathered into a buffer of their own. */
+  private async searchSelected(queries: Float32Array, batch: number, k: number, select: Int32Array): Promise<TopKResult> {
+    const dim = this.dim;
+    const m = select.length;
+    const vectors = new Float32Array(m * dim);
+    const bias = new Float32Array(m);
+    for (let i = 0; i < m; i++) {
+      const r = select[i];
+      vectors.set(this.vectors.subarray(r * dim, (r + 1) * dim), i * dim);
+      bias[i] = this.bias[r];
+    }
+    const out = await this.kernel.searchTransient(vectors, m, dim, this.metric, bias, queries, batch, k);
+    for (let i = 0; i < out.rows.length; i++) if (out.rows[i] >= 0) out.rows[i] = select[out.rows[i]];
+    return out;
+  }
+
+  /** Scores every row with `mask` (which masks the tombstones too) added to the bias. */
+  private searchMasked(queries: Float32Array, batch: number, k: number, mask: Float32Array): Promise<TopKResult> {
+    const rows = this._rows;
+    const bias = this.bias.slice(0, rows);
+    for (let r = 0; r < rows; r++) bias[r] += mask[r];
+    return this.kernel.searchTransient(this.vectors, rows, this.dim, this.metric, bias, queries, batch, k);
   }
 
   /**

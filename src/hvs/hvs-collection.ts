@@ -4,14 +4,18 @@ import { type Metric } from '../core/metric.js';
 import { ClosedError, InvalidArgumentError } from '../core/errors.js';
 import { compactSegments } from './compaction.js';
 import { GrowingSegment } from './growing-segment.js';
-import { assertId, isArray } from '../core/ids.js';
+import { isArray } from '../core/ids.js';
 import { loc, locRow, locSegment, ROW_BITS } from './row-location.js';
 import { restoreSegments } from './restore-segments.js';
 import { SealScheduler } from './seal-scheduler.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { searchSegments } from './segment-search.js';
-import { type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
+import { estimateFilter, type FilterRun, searchFiltered } from './filtered-search.js';
+import { checkUpsert, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
+import { MetadataColumns } from './metadata-columns.js';
+import type { FilterNode } from '../core/filter.js';
+import { encodeSnapshotMetadata, type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
 import type { CollectionParts, CollectionStats, MemoryUsage } from './types.js';
 import type { SearchHit } from '../core/search-hit.js';
 import { checkBatch, QueryBatch, type VectorBatch } from '../core/vector.js';
@@ -28,6 +32,14 @@ export interface HvsCollectionOptions {
   maxSegmentRows?: number;
 }
 
+/** Options of {@link HvsCollection.search}. */
+export interface HvsSearchOptions {
+  /** One metadata filter for every query, or one per query (undefined: none). */
+  filter?: FilterNode | readonly (FilterNode | undefined)[];
+  /** @internal Lets `k` pass `LIMITS.k`: the router's over-fetch for blocks of many chunks. */
+  unboundedK?: boolean;
+}
+
 /**
  * A collection of the hot tier: string ids mapped to rows of segments; sealed segments resident
  * in the kernel's device memory plus one growing segment; batched search merges every segment's
@@ -37,6 +49,8 @@ export class HvsCollection {
   readonly opts: Required<HvsCollectionOptions>;
   private readonly locations = new Map<string, number>();
   private readonly segments = new Map<number, Segment>();
+  /** Each live id's metadata, as columns a filter scans. */
+  private readonly columns = new MetadataColumns();
   private growing: GrowingSegment;
   private nextSegmentId = 0;
   private _lsn = 0;
@@ -102,19 +116,18 @@ export class HvsCollection {
    * Inserts or replaces vectors. The whole batch is validated first: on any bad id or vector
    * nothing is written. An id given twice in one batch keeps the last vector.
    * @param versions one version per id (default: the previous version + 1, or 1).
+   * @param metadata one metadata object per id (checked by the caller), for filters; default `{}`.
    */
-  async upsert(ids: readonly string[], vectors: VectorBatch, versions?: readonly number[]): Promise<void> {
+  async upsert(
+    ids: readonly string[],
+    vectors: VectorBatch,
+    versions?: readonly number[],
+    metadata?: readonly (Record<string, unknown> | undefined)[],
+  ): Promise<void> {
     this.assertOpen();
-    if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError('upsert: ids must be a non-empty array');
-    for (let i = 0; i < ids.length; i++) assertId(ids[i], `ids[${i}]`);
-    if (versions !== undefined) {
-      if (versions.length !== ids.length) throw new InvalidArgumentError('upsert: versions and ids differ in length');
-      for (const v of versions) {
-        if (!Number.isSafeInteger(v) || v < 0)
-          throw new InvalidArgumentError(`upsert: version must be a non-negative integer, got ${v}`);
-      }
-    }
+    checkUpsert(ids, versions, metadata);
     const batch = checkBatch(vectors, this.dim, this.metric, 'vectors', ids.length);
+    for (let i = 0; i < ids.length; i++) this.columns.set(ids[i], metadata?.[i] ?? EMPTY);
     for (let i = 0; i < ids.length;) {
       if (this.growing.full) this.sealGrowing();
       const g = this.growing;
@@ -164,6 +177,7 @@ export class HvsCollection {
       if (l === undefined) continue;
       this.segments.get(locSegment(l))?.tombstone(locRow(l));
       this.locations.delete(id);
+      this.columns.delete(id);
       n++;
     }
     return n;
@@ -193,36 +207,30 @@ export class HvsCollection {
   }
 
   /**
-   * Every live row, a segment at a time (a sealed segment's vectors are read from its file in one
-   * go): for digests and consistency checks. Rows written or deleted meanwhile may or may not
-   * be seen.
+   * Every live row, a segment at a time (see {@link scanLiveRows}): for digests and consistency
+   * checks. Rows written or deleted meanwhile may or may not be seen.
    */
-  async *scan(): AsyncGenerator<{ ids: string[]; versions: number[]; vectors: Float32Array }> {
+  scan(): AsyncGenerator<{ ids: string[]; versions: number[]; vectors: Float32Array }> {
     this.assertOpen();
-    for (const seg of [...this.segments.values()]) {
-      const rows: number[] = [];
-      for (let r = 0; r < seg.rows; r++) if (this.locations.get(seg.ids[r]) === loc(seg.id, r)) rows.push(r);
-      if (rows.length === 0) continue;
-      const all = seg instanceof SealedSegment ? await seg.file.readAll() : undefined;
-      const vectors = new Float32Array(rows.length * this.dim);
-      const ids: string[] = [];
-      const versions: number[] = [];
-      rows.forEach((r, i) => {
-        ids.push(seg.ids[r]);
-        versions.push(seg.versions[r]);
-        vectors.set(all ? all.subarray(r * this.dim, (r + 1) * this.dim) : seg.readRow(r), i * this.dim);
-      });
-      yield { ids, versions, vectors };
-    }
+    return scanLiveRows(this.parts);
   }
 
   /**
    * Batched k-nearest-neighbour search over every segment; hits best first (highest similarity,
-   * or smallest L2 distance).
+   * or smallest L2 distance). With a filter, top-k is exact over the rows that match.
    */
-  async search(queries: VectorBatch | QueryBatch, k: number): Promise<SearchHit[][]> {
+  async search(queries: VectorBatch | QueryBatch, k: number, opts: HvsSearchOptions = {}): Promise<SearchHit[][]> {
+    return (await this.searchWithRuns(queries, k, opts)).hits;
+  }
+
+  /** {@link search}, with how each query's filter ran (undefined for a query without one). */
+  async searchWithRuns(
+    queries: VectorBatch | QueryBatch,
+    k: number,
+    opts: HvsSearchOptions = {},
+  ): Promise<{ hits: SearchHit[][]; runs: (FilterRun | undefined)[] }> {
     this.assertOpen();
-    if (!Number.isInteger(k) || k < 1 || k > LIMITS.k) {
+    if (!Number.isInteger(k) || k < 1 || (k > LIMITS.k && !opts.unboundedK)) {
       throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
     }
     // A QueryBatch was checked and normalised where it entered; anything else is checked here.
@@ -230,7 +238,22 @@ export class HvsCollection {
       queries instanceof QueryBatch && queries.dim === this.dim && queries.metric === this.metric
         ? queries
         : QueryBatch.of(queries instanceof QueryBatch ? queries.data : queries, this.dim, this.metric, 'queries');
-    return searchSegments(this.kernel, this.segments.values(), q.data, q.count, k, this.metric, this.dim);
+    if (opts.filter === undefined) {
+      const hits = await searchSegments(this.kernel, this.segments.values(), q.data, q.count, k, this.metric, this.dim);
+      return { hits, runs: hits.map(() => undefined) };
+    }
+    return searchFiltered(this.kernel, () => this.segments.values(), this.columns, q, k, opts.filter);
+  }
+
+  /** Live rows `filter` matches and their share (the planner's estimate). */
+  estimate(filter: FilterNode): { matching: number; live: number; selectivity: number } {
+    this.assertOpen();
+    return estimateFilter(this.columns, this.locations.keys(), filter);
+  }
+
+  /** The metadata the filter columns hold for `id` (rebuilt from them), or undefined. */
+  metadataOf(id: string): Record<string, unknown> | undefined {
+    return this.columns.get(id);
   }
 
   /**
@@ -242,10 +265,7 @@ export class HvsCollection {
     await this.seals.settle();
   }
 
-  /**
-   * Seals the growing segment now, whatever its size (e.g. after a bulk load), and retries seals
-   * that failed before.
-   */
+  /** Seals the growing segment now, whatever its size (after a bulk load); retries failed seals. */
   async flush(): Promise<void> {
     this.assertOpen();
     this.seals.retryFailed();
@@ -255,22 +275,14 @@ export class HvsCollection {
     this.seals.dropSpareBuffers();
   }
 
-  /**
-   * Rewrites sealed segments without their tombstones, merging small neighbours up to
-   * `maxSegmentRows`. Searches keep running against the old segments until the switch.
-   */
+  /** Rewrites sealed segments without tombstones, merging small neighbours (searches go on meanwhile). */
   compact(): Promise<{ rewritten: number; dropped: number }> {
     this.assertOpen();
     return this.seals.exclusive(() => compactSegments(this.parts, this.opts.maxSegmentRows));
   }
 
   stats(): CollectionStats {
-    let tombstones = 0;
-    let sealed = 0;
-    for (const s of this.segments.values()) {
-      tombstones += s.tombstones;
-      if (s instanceof SealedSegment) sealed++;
-    }
+    const { tombstones, sealed } = segmentCounts(this.segments.values());
     return {
       name: this.name,
       dim: this.dim,
@@ -286,17 +298,8 @@ export class HvsCollection {
   }
 
   memoryUsage(): MemoryUsage {
-    let hostBytes = 0;
-    let deviceBytes = 0;
-    let diskBytes = 0;
-    for (const s of this.segments.values()) {
-      hostBytes += s.hostBytes();
-      deviceBytes += s.deviceBytes();
-      diskBytes += s.diskBytes();
-    }
-    // The id → location map: a Map entry plus a number per id, roughly.
-    hostBytes += this.locations.size * 24;
-    return { hostBytes, deviceBytes, diskBytes };
+    // The id → location map: a Map entry plus a number per id, roughly; the metadata columns.
+    return memoryOf(this.segments.values(), this.locations.size * 24 + this.columns.bytes());
   }
 
   /**
@@ -312,6 +315,7 @@ export class HvsCollection {
         [...this.segments.values()],
         this._lsn,
         () => this.filesInUse(),
+        () => encodeSnapshotMetadata(this.columns.entries(this.locations.keys())),
       ),
     );
   }
@@ -333,10 +337,12 @@ export class HvsCollection {
     opts: HvsCollectionOptions,
     parts: readonly RestoredSegment[],
     lsn: number,
+    metadata: ReadonlyMap<string, Record<string, unknown>>,
   ): Promise<HvsCollection> {
     const c = new HvsCollection(name, dim, metric, kernel, dir, opts);
     try {
       await restoreSegments(c.parts, parts);
+      for (const id of c.locations.keys()) c.columns.set(id, metadata.get(id) ?? EMPTY);
       c.segments.delete(c.growing.id);
       c.growing = c.newGrowing();
       c._lsn = lsn;
@@ -355,6 +361,7 @@ export class HvsCollection {
       for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
       this.segments.clear();
       this.locations.clear();
+      this.columns.clear();
     })();
     return this.closing;
   }
@@ -388,3 +395,5 @@ export class HvsCollection {
     if (this.closed) throw new ClosedError(`collection "${this.name}"`);
   }
 }
+
+const EMPTY: Record<string, unknown> = Object.freeze({});

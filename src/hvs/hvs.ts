@@ -122,10 +122,20 @@ export class Hvs {
     this.assertOpen();
     assertCollectionName(name);
     // A kernel that reads segment files itself checks their CRC-32 there, in its own thread.
-    const { manifest, segments } = await readSnapshot(this.snapshotDir(name), { vectors: !this.kernel.readsFiles });
+    const { manifest, segments, metadata } = await readSnapshot(this.snapshotDir(name), { vectors: !this.kernel.readsFiles });
     const { dim, metric } = manifest.collection;
     const dir = this.snapshotDir(name);
-    const c = await HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn);
+    const c = await HvsCollection.restore(
+      name,
+      dim,
+      metric,
+      this.kernel,
+      dir,
+      this.collectionOptions(),
+      segments,
+      manifest.lsn,
+      metadata,
+    );
     const previous = this.collections.get(name);
     this.collections.set(name, c);
     await previous?.close();
@@ -153,7 +163,7 @@ export class Hvs {
   async restoreDetached(name: string, fromDir: string): Promise<HvsCollection> {
     this.assertOpen();
     assertCollectionName(name);
-    const { manifest, segments } = await readSnapshot(fromDir, { vectors: !this.kernel.readsFiles });
+    const { manifest, segments, metadata } = await readSnapshot(fromDir, { vectors: !this.kernel.readsFiles });
     const dir = this.snapshotDir(name);
     mkdirSync(dir, { recursive: true });
     for (const s of manifest.segments) {
@@ -169,7 +179,7 @@ export class Hvs {
       }
     }
     const { dim, metric } = manifest.collection;
-    return HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn);
+    return HvsCollection.restore(name, dim, metric, this.kernel, dir, this.collectionOptions(), segments, manifest.lsn, metadata);
   }
 
   /** Serves `c` under `name` from now on; the collection it replaces is closed (searches in flight finish first). */

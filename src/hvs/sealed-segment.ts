@@ -1,4 +1,4 @@
-import type { IndexSearch, ResidentIndex, SearchKernel } from '../../kernels/search-kernel.js';
+import type { IndexSearch, ResidentIndex, RowMask, SearchKernel } from '../../kernels/search-kernel.js';
 import type { TopKResult } from '../../kernels/types.js';
 import type { Metric } from '../core/metric.js';
 import { idBytes, type Segment } from './segment.js';
@@ -100,13 +100,16 @@ export class SealedSegment implements Segment {
     return this.file.readRow(row);
   }
 
-  search(queries: Float32Array, batch: number, k: number): Promise<TopKResult> {
-    return this.index.search(queries, batch, k, this.mask, this._tombstones);
+  search(queries: Float32Array, batch: number, k: number, rows?: RowMask): Promise<TopKResult> {
+    return this.index.search(queries, batch, k, rows ?? { mask: this.mask, masked: this._tombstones });
   }
 
-  /** This segment as one item of a batched {@link SearchKernel.searchIndexes} call. */
-  searchItem(): IndexSearch {
-    return { index: this.index, mask: this.mask, tombstones: this._tombstones };
+  /**
+   * This segment as one item of a batched {@link SearchKernel.searchIndexes} call: its live rows,
+   * or those `rows` lets through.
+   */
+  searchItem(rows?: RowMask): IndexSearch {
+    return { index: this.index, ...(rows ?? { mask: this.mask, masked: this._tombstones }) };
   }
 
   /** Marks a search in flight: the index outlives a compaction that retires it meanwhile. */

@@ -1,4 +1,4 @@
-import type { SearchKernel } from '../../kernels/search-kernel.js';
+import type { RowMask, SearchKernel } from '../../kernels/search-kernel.js';
 import { type TopKResult } from '../../kernels/types.js';
 import { type Metric } from '../core/metric.js';
 import type { SearchHit } from '../core/search-hit.js';
@@ -9,7 +9,8 @@ import { mergeTopK } from './top-k-merge.js';
 /**
  * Batched k-nearest-neighbour search fanned out over `segments` and merged on the host; hits best
  * first (highest similarity, or smallest L2 distance). `data` holds `batch` checked query rows as
- * the kernel takes them (normalised for cosine).
+ * the kernel takes them (normalised for cosine). With `filtered`, only the segments it names are
+ * searched, each over the rows its {@link RowMask} lets through.
  */
 export async function searchSegments(
   kernel: SearchKernel,
@@ -19,8 +20,9 @@ export async function searchSegments(
   k: number,
   metric: Metric,
   dim: number,
+  filtered?: ReadonlyMap<Segment, RowMask>,
 ): Promise<SearchHit[][]> {
-  const segments = [...allSegments].filter((s) => s.rows - s.tombstones > 0);
+  const segments = [...allSegments].filter((s) => s.rows - s.tombstones > 0 && (!filtered || filtered.has(s)));
   // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
   // while growing segments are searched here, at the same time.
   const sealed = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
@@ -31,13 +33,13 @@ export async function searchSegments(
     const [a, b] = await Promise.all([
       sealed.length > 0
         ? kernel.searchIndexes(
-            sealed.map((s) => s.searchItem()),
+            sealed.map((s) => s.searchItem(filtered?.get(s))),
             data,
             batch,
             k,
           )
         : [],
-      Promise.all(others.map((seg) => seg.search(data, batch, k))),
+      Promise.all(others.map((seg) => seg.search(data, batch, k, filtered?.get(seg)))),
     ]);
     parts = [...a, ...b];
   } finally {

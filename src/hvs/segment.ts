@@ -1,3 +1,4 @@
+import type { RowMask } from '../../kernels/search-kernel.js';
 import type { TopKResult } from '../../kernels/types.js';
 import type { Metric } from '../core/metric.js';
 
@@ -15,8 +16,11 @@ export interface Segment {
   tombstone(row: number): void;
   /** A copy of row `row`'s stored vector (normalised for cosine). */
   readRow(row: number): Float32Array;
-  /** Top-k kernel scores over the live rows; `queries` are normalised already for cosine. */
-  search(queries: Float32Array, batch: number, k: number): Promise<TopKResult>;
+  /**
+   * Top-k kernel scores over the live rows, or over the rows `rows` lets through (a filter's
+   * mask, tombstones included); `queries` are normalised already for cosine.
+   */
+  search(queries: Float32Array, batch: number, k: number, rows?: RowMask): Promise<TopKResult>;
   /** Bytes held in RAM by this segment (vectors of the growing one, masks, versions, ids). */
   hostBytes(): number;
   /** Bytes the device index holds. */

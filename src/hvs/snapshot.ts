@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import { Packr } from 'msgpackr';
 import type { Metric } from '../core/metric.js';
 import { SnapshotCorruptError } from '../core/errors.js';
 import { GrowingSegment } from './growing-segment.js';
@@ -11,7 +12,7 @@ import { checkSize, type FileRef, newVectorsFileName, readChecked, writeParts } 
 import { syncDir } from '../core/sync-dir.js';
 
 /** Snapshot format written by this version; other formats are refused, not guessed at. */
-export const SNAPSHOT_FORMAT_VERSION = 2;
+export const SNAPSHOT_FORMAT_VERSION = 3;
 const MANIFEST = 'manifest.json';
 const META_MAGIC = 'HSMETA02';
 const HEADER_BYTES = 32;
@@ -31,6 +32,8 @@ export interface SnapshotManifest {
   lsn: number;
   createdAt: string;
   segments: SnapshotSegment[];
+  /** The live ids' metadata for filters (msgpack of `[ids, metadata]`), since format 3. */
+  metadata: FileRef;
   /** CRC-32 of this manifest's JSON with `checksum` left out. */
   checksum?: number;
 }
@@ -50,6 +53,36 @@ export interface RestoredSegment {
 export interface LoadedSnapshot {
   manifest: SnapshotManifest;
   segments: RestoredSegment[];
+  /** Each live id's metadata. */
+  metadata: Map<string, Record<string, unknown>>;
+}
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true });
+
+/** The metadata file's bytes: `[ids, metadata]`, one entry per live id. */
+export function encodeSnapshotMetadata(entries: Iterable<[string, Record<string, unknown>]>): Buffer {
+  const ids: string[] = [];
+  const values: Record<string, unknown>[] = [];
+  for (const [id, m] of entries) {
+    ids.push(id);
+    values.push(m);
+  }
+  return packr.pack([ids, values]);
+}
+
+function decodeSnapshotMetadata(buf: Buffer, file: string): Map<string, Record<string, unknown>> {
+  let decoded: unknown;
+  try {
+    decoded = packr.unpack(buf);
+  } catch (err) {
+    throw new SnapshotCorruptError(`snapshot file ${file}: metadata is not valid msgpack`, { cause: err });
+  }
+  const ok = Array.isArray(decoded) && decoded.length === 2 && Array.isArray(decoded[0]) && Array.isArray(decoded[1]);
+  const [ids, values] = ok ? (decoded as [unknown[], unknown[]]) : [[], []];
+  if (!ok || ids.length !== values.length) throw new SnapshotCorruptError(`snapshot file ${file}: bad metadata layout`);
+  const out = new Map<string, Record<string, unknown>>();
+  ids.forEach((id, i) => out.set(String(id), (values[i] ?? {}) as Record<string, unknown>));
+  return out;
 }
 
 const align8 = (n: number): number => Math.ceil(n / 8) * 8;
@@ -115,11 +148,13 @@ export async function writeSnapshot(
   segments: readonly Segment[],
   lsn: number,
   inUse: () => Iterable<string>,
+  metadata: () => Buffer,
 ): Promise<SnapshotManifest> {
   await mkdir(dir, { recursive: true });
   // Capture every segment's state before the first await: writes that land while the files are
   // written must not make one snapshot hold an id live in two segments. Growing vectors are
   // views: rows are append-only, so the captured rows do not change.
+  const metadataBytes = metadata();
   const captured = segments
     .filter((s) => s.rows - s.tombstones > 0)
     .map((seg) => ({
@@ -128,12 +163,15 @@ export async function writeSnapshot(
       meta: encodeMeta(seg, seg.rows),
       growing: seg instanceof GrowingSegment ? seg.vectors.subarray(0, seg.rows * seg.dim) : undefined,
     }));
+  const metadataFile = `metadata-${randomBytes(8).toString('hex')}.bin`;
+  const md = await writeParts(join(dir, metadataFile), [metadataBytes], true);
   const manifest: SnapshotManifest = {
     formatVersion: SNAPSHOT_FORMAT_VERSION,
     collection,
     lsn,
     createdAt: new Date().toISOString(),
     segments: [],
+    metadata: { file: metadataFile, bytes: md.bytes, crc32: md.crc },
   };
   for (const c of captured) {
     let vectors: FileRef;
@@ -156,7 +194,7 @@ export async function writeSnapshot(
   await writeParts(tmp, [Buffer.from(JSON.stringify(manifest, null, 1))], true);
   await rename(tmp, join(dir, MANIFEST));
   await syncDir(dir);
-  const keep = new Set([MANIFEST, ...manifest.segments.flatMap((s) => [s.vectors.file, s.meta.file]), ...inUse()]);
+  const keep = new Set([MANIFEST, metadataFile, ...manifest.segments.flatMap((s) => [s.vectors.file, s.meta.file]), ...inUse()]);
   for (const f of await readdir(dir)) if (!keep.has(f)) await rm(join(dir, f), { force: true });
   return manifest;
 }
@@ -233,5 +271,6 @@ export async function readSnapshot(dir: string, opts: { vectors?: boolean } = {}
         : new Float32Array(vecBuf.buffer.slice(vecBuf.byteOffset, vecBuf.byteOffset + vecBuf.length));
     segments.push({ ...meta, vectors, vectorsRef: s.vectors });
   }
-  return { manifest, segments };
+  const metadata = decodeSnapshotMetadata(await readChecked(dir, manifest.metadata), manifest.metadata.file);
+  return { manifest, segments, metadata };
 }

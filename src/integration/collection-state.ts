@@ -11,6 +11,8 @@ export interface IndexedBlock {
   id: string;
   version: number;
   vectors: readonly Float32Array[];
+  /** The block's metadata, which every chunk row carries for filters. */
+  metadata: Record<string, unknown>;
 }
 
 /** A write held by the local write-ahead log only: the upserted item, or `null` for a delete. */
@@ -149,19 +151,21 @@ export class CollectionState {
     const keys: string[] = [];
     const vectors: Float32Array[] = [];
     const versions: number[] = [];
+    const metadata: Record<string, unknown>[] = [];
     const stale: string[] = [];
     for (const b of blocks) {
       b.vectors.forEach((v, c) => {
         keys.push(rowKey(b.id, c));
         vectors.push(v);
         versions.push(b.version);
+        metadata.push(b.metadata);
         if (c > 0 && !h.has(rowKey(b.id, c))) this.extraChunkRows++;
       });
       for (let c = Math.max(1, b.vectors.length); h.has(rowKey(b.id, c)); c++) stale.push(rowKey(b.id, c));
       if (b.vectors.length === 0 && h.has(b.id)) stale.push(b.id);
     }
     if (stale.length > 0) this.removeRows(stale);
-    if (keys.length > 0) await h.upsert(keys, vectors, versions);
+    if (keys.length > 0) await h.upsert(keys, vectors, versions, metadata);
   }
 
   /** Deletes blocks (every chunk row) from the HVS; returns how many were there. */

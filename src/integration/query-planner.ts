@@ -1,12 +1,25 @@
-import { LIMITS } from '../core/limits.js';
 import type { Include } from './types.js';
 
 /** One step of a query plan, in the order it runs. */
 export type PlanStep =
   | { step: 'wait-lsn'; minLsn: number; appliedLsn: number; timeoutMs: number }
-  | { step: 'hvs-search'; k: number; device: string }
-  | { step: 'nvm-search'; mode: 'hnsw' | 'exact'; k: number }
+  | { step: 'hvs-search'; k: number; device: string; filter?: FilterChoice }
+  | { step: 'nvm-search'; mode: 'hnsw' | 'exact'; k: number; filter?: { note: string } }
+  | { step: 'min-score'; minScore: number }
   | { step: 'content'; from: ('cache' | 'wal' | 'nvm')[]; fields: Include[] };
+
+/**
+ * How the HVS runs a metadata filter: `gather` scores only the matching rows (few match), `mask`
+ * scans every row with the filter as a row mask, `mixed` some segments each way, `none` nothing
+ * matches. In `explain` it is the estimate from the filter's selectivity; in a query's plan, what ran.
+ */
+export interface FilterChoice {
+  mode: 'gather' | 'mask' | 'mixed' | 'none';
+  /** Live rows the filter matches. */
+  matching: number;
+  /** `matching` over the live rows. */
+  selectivity: number;
+}
 
 /** The plan a query runs, with the reason for its path. */
 export interface QueryPlan {
@@ -31,6 +44,11 @@ export interface PlanInput {
   device: string;
   /** Set when a `minLsn` wait already ran out: the NVM answers. */
   lsnTimedOut?: boolean;
+  /** The filter's estimate on the HVS (when the query has a filter and the HVS holds the collection). */
+  filter?: FilterChoice;
+  /** Whether the query has a filter (the NVM path compiles it to SQL). */
+  filtered?: boolean;
+  minScore?: number;
 }
 
 /**
@@ -46,8 +64,19 @@ export function planQuery(p: PlanInput): QueryPlan {
     fields.length > 0 || p.include.includes('vector')
       ? { step: 'content', from: ['cache', 'wal', 'nvm'], fields: [...p.include] }
       : undefined;
+  const minScore: PlanStep | undefined = p.minScore === undefined ? undefined : { step: 'min-score', minScore: p.minScore };
   const nvm = (reason: string): QueryPlan => {
-    steps.push({ step: 'nvm-search', mode: 'hnsw', k: p.k });
+    steps.push(
+      p.filtered
+        ? {
+            step: 'nvm-search',
+            mode: 'hnsw',
+            k: p.k,
+            filter: { note: 'compiled to SQL over jsonb; HNSW with iterative scans, an exact scan when it comes back short' },
+          }
+        : { step: 'nvm-search', mode: 'hnsw', k: p.k },
+    );
+    if (minScore) steps.push(minScore);
     if (content) steps.push(content);
     return { collection: p.collection, path: 'nvm', steps, reason };
   };
@@ -61,9 +90,13 @@ export function planQuery(p: PlanInput): QueryPlan {
     }
     steps.push({ step: 'wait-lsn', minLsn: p.minLsn, appliedLsn: p.appliedLsn, timeoutMs: p.minLsnWaitMs });
   }
-  // Several chunks per block: fetch more rows so k distinct blocks survive the merge by block.
-  const k = p.extraChunkRows > 0 ? Math.min(LIMITS.k, p.k * 4) : p.k;
-  steps.push({ step: 'hvs-search', k, device: p.device });
+  // Several chunks per block: fetch more rows so k distinct blocks survive the merge by block
+  // (more again, for the queries still short, until k blocks or every row).
+  const k = p.extraChunkRows > 0 ? p.k * 4 : p.k;
+  steps.push(
+    p.filter ? { step: 'hvs-search', k, device: p.device, filter: p.filter } : { step: 'hvs-search', k, device: p.device },
+  );
+  if (minScore) steps.push(minScore);
   if (content) steps.push(content);
   return {
     collection: p.collection,

@@ -9,9 +9,14 @@ import { planQuery, type PlanInput, type QueryPlan } from './query-planner.js';
 import { blockIdOf } from './row-keys.js';
 import type { CachedBlock } from './tiered-cache.js';
 import type { Tiers } from './tiers.js';
+import { compileFilter, type FilterNode, matchesAll } from '../core/filter.js';
+import { GATHER_SHARE, type FilterRun } from '../hvs/filtered-search.js';
+import type { HvsCollection } from '../hvs/hvs-collection.js';
+import type { FilterChoice } from './query-planner.js';
 import type { GetResult, Include, QueryHit, QueryOptions, Source } from './types.js';
 
 const INCLUDES: readonly Include[] = ['content', 'metadata', 'vector'];
+const ALL: FilterNode = { op: 'all' };
 
 /**
  * Reads: plans each query once (HVS, or pgvector while the HVS is loading, failed or behind the
@@ -26,7 +31,15 @@ export class QueryRouter {
 
   /** The plan {@link query} would run now, and why. */
   explain(state: CollectionState, opts: QueryOptions & { k?: number } = {}): QueryPlan {
-    return this.plan(state, opts.k ?? 10, checkInclude(opts.include), opts.minLsn, state.lsn, false);
+    const filter = queryFilters(opts, 1);
+    const node = Array.isArray(filter) ? filter[0] : filter;
+    const h = state.hvs;
+    const estimate = node && h ? filterChoice(h.estimate(node)) : undefined;
+    return this.plan(state, opts.k ?? 10, checkInclude(opts.include), opts.minLsn, state.lsn, false, false, {
+      filtered: node !== undefined,
+      ...(estimate ? { filter: estimate } : {}),
+      ...(opts.minScore === undefined ? {} : { minScore: checkMinScore(opts.minScore) }),
+    });
   }
 
   /**
@@ -46,6 +59,8 @@ export class QueryRouter {
       throw new InvalidArgumentError(`at most ${LIMITS.queriesPerCall} queries per call, got ${queries.length}`);
     }
     const include = checkInclude(opts.include);
+    const filter = queryFilters(opts, queries.length);
+    const minScore = opts.minScore === undefined ? undefined : checkMinScore(opts.minScore);
     const { minLsn } = opts;
     if (minLsn !== undefined && (!Number.isSafeInteger(minLsn) || minLsn < 0)) {
       throw new InvalidArgumentError(`minLsn must be a non-negative integer, got ${String(minLsn)}`);
@@ -59,14 +74,28 @@ export class QueryRouter {
       timedOut = !(await state.waitForLsn(minLsn, this.minLsnWaitMs));
     }
     const h = state.hvs;
-    const plan = this.plan(state, k, include, minLsn, appliedLsn, timedOut, h === undefined);
+    const plan = this.plan(state, k, include, minLsn, appliedLsn, timedOut, h === undefined, {
+      filtered: filter !== undefined,
+      ...(minScore === undefined ? {} : { minScore }),
+    });
     let hits: SearchHit[][];
     if (plan.path === 'hvs' && h) {
       const search = plan.steps.find((s) => s.step === 'hvs-search');
-      const raw = await h.search(vectors, search?.step === 'hvs-search' ? search.k : k);
-      hits = state.extraChunkRows > 0 ? raw.map((list) => bestPerBlock(list, k)) : raw;
+      const { hits: found, run } = await searchBlocks(state, h, vectors, k, filter);
+      hits = found;
+      if (search?.step === 'hvs-search' && run) search.filter = filterChoice(run);
     } else {
-      hits = await this.tiers.nvm.search(state.name, vectors, k, { mode: 'hnsw' });
+      const nvmFilter = Array.isArray(filter) ? filter.map((f) => f ?? ALL) : filter;
+      hits = await this.tiers.nvm.search(
+        state.name,
+        vectors,
+        k,
+        nvmFilter ? { mode: 'hnsw', filter: nvmFilter } : { mode: 'hnsw' },
+      );
+    }
+    if (minScore !== undefined) {
+      const keep = state.metric === 'l2' ? (s: number) => s <= minScore : (s: number) => s >= minScore;
+      hits = hits.map((list) => list.filter((x) => keep(x.score)));
     }
     const source: Source = plan.path === 'nvm' ? 'nvm' : include.length > 0 ? 'hvs+nvm' : 'hvs';
     return { results: await this.enrich(state, hits, include, source), plan };
@@ -110,6 +139,7 @@ export class QueryRouter {
     appliedLsn: number,
     lsnTimedOut: boolean,
     hvsDetached = false,
+    extra: Pick<PlanInput, 'filter' | 'filtered' | 'minScore'> = {},
   ): QueryPlan {
     const input: PlanInput = {
       collection: state.name,
@@ -122,6 +152,7 @@ export class QueryRouter {
       extraChunkRows: state.extraChunkRows,
       device: this.tiers.hvs.deviceInfo.device,
       lsnTimedOut,
+      ...extra,
     };
     if (minLsn !== undefined) input.minLsn = minLsn;
     return planQuery(input);
@@ -223,6 +254,62 @@ function checkInclude(include: readonly Include[] | undefined): Include[] {
       throw new InvalidArgumentError(`include: unknown field ${JSON.stringify(f)}; one of ${INCLUDES.join(', ')}`);
   }
   return [...new Set(include)];
+}
+
+/**
+ * The filters of a query call, checked: undefined (none), one for the batch, or one per query.
+ * A per-query entry left undefined takes the batch's filter.
+ */
+function queryFilters(opts: QueryOptions, count: number): FilterNode | (FilterNode | undefined)[] | undefined {
+  const shared = opts.filter === undefined ? undefined : compileFilter(opts.filter, 'filter');
+  const one = shared && !matchesAll(shared) ? shared : undefined;
+  if (opts.filters === undefined) return one;
+  if (!isArray(opts.filters) || opts.filters.length !== count) {
+    throw new InvalidArgumentError(`filters must be an array of one filter per query (${count})`);
+  }
+  const each = opts.filters.map((f, i) => {
+    const node = f === undefined ? one : compileFilter(f, `queries[${i}].filter`);
+    return node && !matchesAll(node) ? node : undefined;
+  });
+  return each.some((n) => n !== undefined) ? each : undefined;
+}
+
+function checkMinScore(v: number): number {
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new InvalidArgumentError(`minScore must be a finite number, got ${String(v)}`);
+  return v;
+}
+
+function filterChoice(run: { matching: number; selectivity: number; mode?: FilterChoice['mode'] }): FilterChoice {
+  const mode = run.mode ?? (run.matching === 0 ? 'none' : run.selectivity <= GATHER_SHARE ? 'gather' : 'mask');
+  return { mode, matching: run.matching, selectivity: run.selectivity };
+}
+
+/**
+ * The k best blocks per query from the HVS. A block of several chunks has a row per chunk, so
+ * rows are over-fetched (×4) and merged per block; a query still short of k blocks while its row
+ * list came back full is searched again with 4× the rows, until it has k blocks or every row was
+ * a candidate — however many chunks one block has, a query returns k blocks whenever k exist.
+ */
+async function searchBlocks(
+  state: CollectionState,
+  h: HvsCollection,
+  vectors: QueryBatch,
+  k: number,
+  filter: FilterNode | (FilterNode | undefined)[] | undefined,
+): Promise<{ hits: SearchHit[][]; run: FilterRun | undefined }> {
+  const opts = filter === undefined ? {} : { filter };
+  if (state.extraChunkRows === 0) {
+    const { hits, runs } = await h.searchWithRuns(vectors, k, opts);
+    return { hits, run: runs.find((r) => r !== undefined) };
+  }
+  for (let fetch = k * 4; ; fetch *= 4) {
+    const rows = Math.min(fetch, Math.max(1, h.count));
+    const { hits: raw, runs } = await h.searchWithRuns(vectors, rows, { ...opts, unboundedK: true });
+    const hits = raw.map((list) => bestPerBlock(list, k));
+    const short = hits.some((list, q) => list.length < k && raw[q].length === rows);
+    if (!short || rows >= h.count) return { hits, run: runs.find((r) => r !== undefined) };
+  }
 }
 
 /** Per query: the best hit of each block (rows of a block's chunks share its id), k at most. */

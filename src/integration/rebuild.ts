@@ -186,8 +186,10 @@ export async function installRebuild(
       shadow.advance(await ctx.nvm.lastLsn());
       // Writes only this process's WAL holds are newer than anything in the NVM for their ids.
       for (const [id, e] of state.walEntries) {
-        if (e.item) await shadow.upsertBlocks([{ id, version: e.item.version, vectors: e.item.vectors }]);
-        else shadow.deleteBlocks([id]);
+        if (e.item) {
+          const { version, vectors, metadata } = e.item;
+          await shadow.upsertBlocks([{ id, version, vectors, metadata }]);
+        } else shadow.deleteBlocks([id]);
       }
       // Queries take the state's index: point it at the new one before the old one closes.
       state.attach(target);

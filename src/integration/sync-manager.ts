@@ -323,7 +323,9 @@ export async function reconcile(
     const blocks = await ctx.nvm.getBlocks(state.name, fetch);
     const missing = fetch.filter((id) => !blocks.has(id));
     state.deleteBlocks(missing);
-    await state.upsertBlocks([...blocks.values()].map((b) => ({ id: b.id, version: b.version, vectors: b.vectors })));
+    await state.upsertBlocks(
+      [...blocks.values()].map((b) => ({ id: b.id, version: b.version, vectors: b.vectors, metadata: b.metadata })),
+    );
     upserted = blocks.size;
   }
   ctx.cache.invalidate(state.name, ids);

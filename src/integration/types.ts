@@ -1,3 +1,4 @@
+import type { Filter } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
 
@@ -47,6 +48,15 @@ export interface QueryOptions {
    * it does not in time, the query is answered by the NVM.
    */
   minLsn?: number;
+  /** A metadata filter for every query (see `Filter`): hits are the k best among matching items. */
+  filter?: Filter;
+  /** One filter per query (overrides `filter` where given; `undefined` entries take `filter`). */
+  filters?: readonly (Filter | undefined)[];
+  /**
+   * Score threshold: hits scoring worse are dropped (a similarity below it for cosine and ip, a
+   * distance above it for l2), so a query may return fewer than k.
+   */
+  minScore?: number;
 }
 
 /** One query result, best first in its list. */

@@ -127,7 +127,9 @@ export class WritePath implements TransactionHost {
         if (state.lsn >= lsn) return;
         if (op.type === 'delete') state.deleteBlocks(op.ids);
         else
-          await state.upsertBlocks(op.blocks.map((b) => ({ id: b.id, version: versions?.get(b.id) ?? 1, vectors: b.vectors })));
+          await state.upsertBlocks(
+            op.blocks.map((b) => ({ id: b.id, version: versions?.get(b.id) ?? 1, vectors: b.vectors, metadata: b.metadata })),
+          );
       });
     } catch (err) {
       this.tiers.fail(err as Error);

@@ -1,3 +1,4 @@
+import type { FilterNode } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { SearchHit } from '../core/search-hit.js';
 import type { QueryBatch } from '../core/vector.js';
@@ -77,6 +78,8 @@ export interface NvmSearchOptions {
   mode?: 'exact' | 'hnsw';
   /** HNSW candidate list size (pgvector's `hnsw.ef_search`, default 100). */
   efSearch?: number;
+  /** A metadata filter for every query, or one per query. */
+  filter?: FilterNode | readonly FilterNode[];
 }
 
 /** Build parameters of {@link NvmStore.createHnswIndex} (pgvector's `m` and `ef_construction`). */

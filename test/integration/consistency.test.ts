@@ -41,7 +41,7 @@ describe.each(nvmBackends(pgProblem, cleanups, 'consistency-nvm-'))('consistency
     const s = await h.addCollection(`c_${run}`, { dim: 2, metric });
     await h.nvm.writeBlocks(
       s.name,
-      Array.from({ length: n }, (_, i) => ({ id: `b${i}`, vectors: [v(i + 1, 1)] })),
+      Array.from({ length: n }, (_, i) => ({ id: `b${i}`, vectors: [v(i + 1, 1)], metadata: {} })),
     );
     await new SyncManager(h.ctx, { pollIntervalMs: 0, walSyncIntervalMs: 0 }, false).catchUp();
     return s;
@@ -59,11 +59,11 @@ describe.each(nvmBackends(pgProblem, cleanups, 'consistency-nvm-'))('consistency
     const s = await inStep(5);
     const hv = s.hvs!;
     s.deleteBlocks(['b0']); // missing in the HVS
-    await s.upsertBlocks([{ id: 'extra', version: 1, vectors: [v(7, 7)] }]); // missing in the NVM
-    await s.upsertBlocks([{ id: 'b1', version: hv.versionOf('b1')! + 5, vectors: [v(2, 1)] }]); // other version
-    await s.upsertBlocks([{ id: 'b2', version: hv.versionOf('b2')!, vectors: [v(9, 9)] }]); // other bytes
+    await s.upsertBlocks([{ id: 'extra', version: 1, vectors: [v(7, 7)], metadata: {} }]); // missing in the NVM
+    await s.upsertBlocks([{ id: 'b1', version: hv.versionOf('b1')! + 5, vectors: [v(2, 1)], metadata: {} }]); // other version
+    await s.upsertBlocks([{ id: 'b2', version: hv.versionOf('b2')!, vectors: [v(9, 9)], metadata: {} }]); // other bytes
     // A write the NVM has and the HVS has not applied yet: stale in the HVS.
-    await h.nvm.writeBlocks(s.name, [{ id: 'b3', vectors: [v(4, 4)] }]);
+    await h.nvm.writeBlocks(s.name, [{ id: 'b3', vectors: [v(4, 4)], metadata: {} }]);
     const r = await verifyConsistency(h.nvm, s);
     expect(r.consistent).toBe(false);
     expect(r.total).toBe(5);
@@ -97,8 +97,8 @@ describe.each(nvmBackends(pgProblem, cleanups, 'consistency-nvm-'))('consistency
   it.skipIf(backend.skip)('repair makes the HVS match the NVM for what the report lists', async () => {
     const s = await inStep(4);
     s.deleteBlocks(['b0']);
-    await s.upsertBlocks([{ id: 'extra', version: 1, vectors: [v(7, 7)] }]);
-    await s.upsertBlocks([{ id: 'b1', version: 1, vectors: [v(9, 9)] }]);
+    await s.upsertBlocks([{ id: 'extra', version: 1, vectors: [v(7, 7)], metadata: {} }]);
+    await s.upsertBlocks([{ id: 'b1', version: 1, vectors: [v(9, 9)], metadata: {} }]);
     h.cache.setBlock(s.name, 'b1', { version: 99, content: 'stale', metadata: {} });
     const report = await verifyConsistency(h.nvm, s);
     expect(await repairInconsistencies(h.nvm, h.cache, s, report)).toEqual({ upserted: 2, deleted: 1 });

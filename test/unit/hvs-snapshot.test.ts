@@ -60,7 +60,9 @@ describe('HVS snapshots', () => {
     c.delete(['doc-2']);
     const second = await hvs.snapshot('snap_two');
     const files = await readdir(join(dataDir, 'hvs', 'snap_two'));
-    expect(files.sort()).toEqual(['manifest.json', ...second.segments.flatMap((s) => [s.vectors.file, s.meta.file])].sort());
+    expect(files.sort()).toEqual(
+      ['manifest.json', second.metadata.file, ...second.segments.flatMap((s) => [s.vectors.file, s.meta.file])].sort(),
+    );
     // sealed segments' vectors files are named again, not rewritten; metadata files are new
     expect(second.segments[0].vectors).toEqual(first.segments[0].vectors);
     expect(first.segments[0].meta.file).not.toBe(second.segments[0].meta.file);

@@ -46,7 +46,7 @@ describe('raw kernel results equal the float64 reference', () => {
       bias[r] = dead.has(r) ? -Infinity : metric === 'l2' ? -s : 0;
     }
     const k = 25;
-    const resident = await index.search(queries, 3, k, mask, dead.size);
+    const resident = await index.search(queries, 3, k, { mask, masked: dead.size });
     const transient = await kernel.searchTransient(vectors, rows, dim, metric, bias, queries, 3, k);
     for (const res of [resident, transient]) {
       for (let q = 0; q < 3; q++) {
@@ -68,6 +68,66 @@ describe('raw kernel results equal the float64 reference', () => {
     await index.release();
     await index.release();
     await kernel.close();
+    await kernel.close();
+  });
+});
+
+describe('filtered kernel searches equal the float64 reference', () => {
+  // Each share picks another path through the sealed graph: k + masked candidates (few masked),
+  // the mask added to every score (many masked), and the matching rows gathered alone.
+  it.each([
+    ['ip', 0.97],
+    ['l2', 0.5],
+    ['ip', 0.05],
+    ['l2', 0.004],
+    ['cosine', 0.02],
+  ] as const)('%s with %s of the rows matching: masked and gathered', async (metric, share) => {
+    const seed = freshSeed();
+    const rand = rng(seed);
+    const kernel = new OnnxSearchKernel(await resolveDevice('cpu'));
+    const rows = 2000;
+    const dim = 24;
+    const vectors = randomVectors(rand, rows, dim);
+    if (metric === 'cosine') {
+      for (let r = 0; r < rows; r++) {
+        const v = vectors.subarray(r * dim, (r + 1) * dim);
+        const n = Math.hypot(...v);
+        for (let j = 0; j < dim; j++) v[j] /= n;
+      }
+    }
+    const batch = 4;
+    const queries = randomVectors(rand, batch, dim);
+    const index = await kernel.createIndex(vectors, rows, dim, metric);
+    const mask = new Float32Array(rows).fill(-Infinity);
+    const allowed: number[] = [];
+    for (let r = 0; r < rows; r++) if (rand() < share) allowed.push(r);
+    if (allowed.length === 0) allowed.push(7);
+    for (const r of allowed) mask[r] = 0;
+    const masked = rows - allowed.length;
+    const ok = new Set(allowed);
+    const k = 20;
+    const runs = {
+      masked: await index.search(queries, batch, k, { mask, masked }),
+      gathered: await index.search(queries, batch, k, { mask, masked, select: Int32Array.from(allowed) }),
+    };
+    for (const [how, res] of Object.entries(runs)) {
+      for (let q = 0; q < batch; q++) {
+        const query = queries.subarray(q * dim, (q + 1) * dim);
+        const ref = referenceSearch(metric === 'cosine' ? 'ip' : metric, query, vectors, rows, dim, k, (r) => ok.has(r));
+        const got = Array.from(res.rows.subarray(q * res.k, (q + 1) * res.k)).filter((r) => r >= 0);
+        expect(got.length, `seed ${seed} ${how}: never short while ${k} rows match`).toBe(Math.min(k, allowed.length));
+        got.forEach((r, i) => {
+          expect(ok.has(r), `seed ${seed} ${how}: row ${r} does not match`).toBe(true);
+          if (r === ref[i].row) return;
+          const truth = referenceScore(metric === 'cosine' ? 'ip' : metric, query, vectors, r, dim);
+          expect(
+            Math.abs(truth - ref[i].score),
+            `seed ${seed} ${how}: rank ${i} holds ${r}, reference ${ref[i].row}`,
+          ).toBeLessThan(1e-4);
+        });
+      }
+    }
+    await index.release();
     await kernel.close();
   });
 });

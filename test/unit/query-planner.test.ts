@@ -36,7 +36,9 @@ describe('planQuery', () => {
   });
 
   it('over-fetches from the HVS when blocks have several chunks', () => {
+    // Rows ×4 to start with (past the k limit: it bounds blocks returned, not rows searched); the
+    // router searches again with more rows for a query still short of k blocks.
     const p = planQuery({ ...base, extraChunkRows: 3, k: 300 });
-    expect(p.steps[0]).toMatchObject({ step: 'hvs-search', k: 1024 });
+    expect(p.steps[0]).toMatchObject({ step: 'hvs-search', k: 1200 });
   });
 });
