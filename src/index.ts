@@ -30,7 +30,7 @@ export type {
 } from './nvm/nvm-store.js';
 export { SqlNvmStore, type NvmStoreOptions } from './nvm/sql-nvm-store.js';
 export { Service } from './service.js';
-export { HyperSync, type HyperSyncEvents } from './integration/hyper-sync.js';
+export { HyperSync } from './integration/hyper-sync.js';
 export { optionsFromConfig, type HyperSyncOptions } from './integration/options.js';
 export { Transaction } from './integration/transaction.js';
 export type { QueryPlan, PlanStep } from './integration/query-planner.js';
@@ -41,15 +41,23 @@ export type {
   CollectionStatus,
   ConsistencyReport,
   GetResult,
+  HyperSyncEvents,
   Include,
   Inconsistency,
+  ItemPatch,
+  ListedItem,
   QueryHit,
   QueryOptions,
+  ScrollOptions,
+  ScrollPage,
   Source,
   StoreItem,
   StoreOptions,
   StoreResult,
+  SyncDirection,
 } from './integration/types.js';
+export { SYNC_DIRECTIONS } from './integration/types.js';
+export { compileFilter, matchesFilter, type Filter, type FieldOperators, type FilterNode, type FilterScalar } from './core/filter.js';
 export { WriteAheadLog } from './integration/write-ahead-log.js';
 export type { WalOp, WalRecord, WalUpsertItem } from './integration/wal-format.js';
 export type { Encoder } from './encoder/encoder.js';

@@ -1,5 +1,8 @@
 import { InvalidArgumentError } from './errors.js';
 import { LIMITS } from './limits.js';
+import { isCleanString } from './text.js';
+
+export { isCleanString };
 
 /**
  * Metadata filters: one grammar for the library, HTTP, the CLI and the LangChain adapter.
@@ -66,14 +69,6 @@ const FIELD_OPS = new Set(['$eq', '$ne', '$in', '$nin', '$gt', '$gte', '$lt', '$
 function fail(where: string, message: string): never {
   throw new InvalidArgumentError(`${where}: ${message}`, { details: { path: where } });
 }
-
-/** True for a string that is well-formed UTF-16 (no lone surrogate) and holds no NUL. */
-export function isCleanString(s: string): boolean {
-  // In a `u` regex a surrogate pair is one code point, so \p{Cs} finds only lone surrogates.
-  return !UNCLEAN.test(s);
-}
-// eslint-disable-next-line no-control-regex -- NUL is what it looks for
-const UNCLEAN = /[\p{Cs}\u0000]/u;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;

@@ -9,6 +9,7 @@ import type { JobQueue } from '../jobs/job-queue.js';
 import { requireApiKey } from './auth.js';
 import { collectionRoutes } from './routes/collections.js';
 import { itemRoutes } from './routes/items.js';
+import { dataRoutes } from './routes/data.js';
 import { jobRoutes } from './routes/jobs.js';
 import { errorMiddleware } from './error-middleware.js';
 import { ServiceMetrics } from './metrics.js';
@@ -66,6 +67,7 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
 
   app.use('/v1/collections', collectionRoutes(hs));
   app.use('/v1/collections', itemRoutes(hs));
+  app.use('/v1/collections', dataRoutes(hs));
   app.use('/v1', jobRoutes(hs, jobs));
 
   app.post('/v1/encode', async (req, res) => {

@@ -44,12 +44,25 @@ export const storeBody = z.strictObject({
   persist: z.boolean().optional(),
 });
 
+/**
+ * A metadata filter: `{field: value}` equality; operators $eq $ne $in $nin $gt $gte $lt $lte
+ * $exists $contains; combinators $and $or $not; dotted paths for nested fields. Its contents are
+ * checked by the library's grammar (`compileFilter`), which names the bad clause's path.
+ */
+export const filterValue = z
+  .record(z.string(), z.unknown())
+  .describe(
+    'Metadata filter: {field: value} is equality; operators $eq $ne $in $nin $gt $gte $lt $lte $exists $contains; ' +
+      'combinators $and $or $not; nested fields by dotted path ("source.kind").',
+  );
+
 export const queryBody = z.strictObject({
   queries: z
     .array(
       z.strictObject({
         vector: vectorValue.optional(),
         text: z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`).optional(),
+        filter: filterValue.optional(),
       }),
     )
     .min(1, 'at least one query')
@@ -57,6 +70,10 @@ export const queryBody = z.strictObject({
   k: z.number().int().min(1).max(LIMITS.k),
   include: z.array(z.enum(['content', 'metadata', 'vector'])).optional(),
   minLsn: z.number().int().min(0).optional(),
+  /** Applies to every query; a query's own `filter` overrides it. */
+  filter: filterValue.optional(),
+  /** Drops hits scoring worse: similarity below it (cosine, ip), distance above it (l2). */
+  minScore: z.number().optional(),
 });
 
 export const encodeBody = z.strictObject({

@@ -7,19 +7,18 @@ import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
 import type { EncoderRef, NvmStore } from '../nvm/nvm-store.js';
 import { SqlNvmStore } from '../nvm/sql-nvm-store.js';
-import { CollectionRegistry, infoOf } from './collection-registry.js';
+import { type CollectionRegistry, infoOf } from './collection-registry.js';
 import { healthOf, hvsUsageOf } from './health.js';
-import type { LoadResult } from './collection-loader.js';
 import type { CollectionState } from './collection-state.js';
 import type { VerifyOptions } from './consistency.js';
 import { encodeWith, type EncoderSet, encoderSetOf } from './item-input.js';
-import { Maintenance, type CompactResult, type RebuildOptions } from './maintenance.js';
+import type { Maintenance, CompactResult, RebuildOptions } from './maintenance.js';
 import { checkOptions, type HyperSyncOptions } from './options.js';
 import type { QueryPlan } from './query-planner.js';
-import { QueryRouter } from './query-router.js';
+import type { QueryRouter } from './query-router.js';
 import type { InstallResult } from './rebuild.js';
-import { SyncManager } from './sync-manager.js';
-import { TieredCache } from './tiered-cache.js';
+import type { SyncManager } from './sync-manager.js';
+import type { TieredCache } from './tiered-cache.js';
 import type { Tiers } from './tiers.js';
 import type { Transaction } from './transaction.js';
 import type {
@@ -28,27 +27,26 @@ import type {
   ConsistencyReport,
   GetResult,
   HealthReport,
+  HyperSyncEvents,
+  Include,
+  ItemPatch,
+  ListedItem,
   QueryHit,
   QueryOptions,
+  ScrollOptions,
+  ScrollPage,
   StoreItem,
   StoreOptions,
   StoreResult,
+  SyncDirection,
 } from './types.js';
+import { SYNC_DIRECTIONS } from './types.js';
 import { WriteAheadLog } from './write-ahead-log.js';
-import { WritePath } from './write-path.js';
-import { definedOnly, withDefaults } from '../core/options.js';
-
-/** Events of {@link HyperSync}. */
-export interface HyperSyncEvents {
-  /** A background failure (tailing, persisting the WAL, loading): logged and reported here. */
-  error: [Error];
-  /** A collection is loaded into the HVS. */
-  loaded: [string, LoadResult];
-}
-
-/** Which way {@link HyperSync.sync} moves writes. */
-export const SYNC_DIRECTIONS = ['both', 'hvs-to-nvm', 'nvm-to-hvs'] as const;
-export type SyncDirection = (typeof SYNC_DIRECTIONS)[number];
+import type { WritePath } from './write-path.js';
+import { definedOnly } from '../core/options.js';
+import type { Filter } from '../core/filter.js';
+import type { DataReads } from './data-reads.js';
+import { wireParts } from './hyper-sync-parts.js';
 
 /**
  * One vector store over both tiers: the HVS (hot, in device memory, searched by tensor kernels)
@@ -64,6 +62,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   private readonly syncer: SyncManager;
   private readonly writes: WritePath;
   private readonly router: QueryRouter;
+  private readonly reads: DataReads;
   private readonly maintenance: Maintenance;
   private readonly tiers: Tiers;
   private closing: Promise<void> | undefined;
@@ -82,50 +81,24 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     options: HyperSyncOptions,
   ) {
     super();
-    const opts = withDefaults({ minLsnWaitMs: 1000, snapshotOnClose: true, cacheMb: 1024, listen: true }, options);
-    if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 0)
-      throw new InvalidArgumentError(`cacheMb must be ≥ 0, got ${opts.cacheMb}`);
-    this.snapshotOnClose = opts.snapshotOnClose;
-    const cache = new TieredCache({ maxBytes: opts.cacheMb * 2 ** 20 });
-    this.tiers = {
-      nvm,
-      hvs,
-      wal,
-      cache,
-      encoders,
-      log,
+    const parts = wireParts({ nvm, hvs, wal, log, encoders }, options, {
       closing: () => this.closing !== undefined,
       fail: (err) => this.fail(err),
-    };
-    this.registry = new CollectionRegistry(
-      this.tiers,
-      (name, r) => this.emit('loaded', name, r),
-      () => this.syncer.wake(),
-    );
-    this.syncer = new SyncManager(
-      {
-        nvm,
-        wal,
-        cache,
-        log,
-        states: this.registry.all,
-        discover: (name) => this.registry.discover(name),
-        refreshCatalogue: () => this.registry.refreshCatalogue(),
-        rebuild: (name) => this.rebuild(name),
-        onError: (err) => this.fail(err),
-      },
-      { pollIntervalMs: options.pollIntervalMs, walSyncIntervalMs: options.walSyncIntervalMs },
-      opts.listen,
-    );
-    this.writes = new WritePath(this.tiers, this.registry, this.syncer);
-    this.router = new QueryRouter(this.tiers, opts.minLsnWaitMs);
-    this.maintenance = new Maintenance(
-      this.tiers,
-      this.registry,
-      () => this.sync(),
-      () => this.syncer.persistWal(),
-      this.closed.signal,
-    );
+      loaded: (name, r) => this.emit('loaded', name, r),
+      rebuild: (name) => this.rebuild(name),
+      sync: () => this.sync(),
+      closed: this.closed.signal,
+    });
+    ({
+      tiers: this.tiers,
+      registry: this.registry,
+      syncer: this.syncer,
+      writes: this.writes,
+      router: this.router,
+      reads: this.reads,
+      maintenance: this.maintenance,
+      snapshotOnClose: this.snapshotOnClose,
+    } = parts);
   }
 
   /**
@@ -268,6 +241,36 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   async get(collection: string, id: string): Promise<GetResult | undefined> {
     this.assertOpen();
     return this.router.get(await this.registry.stateOf(collection), id);
+  }
+
+  /** The items that exist among `ids`, in the order asked, in one read (see {@link DataReads.getMany}). */
+  async getMany(collection: string, ids: readonly string[], opts: { include?: readonly Include[] } = {}): Promise<ListedItem[]> {
+    this.assertOpen();
+    return this.reads.getMany(await this.registry.stateOf(collection), ids, opts);
+  }
+
+  /** How many items match `filter` (every item without one). */
+  async count(collection: string, filter?: Filter): Promise<number> {
+    this.assertOpen();
+    return this.reads.count(await this.registry.stateOf(collection), filter);
+  }
+
+  /** A page of the items that match, in stable id order (see {@link DataReads.scroll}). */
+  async scroll(collection: string, opts: ScrollOptions = {}): Promise<ScrollPage> {
+    this.assertOpen();
+    return this.reads.scroll(await this.registry.stateOf(collection), opts);
+  }
+
+  /** Deletes every item whose metadata match `filter`, from both tiers. */
+  async deleteWhere(collection: string, filter: Filter): Promise<{ deleted: number; lsn: number }> {
+    this.assertOpen();
+    return this.writes.deleteWhere(collection, filter);
+  }
+
+  /** Changes an item's metadata and/or content without re-sending its vector (see {@link WritePath.patch}). */
+  async patch(collection: string, id: string, patch: ItemPatch): Promise<{ id: string; version: number; lsn: number }> {
+    this.assertOpen();
+    return this.writes.patch(collection, id, patch);
   }
 
   /** The plan {@link query} would run now, and why. */

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Encoder } from '../encoder/encoder.js';
 import { DimensionMismatchError, EncoderMismatchError, InvalidArgumentError } from '../core/errors.js';
-import { assertId, isArray } from '../core/ids.js';
+import { checkMetadata, isCleanString } from '../core/filter.js';
+import { assertBlockId, isArray } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
 import { checkBatch, copyRows } from '../core/vector.js';
 import type { BlockInput, EncoderRef } from '../nvm/nvm-store.js';
@@ -33,7 +34,7 @@ export async function prepareItems(
   const texts: { index: number; text: string }[] = [];
   items.forEach((item, i) => {
     if (typeof item !== 'object' || item === null) throw new InvalidArgumentError(`items[${i}] must be an object`);
-    if (item.id !== undefined) assertId(item.id, `items[${i}]`);
+    if (item.id !== undefined) assertBlockId(item.id, `items[${i}]`);
     if (item.id?.includes('\u0000')) throw new InvalidArgumentError(`items[${i}]: id must not contain NUL`);
     if (item.text !== undefined && (typeof item.text !== 'string' || item.text.length > LIMITS.textChars)) {
       throw new InvalidArgumentError(`items[${i}].text must be a string of at most ${LIMITS.textChars} characters`);
@@ -45,11 +46,12 @@ export async function prepareItems(
     ) {
       throw new InvalidArgumentError(`items[${i}].content must be a string of at most ${LIMITS.textChars} characters, or null`);
     }
-    if (
-      item.metadata !== undefined &&
-      (typeof item.metadata !== 'object' || item.metadata === null || Array.isArray(item.metadata))
-    ) {
-      throw new InvalidArgumentError(`items[${i}].metadata must be an object`);
+    if (item.metadata !== undefined) checkMetadata(item.metadata, `items[${i}].metadata`);
+    for (const field of ['content', 'text'] as const) {
+      const v = item[field];
+      if (typeof v === 'string' && !isCleanString(v)) {
+        throw new InvalidArgumentError(`items[${i}].${field} must be well-formed Unicode without NUL characters`);
+      }
     }
     if (item.vector === undefined) {
       if (item.text === undefined) throw new InvalidArgumentError(`items[${i}] needs a vector or a text`);
@@ -155,7 +157,7 @@ export function checkIds(ids: readonly string[], what = 'ids'): void {
   if (!isArray(ids) || ids.length === 0) throw new InvalidArgumentError(`${what} must be a non-empty array`);
   if (ids.length > LIMITS.itemsPerCall)
     throw new InvalidArgumentError(`at most ${LIMITS.itemsPerCall} ${what} per call, got ${ids.length}`);
-  ids.forEach((id, i) => assertId(id, `${what}[${i}]`));
+  ids.forEach((id, i) => assertBlockId(id, `${what}[${i}]`));
 }
 
 /** Encodes texts with the default encoder, or the one named; an unknown name is an {@link InvalidArgumentError}. */

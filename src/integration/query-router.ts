@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../core/errors.js';
-import { assertId, isArray } from '../core/ids.js';
+import { assertBlockId, isArray } from '../core/ids.js';
 import { LIMITS } from '../core/limits.js';
 import type { SearchHit } from '../core/search-hit.js';
 import { QueryBatch } from '../core/vector.js';
@@ -108,7 +108,7 @@ export class QueryRouter {
   async get(state: CollectionState, id: string): Promise<GetResult | undefined> {
     const { cache, nvm } = this.tiers;
     const collection = state.name;
-    assertId(id, 'get');
+    assertBlockId(id, 'get');
     const e = state.walEntries.get(id);
     if (e) return e.item ? getResult(id, e.item.vectors[0].slice(), e.item, 'hvs') : undefined;
     const row = state.hvs?.get(id);

@@ -1,5 +1,6 @@
 import type { Filter } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
+import type { LoadResult } from './collection-loader.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
 
 /** Which tiers answered: the HVS searched and the NVM supplied content, the HVS alone, or the NVM alone. */
@@ -134,3 +135,53 @@ export interface HealthReport {
     deviceBytes: number;
   };
 }
+
+/** What {@link HyperSync.patch} changes; the vector stays. */
+export interface ItemPatch {
+  /** The new metadata, replacing the old as a whole. */
+  metadata?: Record<string, unknown>;
+  /** The new content; null clears it. */
+  content?: string | null;
+}
+
+/** Options of {@link HyperSync.scroll}. */
+export interface ScrollOptions {
+  /** Only items whose metadata match. */
+  filter?: Filter;
+  /** Items per page, 1..10,000 (default 100). */
+  limit?: number;
+  /** The `nextCursor` of the page before; none for the first page. */
+  cursor?: string;
+  /** Parts of each item besides id and version (default content and metadata). */
+  include?: readonly Include[];
+}
+
+/** An item as {@link HyperSync.scroll} and {@link HyperSync.getMany} return it. */
+export interface ListedItem {
+  id: string;
+  version: number;
+  source: Source;
+  content?: string | null;
+  metadata?: Record<string, unknown>;
+  /** Chunk 0's vector (normalised for cosine collections). */
+  vector?: Float32Array;
+}
+
+/** One page of {@link HyperSync.scroll}. */
+export interface ScrollPage {
+  items: ListedItem[];
+  /** Pass it as `cursor` for the next page; null after the last. */
+  nextCursor: string | null;
+}
+
+/** Events of {@link HyperSync}. */
+export interface HyperSyncEvents {
+  /** A background failure (tailing, persisting the WAL, loading): logged and reported here. */
+  error: [Error];
+  /** A collection is loaded into the HVS. */
+  loaded: [string, LoadResult];
+}
+
+/** Which way {@link HyperSync.sync} moves writes. */
+export const SYNC_DIRECTIONS = ['both', 'hvs-to-nvm', 'nvm-to-hvs'] as const;
+export type SyncDirection = (typeof SYNC_DIRECTIONS)[number];

@@ -1,11 +1,16 @@
 import type { EncoderSet } from './item-input.js';
-import type { NvmCollection, NvmStore } from '../nvm/nvm-store.js';
+import { checkMetadata, compileFilter, type Filter, isCleanString } from '../core/filter.js';
+import { InvalidArgumentError, NotFoundError } from '../core/errors.js';
+import { assertBlockId } from '../core/ids.js';
+import { LIMITS } from '../core/limits.js';
+import type { BlockPatch, NvmCollection, NvmStore } from '../nvm/nvm-store.js';
+import { reconcile } from './sync-manager.js';
 import type { CollectionRegistry } from './collection-registry.js';
 import { CollectionState } from './collection-state.js';
 import { checkIds, prepareItems } from './item-input.js';
 import type { Tiers } from './tiers.js';
 import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert, type TransactionHost } from './transaction.js';
-import type { StoreItem, StoreOptions, StoreResult } from './types.js';
+import type { ItemPatch, StoreItem, StoreOptions, StoreResult } from './types.js';
 import type { WalUpsertItem } from './wal-format.js';
 
 /** What the write path needs of the sync manager. */
@@ -54,6 +59,46 @@ export class WritePath implements TransactionHost {
     }
     const { lsn, deleted } = await this.commit([op]);
     return { deleted, lsn };
+  }
+
+  /**
+   * Deletes the blocks whose metadata match `filter` from both tiers: one NVM transaction finds
+   * and deletes them (with their change-log rows), then the HVS drops them. WAL-only writes of the
+   * collection are persisted first, so the filter sees them.
+   */
+  async deleteWhere(collection: string, filter: Filter): Promise<{ deleted: number; lsn: number }> {
+    const state = await this.registry.stateOf(collection);
+    const node = compileFilter(filter, 'filter');
+    if (state.walEntries.size > 0) await this.syncer.persistWal();
+    const { deleted, lsn, ids } = await this.tiers.nvm.deleteWhere(collection, node);
+    if (ids.length > 0) await this.applyCommitted({ type: 'delete', state, ids }, lsn, undefined);
+    return { deleted, lsn };
+  }
+
+  /**
+   * Changes a block's metadata and/or content; its vectors stay. The block gets a new version
+   * (logged like any write) and the HVS re-reads it, so filters see the new metadata.
+   * {@link NotFoundError} when the block does not exist.
+   */
+  async patch(collection: string, id: string, patch: ItemPatch): Promise<{ id: string; version: number; lsn: number }> {
+    const state = await this.registry.stateOf(collection);
+    assertBlockId(id, 'patch');
+    const change = checkPatch(patch);
+    if (state.walEntries.has(id)) await this.syncer.persistWal();
+    const done = await this.tiers.nvm.patchBlock(collection, id, change);
+    if (!done) throw new NotFoundError(`no item ${JSON.stringify(id)} in collection ${collection}`);
+    this.tiers.cache.invalidate(collection, [id]);
+    if (state.loadingHvs) {
+      try {
+        await state.lock.runExclusive(async () => {
+          if (state.lsn < done.lsn) await reconcile(this.tiers, state, [id]);
+        });
+      } catch (err) {
+        this.tiers.fail(err as Error);
+        this.syncer.wake();
+      }
+    }
+    return { id, version: done.version, lsn: done.lsn };
   }
 
   /**
@@ -164,6 +209,26 @@ export class WritePath implements TransactionHost {
       return items.length;
     });
   }
+}
+
+/** Checks a patch: at least one of metadata (checked like an item's) and content. */
+function checkPatch(patch: ItemPatch): BlockPatch {
+  if (typeof patch !== 'object' || patch === null) throw new InvalidArgumentError('patch must be an object');
+  const { metadata, content } = patch;
+  if (metadata === undefined && content === undefined) {
+    throw new InvalidArgumentError('patch needs metadata or content (the vector stays as it is)');
+  }
+  const out: BlockPatch = {};
+  if (metadata !== undefined) out.metadata = checkMetadata(metadata, 'metadata');
+  if (content !== undefined) {
+    if (content !== null && (typeof content !== 'string' || content.length > LIMITS.textChars || !isCleanString(content))) {
+      throw new InvalidArgumentError(
+        `content must be null or well-formed text without NUL characters, at most ${LIMITS.textChars} characters`,
+      );
+    }
+    out.content = content;
+  }
+  return out;
 }
 
 /**

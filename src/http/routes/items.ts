@@ -2,6 +2,7 @@ import { Router } from 'express';
 import { InvalidArgumentError, NotFoundError } from '../../core/errors.js';
 import type { HyperSync } from '../../integration/hyper-sync.js';
 import type { StoreItem } from '../../integration/types.js';
+import type { Filter } from '../../core/filter.js';
 import { queryBody, storeBody } from '../schemas.js';
 import { parse } from '../validate.js';
 import { vectorFromBody } from '../vector-body.js';
@@ -37,7 +38,14 @@ export function itemRoutes(hs: HyperSync): Router {
       }
       return q.vector !== undefined ? vectorFromBody(q.vector, `queries[${i}].vector`) : (q.text as string);
     });
-    const opts = definedOnly({ include: body.include, minLsn: body.minLsn });
+    const perQuery = body.queries.some((q) => q.filter !== undefined) ? body.queries.map((q) => q.filter) : undefined;
+    const opts = definedOnly({
+      include: body.include,
+      minLsn: body.minLsn,
+      filter: body.filter as Filter | undefined,
+      filters: perQuery as (Filter | undefined)[] | undefined,
+      minScore: body.minScore,
+    });
     const results = await hs.query(req.params.c, queries, body.k, opts);
     res.json({
       results: results.map((list) => list.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h))),
