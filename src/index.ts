@@ -18,12 +18,17 @@ export type { SearchHit } from './core/search-hit.js';
 export { type VectorBatch } from './core/vector.js';
 export type {
   BlockInput,
+  BlockPatch,
   Change,
   CollectionSpecInput,
   EncoderRef,
   GetBlocksOptions,
   NvmCollection,
+  NvmSearchOptions,
+  NvmSearchStats,
   NvmStore,
+  ScrollOptions,
+  ScrollPage,
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,

@@ -72,6 +72,7 @@ export function isCleanString(s: string): boolean {
   // In a `u` regex a surrogate pair is one code point, so \p{Cs} finds only lone surrogates.
   return !UNCLEAN.test(s);
 }
+// eslint-disable-next-line no-control-regex -- NUL is exactly what this looks for
 const UNCLEAN = /[\p{Cs}\u0000]/u;
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
