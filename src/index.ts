@@ -18,12 +18,17 @@ export type { SearchHit } from './core/search-hit.js';
 export { type VectorBatch } from './core/vector.js';
 export type {
   BlockInput,
+  BlockPatch,
   Change,
   CollectionSpecInput,
   EncoderRef,
   GetBlocksOptions,
   NvmCollection,
+  NvmSearchOptions,
+  NvmSearchStats,
   NvmStore,
+  NvmScrollOptions,
+  NvmScrollPage,
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,
@@ -57,7 +62,14 @@ export type {
   SyncDirection,
 } from './integration/types.js';
 export { SYNC_DIRECTIONS } from './integration/types.js';
-export { compileFilter, matchesFilter, type Filter, type FieldOperators, type FilterNode, type FilterScalar } from './core/filter.js';
+export {
+  compileFilter,
+  matchesFilter,
+  type Filter,
+  type FieldOperators,
+  type FilterNode,
+  type FilterScalar,
+} from './core/filter.js';
 export { WriteAheadLog } from './integration/write-ahead-log.js';
 export type { WalOp, WalRecord, WalUpsertItem } from './integration/wal-format.js';
 export type { Encoder } from './encoder/encoder.js';

@@ -53,6 +53,7 @@ export async function streamInto(
         page.ids.map((id, i) => rowKey(id, page.chunks[i])),
         page.vectors,
         page.versions,
+        page.metadata,
       );
       rows += page.ids.length;
       await opts.onProgress?.({ rows, total: Math.max(total, rows) });

@@ -59,6 +59,8 @@ export interface StoredBlock {
 export interface UnitOfWork {
   writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }>;
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
+  /** {@link NvmStore.patchBlock} inside the unit of work. */
+  patchBlock(collection: string, id: string, patch: BlockPatch): Promise<{ version: number; lsn: number } | undefined>;
 }
 
 /** One page of {@link NvmStore.streamVectors}: one entry per chunk vector. */
@@ -70,6 +72,8 @@ export interface VectorBatchPage {
   lsns: number[];
   /** `entries × dim` floats. */
   vectors: Float32Array;
+  /** Each entry's block metadata (the chunks of one block share one object). */
+  metadata: Record<string, unknown>[];
 }
 
 /** Options of {@link NvmStore.search}. */
@@ -78,8 +82,59 @@ export interface NvmSearchOptions {
   mode?: 'exact' | 'hnsw';
   /** HNSW candidate list size (pgvector's `hnsw.ef_search`, default 100). */
   efSearch?: number;
-  /** A metadata filter for every query, or one per query. */
+  /**
+   * Only blocks whose metadata match: one filter for every query, or one per query (queries with
+   * equal filters run as one statement).
+   */
   filter?: FilterNode | readonly FilterNode[];
+  /**
+   * In `hnsw` mode, rerun exactly each query that came back with fewer than `k` distinct blocks
+   * while more blocks match (default true), so results are never short. `false` returns what the
+   * index found, as raw pgvector would (benchmarks).
+   */
+  fallback?: boolean;
+  /** Counters this call adds its own to (see {@link NvmSearchStats}). */
+  stats?: NvmSearchStats;
+}
+
+/** What {@link NvmStore.search} counts into {@link NvmSearchOptions.stats}. */
+export interface NvmSearchStats {
+  /** Queries searched. */
+  queries: number;
+  /**
+   * `hnsw` queries the index answered with fewer than min(k, matching blocks) distinct blocks
+   * (counted before any fallback; 0 in `exact` mode).
+   */
+  short: number;
+  /** Short queries rerun by an exact scan. */
+  reruns: number;
+}
+
+/** What {@link NvmStore.patchBlock} changes; fields left undefined stay as they are. */
+export interface BlockPatch {
+  /** The new metadata, replacing the old as a whole (checked like an item's metadata). */
+  metadata?: Record<string, unknown>;
+  /** The new content; null clears it. */
+  content?: string | null;
+}
+
+/** Options of {@link NvmStore.scroll}. */
+export interface NvmScrollOptions {
+  /** Only blocks whose metadata match. */
+  filter?: FilterNode;
+  /** Blocks per page, 1..10,000. */
+  limit: number;
+  /** The cursor of the page before (its `next`); the first page without. */
+  after?: string;
+  /** Read the chunk vectors too (default false). */
+  vectors?: boolean;
+}
+
+/** One page of {@link NvmStore.scroll}. */
+export interface NvmScrollPage {
+  blocks: StoredBlock[];
+  /** The cursor of the next page, or null after the last. */
+  next: string | null;
 }
 
 /** Build parameters of {@link NvmStore.createHnswIndex} (pgvector's `m` and `ef_construction`). */
@@ -193,6 +248,23 @@ export interface NvmStore {
    * connection, it is re-established by itself and `listener` gets the newest lsn then.
    */
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>>;
+  /** Blocks whose metadata match `filter` (all blocks without one). */
+  count(collection: string, filter?: FilterNode): Promise<number>;
+  /**
+   * The collection's blocks that match, a page at a time in code-point order of their ids (the
+   * cursor is the last id of a page, so pages stay stable while blocks are written or deleted).
+   */
+  scroll(collection: string, opts: NvmScrollOptions): Promise<NvmScrollPage>;
+  /**
+   * Deletes the blocks whose metadata match `filter`, with their vectors, in one transaction,
+   * logging each like {@link deleteBlocks}; resolves to how many, their ids and the last lsn.
+   */
+  deleteWhere(collection: string, filter: FilterNode): Promise<{ deleted: number; lsn: number; ids: string[] }>;
+  /**
+   * Changes a block's metadata and/or content without touching its vectors: bumps its version
+   * and logs an `upsert` like {@link writeBlocks}. `undefined` when the block does not exist.
+   */
+  patchBlock(collection: string, id: string, patch: BlockPatch): Promise<{ version: number; lsn: number } | undefined>;
   /** Blocks and vectors stored for the collection. */
   counts(collection: string): Promise<{ blocks: number; vectors: number }>;
   /**
@@ -203,8 +275,10 @@ export interface NvmStore {
   digest(collection: string): Promise<{ blocks: number; digest: string }>;
   /**
    * The fallback index: k nearest blocks per query by pgvector (a block scores by its best
-   * chunk), best first, in the HVS's hit shape. `exact` scans every vector; `hnsw` uses the
-   * collection's HNSW index when it has one, with `efSearch` and iterative scans. A
+   * chunk), best first, in the HVS's hit shape; only blocks matching the query's filter. `exact`
+   * scans every vector and returns min(k, matching blocks) hits; `hnsw` uses the collection's
+   * HNSW index when it has one, with `efSearch` and iterative scans, and reruns a query exactly
+   * when the index came back short (see {@link NvmSearchOptions.fallback}). A
    * {@link QueryBatch} of the collection's dimension was checked where it entered and is not
    * checked again.
    */

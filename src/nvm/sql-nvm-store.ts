@@ -1,10 +1,12 @@
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
+import type { FilterNode } from '../core/filter.js';
 import type { SearchHit } from '../core/search-hit.js';
 import { mapDbError } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type {
   BlockInput,
+  BlockPatch,
   Change,
   CollectionSpecInput,
   CreateHnswIndexOptions,
@@ -14,6 +16,8 @@ import type {
   NvmSearchOptions,
   GetBlocksOptions,
   NvmStore,
+  NvmScrollOptions,
+  NvmScrollPage,
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,
@@ -26,6 +30,7 @@ import * as writes from './sql/block-writes.js';
 import * as changeLog from './sql/change-log.js';
 import { Catalogue } from './sql/catalogue.js';
 import { digest as digestOf } from './sql/digest.js';
+import * as filtered from './sql/filtered-reads.js';
 import { HnswIndexes } from './sql/hnsw-index.js';
 import { checkSearch, search as searchIn } from './sql/search.js';
 import * as stream from './sql/stream.js';
@@ -101,6 +106,14 @@ export class SqlNvmStore implements NvmStore {
     return writes.deleteBlocks(this.db, collection, ids);
   }
 
+  async deleteWhere(collection: string, filter: FilterNode): Promise<{ deleted: number; lsn: number; ids: string[] }> {
+    return writes.deleteWhere(this.db, collection, filter);
+  }
+
+  async patchBlock(collection: string, id: string, patch: BlockPatch): Promise<{ version: number; lsn: number } | undefined> {
+    return writes.patchBlock(this.db, collection, id, patch);
+  }
+
   unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
     return writes.unitOfWork(this.db, work);
   }
@@ -111,6 +124,15 @@ export class SqlNvmStore implements NvmStore {
 
   versions(collection: string, ids: readonly string[]): Promise<Map<string, number>> {
     return this.catalogue.withCollection(collection, (c) => reads.versions(this.db, c, ids));
+  }
+
+  async count(collection: string, filter?: FilterNode): Promise<number> {
+    return this.catalogue.withCollection(collection, (c) => filtered.count(this.db, c, filter));
+  }
+
+  async scroll(collection: string, opts: NvmScrollOptions): Promise<NvmScrollPage> {
+    filtered.checkScroll(opts);
+    return this.catalogue.withCollection(collection, (c) => filtered.scroll(this.db, c, opts));
   }
 
   counts(collection: string): Promise<{ blocks: number; vectors: number }> {

@@ -1,13 +1,17 @@
-import { CollectionNotFoundError, InvalidArgumentError } from '../../core/errors.js';
+import { InvalidArgumentError } from '../../core/errors.js';
+import type { FilterNode } from '../../core/filter.js';
 import { assertCollectionName } from '../../core/collection-name.js';
 import { assertId, isArray } from '../../core/ids.js';
 import { encodeVectorRows } from '../copy-binary.js';
 import { mapDbErrors } from '../db-errors.js';
-import type { BlockInput, UnitOfWork } from '../nvm-store.js';
+import type { BlockInput, BlockPatch, UnitOfWork } from '../nvm-store.js';
 import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
 import { checkChunkVectors, vectorToText } from '../vector-codec.js';
-import { COLLECTION_COLUMNS, type CollectionRow, toCollection, vectorsTable } from './catalogue.js';
+import { toCollection, vectorsTable } from './catalogue.js';
+import { patchInTx, preparePatch } from './block-patch.js';
 import { CHANGES_CHANNEL } from './change-log.js';
+import { filterToSql } from './filter-sql.js';
+import { lockCollection, takeWriteLock } from './write-lock.js';
 
 /** A write checked in full, ready for {@link writeInTx}. */
 interface PreparedWrite {
@@ -21,10 +25,6 @@ interface PreparedWrite {
 
 /** Chunk vectors from which a write uses binary COPY where the driver has it. */
 const COPY_THRESHOLD = 256;
-
-// Every write takes this lock for its transaction, so change-log rows commit in `lsn` order and a
-// reader that has seen lsn N never later finds a smaller one appear.
-const WRITE_LOCK = 7_316_247_802;
 
 /** Checks a write in full before any of it reaches the database. */
 function prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
@@ -65,7 +65,7 @@ export async function writeBlocks(
   const prepared = prepareWrite(collection, blocks);
   return mapDbErrors(() =>
     db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      await takeWriteLock(tx);
       const out = await writeInTx(tx, prepared);
       await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
       return out;
@@ -76,13 +76,7 @@ export async function writeBlocks(
 /** The SQL of a write, inside a transaction that holds the write lock. */
 async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
   const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
-  // The catalogue row read here, locked against a concurrent drop, is the authority on the
-  // dimension (a cached one could be stale).
-  const found = await tx.query<CollectionRow>(`SELECT ${COLLECTION_COLUMNS} FROM hs_collections WHERE name = $1 FOR SHARE`, [
-    collection,
-  ]);
-  if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-  const c = toCollection(found.rows[0]);
+  const c = toCollection(await lockCollection(tx, collection));
   list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
   const table = vectorsTable(c.id);
   // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
@@ -149,41 +143,87 @@ export async function deleteBlocks(
   checkIds(ids);
   return mapDbErrors(() =>
     db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
-      const out = await deleteInTx(tx, collection, ids);
+      await takeWriteLock(tx);
+      const { deleted, lsn } = await deleteInTx(tx, collection, { ids });
+      if (deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
+      return { deleted, lsn };
+    }),
+  );
+}
+
+/** Deletes the blocks whose metadata match `filter`, like {@link deleteBlocks}; also says which. */
+export async function deleteWhere(
+  db: SqlDriver,
+  collection: string,
+  filter: FilterNode,
+): Promise<{ deleted: number; lsn: number; ids: string[] }> {
+  assertCollectionName(collection);
+  // Compiled before the transaction: a bad filter is refused without touching the database.
+  const params: unknown[] = [collection];
+  const where = filterToSql(filter, 'metadata', params);
+  return mapDbErrors(() =>
+    db.transaction(async (tx) => {
+      await takeWriteLock(tx);
+      const out = await deleteInTx(tx, collection, { sql: where, params });
       if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
       return out;
     }),
   );
 }
 
-/** The SQL of a delete, inside a transaction that holds the write lock. */
+/**
+ * The SQL of a delete, inside a transaction that holds the write lock: the blocks of `ids`, or
+ * those that match a compiled filter (over `metadata`, with its parameters after the collection's).
+ */
 async function deleteInTx(
   tx: SqlExecutor,
   collection: string,
-  ids: readonly string[],
-): Promise<{ deleted: number; lsn: number }> {
-  const found = await tx.query<{ id: number }>('SELECT id FROM hs_collections WHERE name = $1 FOR SHARE', [collection]);
-  if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-  const { rows } = await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
-    collection,
-    [...ids],
-  ]);
+  which: { ids: readonly string[] } | { sql: string; params: unknown[] },
+): Promise<{ deleted: number; lsn: number; ids: string[] }> {
+  const c = await lockCollection(tx, collection);
+  const { rows } =
+    'ids' in which
+      ? await tx.query<{ id: string }>('DELETE FROM hs_blocks WHERE collection = $1 AND id = ANY($2) RETURNING id', [
+          collection,
+          [...which.ids],
+        ])
+      : await tx.query<{ id: string }>(`DELETE FROM hs_blocks WHERE collection = $1 AND ${which.sql} RETURNING id`, which.params);
   const gone = rows.map((r) => r.id);
-  if (gone.length === 0) return { deleted: 0, lsn: 0 };
-  await tx.query(`DELETE FROM ${vectorsTable(found.rows[0].id)} WHERE block_id = ANY($1)`, [gone]);
+  if (gone.length === 0) return { deleted: 0, lsn: 0, ids: [] };
+  await tx.query(`DELETE FROM ${vectorsTable(c.id)} WHERE block_id = ANY($1)`, [gone]);
   const logged = await tx.query<{ lsn: string }>(
     `INSERT INTO hs_changes (collection, block_id, op) SELECT $1, id, 'delete' FROM unnest($2::text[]) AS id RETURNING lsn`,
     [collection, gone],
   );
-  return { deleted: gone.length, lsn: Math.max(...logged.rows.map((r) => Number(r.lsn))) };
+  let lsn = 0;
+  for (const r of logged.rows) lsn = Math.max(lsn, Number(r.lsn));
+  return { deleted: gone.length, lsn, ids: gone };
+}
+
+/** Patches a block in one transaction under the write lock, logs it and announces the lsn. */
+export async function patchBlock(
+  db: SqlDriver,
+  collection: string,
+  id: string,
+  patch: BlockPatch,
+): Promise<{ version: number; lsn: number } | undefined> {
+  const checked = preparePatch(collection, id, patch);
+  return mapDbErrors(() =>
+    db.transaction(async (tx) => {
+      await takeWriteLock(tx);
+      await lockCollection(tx, collection);
+      const out = await patchInTx(tx, checked);
+      if (out) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
+      return out;
+    }),
+  );
 }
 
 /** Runs `work`'s writes and deletes in one transaction under the write lock; announces its last lsn. */
 export async function unitOfWork<T>(db: SqlDriver, work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
   return mapDbErrors(() =>
     db.transaction(async (tx) => {
-      await tx.query('SELECT pg_advisory_xact_lock($1)', [WRITE_LOCK]);
+      await takeWriteLock(tx);
       let lsn = 0;
       const uow: UnitOfWork = {
         writeBlocks: async (collection, blocks) => {
@@ -194,8 +234,15 @@ export async function unitOfWork<T>(db: SqlDriver, work: (uow: UnitOfWork) => Pr
         deleteBlocks: async (collection, ids) => {
           assertCollectionName(collection);
           checkIds(ids);
-          const out = await deleteInTx(tx, collection, ids);
-          lsn = Math.max(lsn, out.lsn);
+          const { deleted, lsn: last } = await deleteInTx(tx, collection, { ids });
+          lsn = Math.max(lsn, last);
+          return { deleted, lsn: last };
+        },
+        patchBlock: async (collection, id, patch) => {
+          const checked = preparePatch(collection, id, patch);
+          await lockCollection(tx, collection);
+          const out = await patchInTx(tx, checked);
+          if (out) lsn = Math.max(lsn, out.lsn);
           return out;
         },
       };

@@ -1,27 +1,42 @@
 import { LIMITS } from '../../core/limits.js';
 import type { Metric } from '../../core/metric.js';
 import { InvalidArgumentError } from '../../core/errors.js';
+import { filterKey, type FilterNode } from '../../core/filter.js';
 import { isArray } from '../../core/ids.js';
 import type { SearchHit } from '../../core/search-hit.js';
 import { QueryBatch } from '../../core/vector.js';
 import { mapDbErrors } from '../db-errors.js';
-import type { NvmCollection, NvmSearchOptions } from '../nvm-store.js';
-import type { SqlDriver } from '../sql-driver.js';
+import type { NvmCollection, NvmSearchOptions, NvmSearchStats } from '../nvm-store.js';
+import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
 import { checkChunkVectors, vectorToText } from '../vector-codec.js';
 import { vectorsTable } from './catalogue.js';
+import { filterToSql } from './filter-sql.js';
 
 /** pgvector's distance operator per metric. */
 const DISTANCE_OP: Record<Metric, string> = { cosine: '<=>', ip: '<#>', l2: '<->' };
+
+/** Chunk rows the HNSW index is asked for per hit, so that blocks with several chunks still fill k. */
+const CHUNK_OVERFETCH = 4;
 
 /** The HVS's score from pgvector's distance: cosine similarity, inner product, L2 distance. */
 function toScore(metric: Metric, d: number): number {
   return metric === 'cosine' ? 1 - d : metric === 'ip' ? -d : d;
 }
 
+/** Queries that share one filter: searched by one statement. */
+interface QueryGroup {
+  filter: FilterNode;
+  /** Indices into the batch. */
+  queries: number[];
+}
+
 /** How a checked search runs: {@link NvmSearchOptions} with their defaults. */
 export interface SearchPlan {
   mode: 'exact' | 'hnsw';
   efSearch: number;
+  groups: QueryGroup[];
+  fallback: boolean;
+  stats?: NvmSearchStats;
 }
 
 /** Checks a search's arguments (all but the query dimensions, which need the collection). */
@@ -30,64 +45,166 @@ export function checkSearch(queries: readonly Float32Array[], k: number, opts: N
     throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
   if (!isArray(queries) || queries.length === 0) throw new InvalidArgumentError('queries: the batch is empty');
   const mode = opts.mode ?? 'exact';
+  if (mode !== 'exact' && mode !== 'hnsw') throw new InvalidArgumentError(`mode must be exact or hnsw, got ${String(mode)}`);
   const efSearch = opts.efSearch ?? 100;
   if (!Number.isInteger(efSearch) || efSearch < 1 || efSearch > 1000) {
     throw new InvalidArgumentError(`efSearch must be an integer between 1 and 1000, got ${String(efSearch)}`);
   }
-  return { mode, efSearch };
+  const { filter = { op: 'all' } } = opts;
+  const perQuery = (f: FilterNode | readonly FilterNode[]): f is readonly FilterNode[] => Array.isArray(f);
+  if (perQuery(filter) && filter.length !== queries.length) {
+    throw new InvalidArgumentError(`filter: one per query, got ${filter.length} for ${queries.length} queries`);
+  }
+  const byKey = new Map<string, QueryGroup>();
+  queries.forEach((_, i) => {
+    const f: FilterNode = perQuery(filter) ? filter[i] : filter;
+    const key = filterKey(f);
+    let g = byKey.get(key);
+    if (!g) {
+      // Compiled once here so that a bad filter is refused before the database is asked.
+      filterToSql(f, 'm', []);
+      g = { filter: f, queries: [] };
+      byKey.set(key, g);
+    }
+    g.queries.push(i);
+  });
+  return { mode, efSearch, groups: [...byKey.values()], fallback: opts.fallback ?? true, stats: opts.stats };
 }
 
+type HitRow = { q: number; block_id: string; d: number; version: string };
+
 /**
- * The `k` best blocks per query in collection `c`: exact by a scan, or through the HNSW index;
- * `iterativeScans` where pgvector (≥ 0.8) has them.
+ * The `k` best blocks per query in collection `c` among those its filter matches: exact by a
+ * scan, or through the HNSW index (`iterativeScans` where pgvector ≥ 0.8 has them), with short
+ * answers rerun exactly unless the plan says not to.
  */
 export async function search(
   db: SqlDriver,
   c: NvmCollection,
   batch: readonly Float32Array[] | QueryBatch,
   k: number,
-  { mode, efSearch }: SearchPlan,
+  plan: SearchPlan,
   iterativeScans: boolean,
 ): Promise<SearchHit[][]> {
   // A QueryBatch of this dimension was checked where it entered.
   const checked = batch instanceof QueryBatch && batch.dim === c.dim;
   const queries = batch instanceof QueryBatch ? batch.rows() : batch;
   if (!checked) queries.forEach((q, i) => checkChunkVectors([q], c.dim, `queries[${i}]`));
-  const op = DISTANCE_OP[c.metric];
-  const table = vectorsTable(c.id);
-  // Several chunks of one block may come first: take k per query from a wider candidate list.
-  const rows = await mapDbErrors(() =>
+  const texts = queries.map(vectorToText);
+  const out: SearchHit[][] = queries.map(() => []);
+  const collect = (rows: HitRow[]): void => {
+    for (const r of rows) {
+      out[Number(r.q)].push({ id: r.block_id, score: toScore(c.metric, Number(r.d)), version: Number(r.version) });
+    }
+  };
+  let short = 0;
+  let reruns = 0;
+  await mapDbErrors(() =>
     db.transaction(async (tx) => {
-      if (mode === 'exact') {
+      if (plan.mode === 'exact') {
         // Without an index in play the planner scans: exact by construction.
         await tx.query('SET LOCAL enable_indexscan = off');
-      } else {
-        await tx.query(`SET LOCAL hnsw.ef_search = ${efSearch}`);
-        // Iterative scans (pgvector ≥ 0.8) keep HNSW results from running short.
-        if (iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
+        for (const g of plan.groups) collect(await exactSearch(tx, c, texts, g, k));
+        return;
       }
-      const { rows } = await tx.query<{ q: number; block_id: string; d: number; version: string }>(
-        // The queries are parsed once (a materialised CTE), not once per row compared.
-        `WITH q AS MATERIALIZED (SELECT t.v::vector AS v, t.i FROM unnest($1::text[]) WITH ORDINALITY AS t(v, i))
-         SELECT q.i AS q, h.block_id, h.d, b.version
-           FROM q
-           CROSS JOIN LATERAL (
-             SELECT block_id, embedding ${op} q.v AS d FROM ${table} ORDER BY embedding ${op} q.v LIMIT $2
-           ) h
-           JOIN hs_blocks b ON b.collection = $3 AND b.id = h.block_id
-          ORDER BY q.i, h.d`,
-        [queries.map(vectorToText), k * 4, c.name],
-      );
-      return rows;
+      // One snapshot for the index search, the count of matching blocks and the exact reruns.
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      await tx.query(`SET LOCAL hnsw.ef_search = ${plan.efSearch}`);
+      // Iterative scans (pgvector ≥ 0.8) go on through the graph while the filter rejects rows.
+      if (iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
+      const rerun: QueryGroup[] = [];
+      for (const g of plan.groups) {
+        collect(await hnswSearch(tx, c, texts, g, k));
+        const few = g.queries.filter((q) => out[q].length < k);
+        if (few.length === 0 || (!plan.fallback && !plan.stats)) continue;
+        const matching = await countSearchable(tx, c, g.filter, k);
+        const missing = few.filter((q) => out[q].length < matching);
+        short += missing.length;
+        if (plan.fallback && missing.length > 0) rerun.push({ filter: g.filter, queries: missing });
+      }
+      if (rerun.length === 0) return;
+      await tx.query('SET LOCAL enable_indexscan = off');
+      for (const g of rerun) {
+        for (const q of g.queries) out[q] = [];
+        reruns += g.queries.length;
+        collect(await exactSearch(tx, c, texts, g, k));
+      }
     }),
   );
-  const out: SearchHit[][] = queries.map(() => []);
-  const seen = queries.map(() => new Set<string>());
-  for (const r of rows) {
-    const qi = Number(r.q) - 1;
-    if (seen[qi].has(r.block_id) || out[qi].length >= k) continue;
-    seen[qi].add(r.block_id);
-    out[qi].push({ id: r.block_id, score: toScore(c.metric, Number(r.d)), version: Number(r.version) });
+  if (plan.stats) {
+    plan.stats.queries += queries.length;
+    plan.stats.short += short;
+    plan.stats.reruns += reruns;
   }
   return out;
+}
+
+/** The queries of `g` as a materialised CTE `q(v, i)` (parsed once, not once per row compared): params $1, $2. */
+const QUERIES_CTE = `q AS MATERIALIZED (SELECT t.v::vector AS v, t.i FROM unnest($1::text[], $2::int[]) AS t(v, i))`;
+
+/**
+ * Exact: every block that matches scores by its best chunk, so a block with many chunks is one
+ * candidate among the others and each query gets min(k, matching blocks) hits.
+ */
+async function exactSearch(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
+  const op = DISTANCE_OP[c.metric];
+  const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k];
+  const where = filterToSql(g.filter, 'b.metadata', params);
+  const { rows } = await tx.query<HitRow>(
+    `WITH ${QUERIES_CTE},
+          m AS MATERIALIZED (SELECT b.id, b.version FROM hs_blocks b WHERE b.collection = $3 AND ${where})
+     SELECT q.i AS q, h.block_id, h.d, h.version
+       FROM q
+       CROSS JOIN LATERAL (
+         SELECT v.block_id, min(v.embedding ${op} q.v) AS d, m.version
+           FROM ${vectorsTable(c.id)} v JOIN m ON m.id = v.block_id
+          GROUP BY v.block_id, m.version
+          ORDER BY d, v.block_id LIMIT $4
+       ) h
+      ORDER BY q.i, h.d, h.block_id`,
+    params,
+  );
+  return rows;
+}
+
+/**
+ * Through the HNSW index: the nearest chunk rows whose block matches (the filter in the scan's
+ * WHERE, so iterative scans continue past rejected rows), reduced to their blocks.
+ */
+async function hnswSearch(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
+  const op = DISTANCE_OP[c.metric];
+  const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k, k * CHUNK_OVERFETCH];
+  const where = filterToSql(g.filter, 'b.metadata', params);
+  const { rows } = await tx.query<HitRow>(
+    `WITH ${QUERIES_CTE}
+     SELECT q.i AS q, h.block_id, h.d, h.version
+       FROM q
+       CROSS JOIN LATERAL (
+         SELECT n.block_id, min(n.d) AS d, min(n.version) AS version
+           FROM (SELECT v.block_id, v.embedding ${op} q.v AS d, b.version
+                   FROM ${vectorsTable(c.id)} v JOIN hs_blocks b ON b.collection = $3 AND b.id = v.block_id
+                  WHERE ${where}
+                  ORDER BY v.embedding ${op} q.v LIMIT $5) n
+          GROUP BY n.block_id
+          ORDER BY d, n.block_id LIMIT $4
+       ) h
+      ORDER BY q.i, h.d, h.block_id`,
+    params,
+  );
+  return rows;
+}
+
+/** How many blocks with vectors match `filter`, counted up to `cap`. */
+async function countSearchable(tx: SqlExecutor, c: NvmCollection, filter: FilterNode, cap: number): Promise<number> {
+  const params: unknown[] = [c.name, cap];
+  const where = filterToSql(filter, 'b.metadata', params);
+  const { rows } = await tx.query<{ n: string }>(
+    `SELECT count(*) AS n FROM (
+       SELECT 1 FROM hs_blocks b
+        WHERE b.collection = $1 AND ${where}
+          AND EXISTS (SELECT 1 FROM ${vectorsTable(c.id)} v WHERE v.block_id = b.id)
+        LIMIT $2) x`,
+    params,
+  );
+  return Number(rows[0].n);
 }

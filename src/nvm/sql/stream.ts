@@ -45,15 +45,25 @@ export async function* streamVectors(
     // Keyset pagination on (lsn, id): each page is one bounded query, on any backend; one row
     // per vector, in pgvector's binary form (no arrays to parse).
     const { rows } = await mapDbErrors(() =>
-      db.query<{ id: string; lsn: string; version: string; chunk: number; vector: Uint8Array }>(
+      db.query<{
+        id: string;
+        lsn: string;
+        version: string;
+        chunk: number;
+        vector: Uint8Array;
+        metadata: Record<string, unknown> | string | null;
+      }>(
         // LATERAL: each page block's vectors by index lookup. A plain join lets the planner
         // hash-join against a scan of the whole vectors table, once per page: quadratic (OFFSET 0
-        // keeps the subquery from being flattened into such a join).
-        `SELECT b.id, b.lsn, b.version, v.chunk, vector_send(v.embedding) AS vector
-           FROM (SELECT id, lsn, version FROM hs_blocks
+        // keeps the subquery from being flattened into such a join). A block's metadata comes
+        // with its first chunk only; the others share that object.
+        `SELECT b.id, b.lsn, b.version, v.chunk, vector_send(v.embedding) AS vector,
+                CASE WHEN v.first THEN b.metadata END AS metadata
+           FROM (SELECT id, lsn, version, metadata FROM hs_blocks
                   WHERE collection = $1 AND (lsn, id) > ($2, $3)
                   ORDER BY lsn, id LIMIT $4) b
-           CROSS JOIN LATERAL (SELECT chunk, embedding FROM ${vectorsTable(c.id)} WHERE block_id = b.id OFFSET 0) v
+           CROSS JOIN LATERAL (SELECT chunk, embedding, row_number() OVER (ORDER BY chunk) = 1 AS first
+                                 FROM ${vectorsTable(c.id)} WHERE block_id = b.id OFFSET 0) v
           ORDER BY b.lsn, b.id, v.chunk`,
         [collection, lastLsn, lastId, batchBlocks],
       ),
@@ -79,8 +89,16 @@ export async function* streamVectors(
       versions: rows.map((r) => Number(r.version)),
       lsns: rows.map((r) => Number(r.lsn)),
       vectors: new Float32Array(rows.length * c.dim),
+      metadata: [],
     };
-    rows.forEach((r, i) => page.vectors.set(vectorFromBinary(r.vector), i * c.dim));
+    let metadata: Record<string, unknown> = {};
+    rows.forEach((r, i) => {
+      page.vectors.set(vectorFromBinary(r.vector), i * c.dim);
+      if (r.metadata !== null) {
+        metadata = typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata;
+      }
+      page.metadata.push(metadata);
+    });
     if (rows.length > 0) yield page;
     lastLsn = Number(tail[0].lsn);
     lastId = tail[0].id;
