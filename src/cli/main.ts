@@ -17,6 +17,7 @@ import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
+import { collectionsCommand } from './collections.js';
 import { LIMITS } from '../core/limits.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
@@ -379,6 +380,8 @@ program
       print(await Promise.all(names.map((n) => hs.stats(n))));
     });
   });
+
+program.addCommand(collectionsCommand({ withStore, print }));
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof HyperSyncError) {

@@ -116,3 +116,51 @@ export const allCollectionsJobBody = z.discriminatedUnion('type', [
   JOB_DATA.verify.omit({ collection: true }).extend({ type: z.literal('verify'), ...jobOptions }),
   JOB_DATA.compact.omit({ collection: true }).extend({ type: z.literal('compact'), ...jobOptions }),
 ]);
+
+const includeValue = z
+  .array(z.enum(['content', 'metadata', 'vector']))
+  .describe('Parts of each item to return besides id and version');
+const minScore = z.number().describe('Score threshold: hits scoring worse are dropped');
+const itemIds = (max: number): z.ZodArray<z.ZodString> =>
+  z.array(z.string().min(1).max(LIMITS.idLength)).min(1, 'at least one id').max(max, `at most ${max} ids per request`);
+
+/** `POST /v1/collections/:c/items/delete`: by ids or by filter. */
+export const deleteItemsBody = z.union([
+  z.strictObject({ ids: itemIds(LIMITS.itemsPerCall) }),
+  z.strictObject({ filter: filterValue }),
+]);
+
+/** Most items per scroll page or get-many request. */
+export const PAGE_LIMIT = 10_000;
+
+/** `POST /v1/collections/:c/items/scroll`: a page of items in stable id order. */
+export const scrollBody = z.strictObject({
+  filter: filterValue.optional(),
+  limit: z.number().int().min(1).max(PAGE_LIMIT).default(100),
+  cursor: z.string().min(1).optional().describe('`nextCursor` of the previous page'),
+  include: includeValue.optional(),
+});
+
+/** `POST /v1/collections/:c/items/get`: many items by id. */
+export const getItemsBody = z.strictObject({ ids: itemIds(PAGE_LIMIT), include: includeValue.optional() });
+
+/** `POST /v1/collections/:c/count`. */
+export const countBody = z.strictObject({ filter: filterValue.optional() });
+
+/** `PATCH /v1/collections/:c/items/:id`: new metadata and/or content; the vector stays. */
+export const patchItemBody = z
+  .strictObject({
+    metadata: z.record(z.string(), z.unknown()).optional(),
+    content: z.string().max(LIMITS.textChars, `at most ${LIMITS.textChars} characters`).nullable().optional(),
+  })
+  .refine((b) => b.metadata !== undefined || b.content !== undefined, 'give metadata, content or both')
+  .meta({ minProperties: 1 });
+
+/** `POST /v1/collections/:c/explain`: the query options whose plan to show. */
+export const explainBody = z.strictObject({
+  k: z.number().int().min(1).max(LIMITS.k).optional(),
+  filter: filterValue.optional(),
+  include: includeValue.optional(),
+  minLsn: z.number().int().min(0).optional(),
+  minScore: minScore.optional(),
+});

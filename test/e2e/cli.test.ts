@@ -226,3 +226,43 @@ describe('hypersync CLI: quantize', () => {
     }
   });
 });
+
+describe('hypersync collections: create, list, drop', () => {
+  it('creates, lists and drops collections, and answers bad input with a message and an exit code', async () => {
+    // A store of its own: the other tests count the collections of theirs.
+    const env = { HYPERSYNC_DATA_DIR: join(dir, 'collections-data') };
+    const created = await cliWith(env, 'collections', 'create', 'docs', '--dim', '3', '--metric', 'l2');
+    expect(created.code, created.err).toBe(0);
+    expect(JSON.parse(created.out)).toEqual({ name: 'docs', dim: 3, metric: 'l2' });
+    expect((await cliWith(env, 'collections', 'create', 'notes', '-d', '8')).code).toBe(0);
+    const list = await cliWith(env, 'collections', 'list');
+    expect(list.code, list.err).toBe(0);
+    expect(JSON.parse(list.out)).toEqual([
+      { name: 'docs', dim: 3, metric: 'l2' },
+      { name: 'notes', dim: 8, metric: 'cosine' },
+    ]);
+
+    const bad: [string[], number, RegExp][] = [
+      [['create', 'docs', '--dim', '3'], 2, /^hypersync: collection "docs" already exists$/m],
+      [['create', '1bad', '--dim', '3'], 2, /^hypersync: invalid collection name "1bad"/m],
+      [['create', 'x'], 2, /^hypersync: give --dim, or --encoder/m],
+      [['create', 'x', '--encoder', 'no_such'], 2, /^hypersync: unknown encoder "no_such"/m],
+      [['create', 'x', '--dim', '0'], 1, /--dim <n>' argument '0' is invalid\. an integer from 1 to 4096/],
+      [['create', 'x', '--dim', '3', '--metric', 'dot'], 1, /Allowed choices are cosine, ip, l2/],
+      [['drop', 'no_such', '--yes'], 2, /^hypersync: collection "no_such" does not exist$/m],
+      // stdin is not a terminal here: no question, a refusal.
+      [['drop', 'docs'], 2, /^hypersync: dropping collection docs deletes its items: pass --yes$/m],
+    ];
+    for (const [args, code, message] of bad) {
+      const r = await cliWith(env, 'collections', ...args);
+      expect(r.code, `${args.join(' ')}: ${r.err}`).toBe(code);
+      expect(r.err).toMatch(message);
+      expect(r.err).not.toMatch(/\n\s+at /);
+    }
+
+    const dropped = await cliWith(env, 'collections', 'drop', 'docs', '--yes');
+    expect(dropped.code, dropped.err).toBe(0);
+    expect(JSON.parse(dropped.out)).toEqual({ dropped: 'docs' });
+    expect(JSON.parse((await cliWith(env, 'collections', 'list')).out)).toEqual([{ name: 'notes', dim: 8, metric: 'cosine' }]);
+  }, 180_000);
+});

@@ -51,6 +51,9 @@ describe('the packed hypersync package', () => {
     expect(files).toContain('dist/src/index.js');
     expect(files).toContain('dist/src/index.d.ts');
     expect(files).toContain('dist/src/cli/main.js');
+    expect(files).toEqual(
+      expect.arrayContaining(['dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/client/schema.d.ts']),
+    );
     expect(files).toContain('db/migrations/001_init.sql');
     expect(files.filter((f) => /^(src|test|bench|kernels|workers)\/|^dist\/(test|bench)\/|\.tsbuildinfo$/.test(f))).toEqual([]);
   });
@@ -88,7 +91,18 @@ try {
     const file = join(dir, 'scratch', 'typed.ts');
     await writeFile(
       file,
-      `import { HyperSync, type StoreItem } from 'hypersync';\nexport const open: typeof HyperSync.open = HyperSync.open;\nexport const item: StoreItem = { id: 'a' };\n`,
+      `import { HyperSync, type StoreItem } from 'hypersync';
+import { createClient, type Schema } from 'hypersync/client';
+export const open: typeof HyperSync.open = HyperSync.open;
+export const item: StoreItem = { id: 'a' };
+export async function hits(): Promise<Schema<'Hit'>[]> {
+  const { data } = await createClient('http://localhost:8080', { apiKey: 'k' }).POST('/v1/collections/{c}/query', {
+    params: { path: { c: 'docs' } },
+    body: { queries: [{ text: 'hello' }], k: 3, include: ['content'] },
+  });
+  return data?.results[0] ?? [];
+}
+`,
     );
     const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
     const args = [
@@ -108,6 +122,20 @@ try {
       file,
     ];
     await expect(run(process.execPath, [tsc, ...args], { cwd: join(dir, 'scratch') })).resolves.toBeDefined();
+  });
+
+  it("imports 'hypersync/client' without the server", async () => {
+    const script = join(dir, 'scratch', 'client.mjs');
+    await writeFile(
+      script,
+      `import { createClient } from 'hypersync/client';
+const hs = createClient('http://127.0.0.1:1', { apiKey: 'k', fetch: async (req) => Response.json({ collections: [], auth: req.headers.get('authorization'), url: req.url }) });
+const { data } = await hs.GET('/v1/collections');
+console.log(JSON.stringify(data));
+`,
+    );
+    const { stdout } = await run(process.execPath, [script], { cwd: join(dir, 'scratch') });
+    expect(JSON.parse(stdout.trim())).toEqual({ collections: [], auth: 'Bearer k', url: 'http://127.0.0.1:1/v1/collections' });
   });
 
   it('runs its bin', async () => {
