@@ -31,11 +31,11 @@ export interface HyperSyncParts {
 
 /** What the parts call back into the facade for. */
 export interface FacadeHooks {
-  closing(): boolean;
-  fail(err: Error): void;
-  loaded(name: string, r: LoadResult): void;
-  rebuild(name: string): Promise<InstallResult>;
-  sync(): Promise<unknown>;
+  closing: () => boolean;
+  fail: (err: Error) => void;
+  loaded: (name: string, r: LoadResult) => void;
+  rebuild: (name: string) => Promise<InstallResult>;
+  sync: () => Promise<unknown>;
   /** Aborted when close() begins. */
   closed: AbortSignal;
 }
