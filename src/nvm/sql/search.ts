@@ -97,37 +97,39 @@ export async function search(
       out[Number(r.q)].push({ id: r.block_id, score: toScore(c.metric, Number(r.d)), version: Number(r.version) });
     }
   };
+  const exact = plan.mode === 'exact';
   let short = 0;
   let reruns = 0;
   await mapDbErrors(() =>
     db.transaction(async (tx) => {
-      if (plan.mode === 'exact') {
+      // One snapshot for the candidates, the count of matching blocks and the reruns.
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      if (exact) {
         // Without an index in play the planner scans: exact by construction.
         await tx.query('SET LOCAL enable_indexscan = off');
-        for (const g of plan.groups) collect(await exactSearch(tx, c, texts, g, k));
-        return;
+      } else {
+        await tx.query(`SET LOCAL hnsw.ef_search = ${plan.efSearch}`);
+        // Iterative scans (pgvector ≥ 0.8) go on through the graph while the filter rejects rows.
+        if (iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
       }
-      // One snapshot for the index search, the count of matching blocks and the exact reruns.
-      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      await tx.query(`SET LOCAL hnsw.ef_search = ${plan.efSearch}`);
-      // Iterative scans (pgvector ≥ 0.8) go on through the graph while the filter rejects rows.
-      if (iterativeScans) await tx.query('SET LOCAL hnsw.iterative_scan = relaxed_order');
       const rerun: QueryGroup[] = [];
       for (const g of plan.groups) {
-        collect(await hnswSearch(tx, c, texts, g, k));
+        collect(await nearestChunks(tx, c, texts, g, k));
+        // Fewer than k blocks: either fewer match, or a few blocks' chunks filled the candidates
+        // (or, through the index, the graph search ran out).
         const few = g.queries.filter((q) => out[q].length < k);
-        if (few.length === 0 || (!plan.fallback && !plan.stats)) continue;
+        if (few.length === 0 || (!exact && !plan.fallback && !plan.stats)) continue;
         const matching = await countSearchable(tx, c, g.filter, k);
         const missing = few.filter((q) => out[q].length < matching);
-        short += missing.length;
-        if (plan.fallback && missing.length > 0) rerun.push({ filter: g.filter, queries: missing });
+        if (!exact) short += missing.length;
+        if ((exact || plan.fallback) && missing.length > 0) rerun.push({ filter: g.filter, queries: missing });
       }
       if (rerun.length === 0) return;
-      await tx.query('SET LOCAL enable_indexscan = off');
+      if (!exact) await tx.query('SET LOCAL enable_indexscan = off');
       for (const g of rerun) {
         for (const q of g.queries) out[q] = [];
-        reruns += g.queries.length;
-        collect(await exactSearch(tx, c, texts, g, k));
+        if (!exact) reruns += g.queries.length;
+        collect(await bestChunkPerBlock(tx, c, texts, g, k));
       }
     }),
   );
@@ -143,10 +145,17 @@ export async function search(
 const QUERIES_CTE = `q AS MATERIALIZED (SELECT t.v::vector AS v, t.i FROM unnest($1::text[], $2::int[]) AS t(v, i))`;
 
 /**
- * Exact: every block that matches scores by its best chunk, so a block with many chunks is one
- * candidate among the others and each query gets min(k, matching blocks) hits.
+ * Every block that matches scores by its best chunk, so a block with many chunks is one
+ * candidate among the others and each query gets min(k, matching blocks) hits. Exact, but it
+ * aggregates over every vector: the rerun for the queries {@link nearestChunks} left short.
  */
-async function exactSearch(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
+async function bestChunkPerBlock(
+  tx: SqlExecutor,
+  c: NvmCollection,
+  texts: string[],
+  g: QueryGroup,
+  k: number,
+): Promise<HitRow[]> {
   const op = DISTANCE_OP[c.metric];
   const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k];
   const where = filterToSql(g.filter, 'b.metadata', params);
@@ -168,10 +177,12 @@ async function exactSearch(tx: SqlExecutor, c: NvmCollection, texts: string[], g
 }
 
 /**
- * Through the HNSW index: the nearest chunk rows whose block matches (the filter in the scan's
- * WHERE, so iterative scans continue past rejected rows), reduced to their blocks.
+ * The `k × CHUNK_OVERFETCH` nearest chunk rows whose block matches, reduced to their blocks
+ * (each by its best chunk: when k distinct blocks come out, they are the k best). Through the
+ * HNSW index unless the transaction turned index scans off; there the filter is in the scan's
+ * WHERE, so iterative scans continue past rejected rows.
  */
-async function hnswSearch(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
+async function nearestChunks(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
   const op = DISTANCE_OP[c.metric];
   const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k, k * CHUNK_OVERFETCH];
   const where = filterToSql(g.filter, 'b.metadata', params);
