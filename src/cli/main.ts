@@ -11,6 +11,7 @@ import { ConfigError, HyperSyncError, InvalidArgumentError } from '../core/error
 import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
 import type { Include } from '../integration/types.js';
+import type { Filter } from '../core/filter.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import { startWorker } from '../../workers/from-config.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
@@ -18,6 +19,7 @@ import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
 import { collectionsCommand } from './collections.js';
+import { countCommand, filterOption, includeOption, scrollCommand } from './data-commands.js';
 import { LIMITS } from '../core/limits.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
@@ -210,32 +212,32 @@ program
   .option('--vector <json>', 'the query vector as a JSON array')
   .option('--text <text>', 'the query text (encoded)')
   .option('-k <k>', `results (at most ${LIMITS.k})`, upTo(LIMITS.k), 10)
-  .option('--include <fields>', 'comma-separated: content, metadata, vector', 'content,metadata')
-  .action(async (collection: string, opts: { vector?: string; text?: string; k: number; include: string }) => {
-    if ((opts.vector === undefined) === (opts.text === undefined))
-      throw new InvalidArgumentError('give exactly one of --vector and --text');
-    let query: Float32Array | string;
-    if (opts.vector !== undefined) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(opts.vector);
-      } catch {
-        throw new InvalidArgumentError('--vector must be a JSON array of numbers');
-      }
-      if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'number'))
-        throw new InvalidArgumentError('--vector must be a JSON array of numbers');
-      query = Float32Array.from(parsed);
-    } else query = opts.text as string;
-    const include = opts.include
-      .split(',')
-      .map((f) => f.trim())
-      .filter((f) => f.length > 0) as Include[];
-    await withStore(async (hs) => {
-      await hs.ready(collection);
-      const [hits] = await hs.query(collection, [query], opts.k, { include });
-      print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
-    });
-  });
+  .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption, ['content', 'metadata'])
+  .option('-f, --filter <json>', 'metadata filter, e.g. \'{"lang": "de"}\'', filterOption)
+  .action(
+    async (collection: string, opts: { vector?: string; text?: string; k: number; include: Include[]; filter?: Filter }) => {
+      if ((opts.vector === undefined) === (opts.text === undefined))
+        throw new InvalidArgumentError('give exactly one of --vector and --text');
+      let query: Float32Array | string;
+      if (opts.vector !== undefined) {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(opts.vector);
+        } catch {
+          throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+        }
+        if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'number'))
+          throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+        query = Float32Array.from(parsed);
+      } else query = opts.text as string;
+      const { include, filter } = opts;
+      await withStore(async (hs) => {
+        await hs.ready(collection);
+        const [hits] = await hs.query(collection, [query], opts.k, filter ? { include, filter } : { include });
+        print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
+      });
+    },
+  );
 
 program
   .command('verify')
@@ -381,7 +383,7 @@ program
     });
   });
 
-program.addCommand(collectionsCommand({ withStore, print }));
+for (const c of [collectionsCommand, countCommand, scrollCommand]) program.addCommand(c({ withStore, print }));
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof HyperSyncError) {

@@ -265,4 +265,61 @@ describe('hypersync collections: create, list, drop', () => {
     expect(JSON.parse(dropped.out)).toEqual({ dropped: 'docs' });
     expect(JSON.parse((await cliWith(env, 'collections', 'list')).out)).toEqual([{ name: 'notes', dim: 8, metric: 'cosine' }]);
   }, 180_000);
+
+  it('counts, scrolls and queries with a metadata filter', async () => {
+    const env = { HYPERSYNC_DATA_DIR: join(dir, 'filter-data') };
+    await writeFile(
+      join(dir, 'f.jsonl'),
+      Array.from({ length: 30 }, (_, i) =>
+        JSON.stringify({
+          id: `m${String(i).padStart(2, '0')}`,
+          vector: vector(i, 4),
+          metadata: { lang: i % 3 === 0 ? 'de' : 'en', n: i },
+        }),
+      ).join('\n') + '\n',
+    );
+    expect((await cliWith(env, 'import', join(dir, 'f.jsonl'), '-c', 'docs')).code).toBe(0);
+    const count = await cliWith(env, 'count', 'docs', '--filter', '{"lang": "de"}');
+    expect(count.code, count.err).toBe(0);
+    expect(JSON.parse(count.out)).toEqual({ collection: 'docs', count: 10 });
+    const page = await cliWith(env, 'scroll', 'docs', '--filter', '{"n": {"$lt": 9}}', '--limit', '2', '--include', 'metadata');
+    expect(page.code, page.err).toBe(0);
+    expect(JSON.parse(page.out)).toEqual({
+      items: [
+        { id: 'm00', version: 1, source: 'nvm', metadata: { lang: 'de', n: 0 } },
+        { id: 'm01', version: 1, source: 'nvm', metadata: { lang: 'en', n: 1 } },
+      ],
+      nextCursor: 'm01',
+    });
+    const all = await cliWith(env, 'scroll', 'docs', '--filter', '{"lang": "de", "n": {"$gte": 10}}', '--all', '-l', '2');
+    expect(
+      all.out
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { id: string }).id),
+    ).toEqual(['m12', 'm15', 'm18', 'm21', 'm24', 'm27']);
+    const q = await cliWith(
+      env,
+      'query',
+      'docs',
+      '--vector',
+      JSON.stringify(vector(4, 4)),
+      '-k',
+      '3',
+      '--include',
+      'metadata',
+      '-f',
+      '{"lang": "de"}',
+    );
+    expect(q.code, q.err).toBe(0);
+    const hits = JSON.parse(q.out) as { metadata: { lang: string } }[];
+    expect(hits).toHaveLength(3);
+    for (const h of hits) expect(h.metadata.lang).toBe('de');
+    const bad = await cliWith(env, 'count', 'docs', '--filter', '{"lang": {"$like": "d%"}}');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^hypersync: filter\.lang\.\$like: unknown operator/m);
+    const notJson = await cliWith(env, 'count', 'docs', '--filter', 'lang=de');
+    expect(notJson.code).toBe(1);
+    expect(notJson.err).toMatch(/a JSON object/);
+  }, 180_000);
 });

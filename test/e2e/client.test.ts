@@ -117,4 +117,137 @@ describe('hypersync/client against the real HTTP service', () => {
     const metrics = await hs.GET('/metrics', { parseAs: 'text' });
     expect(metrics.data).toMatch(/# HELP/);
   });
+
+  it('filters, counts, scrolls, gets many, patches and deletes by filter through typed calls', async () => {
+    const c = { path: { c: 'meta' } };
+    expect((await hs.POST('/v1/collections', { body: { name: 'meta', dim: 2, metric: 'ip' } })).response.status).toBe(201);
+    const items = Array.from({ length: 12 }, (_, i) => ({
+      id: `i${String(i).padStart(2, '0')}`,
+      vector: [1, i / 10],
+      content: `item ${i}`,
+      metadata: { lang: i % 2 === 0 ? 'de' : 'en', year: 2010 + i, source: { kind: i < 6 ? 'web' : 'pdf' } },
+    }));
+    const { lsn } = expectOk('StoreResult', await hs.POST('/v1/collections/{c}/items', { params: c, body: { items } }));
+
+    const q = expectOk(
+      'QueryResult',
+      await hs.POST('/v1/collections/{c}/query', {
+        params: c,
+        body: {
+          queries: [{ vector: [0, 1] }, { vector: [0, 1], filter: { 'source.kind': 'web' } }],
+          k: 3,
+          filter: { lang: 'de' },
+          include: ['metadata'],
+          minLsn: lsn,
+        },
+      }),
+    );
+    expect(q.results[0].map((h) => h.id)).toEqual(['i10', 'i08', 'i06']);
+    expect(q.results[1].map((h) => h.id)).toEqual(['i05', 'i04', 'i03']);
+    const scored = expectOk(
+      'QueryResult',
+      await hs.POST('/v1/collections/{c}/query', { params: c, body: { queries: [{ vector: [0, 1] }], k: 10, minScore: 0.95 } }),
+    );
+    expect(scored.results[0].map((h) => h.id)).toEqual(['i11', 'i10']);
+
+    expect(
+      expectOk(
+        'CountResult',
+        await hs.POST('/v1/collections/{c}/count', { params: c, body: { filter: { year: { $gte: 2015 } } } }),
+      ),
+    ).toEqual({
+      count: 7,
+    });
+    expect(expectOk('CountResult', await hs.POST('/v1/collections/{c}/count', { params: c, body: {} }))).toEqual({ count: 12 });
+    const first = expectOk(
+      'ScrollResult',
+      await hs.POST('/v1/collections/{c}/items/scroll', {
+        params: c,
+        body: { filter: { lang: 'en' }, limit: 4, include: ['content'] },
+      }),
+    );
+    expect(first.items.map((it) => it.id)).toEqual(['i01', 'i03', 'i05', 'i07']);
+    expect(first.items[0]).toEqual({ id: 'i01', version: 1, source: 'nvm', content: 'item 1' });
+    const second = expectOk(
+      'ScrollResult',
+      await hs.POST('/v1/collections/{c}/items/scroll', {
+        params: c,
+        body: { filter: { lang: 'en' }, limit: 4, cursor: first.nextCursor ?? undefined },
+      }),
+    );
+    expect(second).toMatchObject({ items: [{ id: 'i09' }, { id: 'i11' }], nextCursor: null });
+
+    const many = expectOk(
+      'GetItemsResult',
+      await hs.POST('/v1/collections/{c}/items/get', { params: c, body: { ids: ['i03', 'nope', 'i00'], include: ['vector'] } }),
+    );
+    expect(many.items).toEqual([
+      { id: 'i03', version: 1, source: 'nvm', vector: [1, Math.fround(0.3)] },
+      { id: 'i00', version: 1, source: 'nvm', vector: [1, 0] },
+    ]);
+
+    const patched = expectOk(
+      'PatchResult',
+      await hs.PATCH('/v1/collections/{c}/items/{id}', {
+        params: { path: { c: 'meta', id: 'i03' } },
+        body: { metadata: { lang: 'fr' } },
+      }),
+    );
+    expect(patched).toMatchObject({ id: 'i03', version: 2 });
+    const fr = expectOk(
+      'QueryResult',
+      await hs.POST('/v1/collections/{c}/query', {
+        params: c,
+        body: { queries: [{ vector: [1, 0] }], k: 5, filter: { lang: 'fr' }, minLsn: patched.lsn, include: ['content'] },
+      }),
+    );
+    expect(fr.results[0]).toMatchObject([{ id: 'i03', content: 'item 3' }]);
+
+    const plan = expectOk(
+      'QueryPlan',
+      await hs.POST('/v1/collections/{c}/explain', { params: c, body: { k: 3, filter: { lang: 'de' } } }),
+    );
+    expect(plan.path).toBe('hvs');
+    expect(plan.steps).toContainEqual(
+      expect.objectContaining({ step: 'hvs-search', filter: expect.objectContaining({ matching: 6 }) }),
+    );
+
+    const deleted = expectOk(
+      'DeleteResult',
+      await hs.POST('/v1/collections/{c}/items/delete', { params: c, body: { filter: { year: { $lt: 2013 } } } }),
+    );
+    expect(deleted.deleted).toBe(3);
+    expect(
+      expectOk('DeleteResult', await hs.POST('/v1/collections/{c}/items/delete', { params: c, body: { ids: ['i11'] } })).deleted,
+    ).toBe(1);
+    expect(expectOk('CountResult', await hs.POST('/v1/collections/{c}/count', { params: c, body: {} }))).toEqual({ count: 8 });
+
+    // Bad filters and patches are 400s naming the bad clause.
+    const bad = await hs.POST('/v1/collections/{c}/count', {
+      params: c,
+      body: { filter: { $or: [{ lang: 'de' }, { year: { $between: [1, 2] } }] } },
+    });
+    expect(bad.response.status).toBe(400);
+    expect(bad.error?.error.message).toMatch(/filter\.\$or\[1\]\.year\.\$between: unknown operator/);
+    // Sent as text: serialising 5,000 levels would overflow the stack here before the server sees it.
+    const deep = await fetch(`${base}/v1/collections/meta/items`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: `{"items":[{"id":"deep","vector":[1,1],"metadata":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}]}`,
+    });
+    expect(deep.status).toBe(400);
+    expect(((await deep.json()) as { error: { message: string } }).error.message).toMatch(/nests at most 16 levels/);
+    const nul = await hs.POST('/v1/collections/{c}/items', {
+      params: c,
+      body: { items: [{ id: 'n', vector: [1, 1], content: 'a\u0000b' }] },
+    });
+    expect(nul.response.status).toBe(400);
+    const emptyPatch = await hs.PATCH('/v1/collections/{c}/items/{id}', { params: { path: { c: 'meta', id: 'i04' } }, body: {} });
+    expect(emptyPatch.response.status).toBe(400);
+    const both = await hs.POST('/v1/collections/{c}/items/delete', {
+      params: c,
+      body: { ids: ['i04'], filter: { lang: 'de' } } as never,
+    });
+    expect(both.response.status).toBe(400);
+  });
 });
