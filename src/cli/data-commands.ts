@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError as CommanderArgumentError } from 'commander';
+import { LIMITS } from '../core/limits.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Filter } from '../core/filter.js';
 import type { Include, ListedItem } from '../integration/types.js';
@@ -87,4 +88,131 @@ export function scrollCommand({ withStore, print }: CollectionsCommandDeps): Com
         });
       },
     );
+}
+
+const kOption = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
+  if (n > LIMITS.k) throw new CommanderArgumentError(`at most ${LIMITS.k}`);
+  return n;
+};
+
+const finite = (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new CommanderArgumentError('a number');
+  return n;
+};
+
+/** A JSON object option (`--metadata`). */
+const jsonObject = (v: string): Record<string, unknown> => filterOption(v);
+
+function parseVector(text: string): Float32Array {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+  }
+  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'number')) {
+    throw new InvalidArgumentError('--vector must be a JSON array of numbers');
+  }
+  return Float32Array.from(parsed);
+}
+
+/** `hypersync query <collection> --vector|--text … [-k] [--include] [--filter] [--min-score]`. */
+export function queryCommand({ withStore, print }: CollectionsCommandDeps): Command {
+  return new Command('query')
+    .description('k nearest items of a collection for one vector or text')
+    .argument('<collection>')
+    .option('--vector <json>', 'the query vector as a JSON array')
+    .option('--text <text>', 'the query text (encoded)')
+    .option('-k <k>', `results (at most ${LIMITS.k})`, kOption, 10)
+    .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption, ['content', 'metadata'])
+    .option('-f, --filter <json>', 'metadata filter, e.g. \'{"lang": "de"}\'', filterOption)
+    .option('--min-score <score>', 'drop hits scoring worse (similarity below it; for l2, distance above it)', finite)
+    .action(
+      async (
+        collection: string,
+        opts: { vector?: string; text?: string; k: number; include: Include[]; filter?: Filter; minScore?: number },
+      ) => {
+        if ((opts.vector === undefined) === (opts.text === undefined)) {
+          throw new InvalidArgumentError('give exactly one of --vector and --text');
+        }
+        const query = opts.vector !== undefined ? parseVector(opts.vector) : (opts.text as string);
+        await withStore(async (hs) => {
+          await hs.ready(collection);
+          const [hits] = await hs.query(collection, [query], opts.k, {
+            include: opts.include,
+            ...(opts.filter ? { filter: opts.filter } : {}),
+            ...(opts.minScore !== undefined ? { minScore: opts.minScore } : {}),
+          });
+          print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
+        });
+      },
+    );
+}
+
+/** `hypersync get <collection> <ids...> [--include]`: the items that exist, in the order given. */
+export function getCommand({ withStore, print }: CollectionsCommandDeps): Command {
+  return new Command('get')
+    .description('items of a collection by id (those that exist, in the order given)')
+    .argument('<collection>')
+    .argument('<ids...>')
+    .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption)
+    .action(async (collection: string, ids: string[], opts: { include?: Include[] }) => {
+      await withStore(async (hs) => {
+        const items = await hs.getMany(collection, ids, opts.include ? { include: opts.include } : {});
+        print(items.map(json));
+      });
+    });
+}
+
+/** `hypersync delete <collection> [ids...] [--filter json]`: by ids or by filter, from both tiers. */
+export function deleteCommand({ withStore, print }: CollectionsCommandDeps): Command {
+  return new Command('delete')
+    .description('delete items of a collection by id, or every item matching --filter')
+    .argument('<collection>')
+    .argument('[ids...]')
+    .option('-f, --filter <json>', 'metadata filter: delete every item it matches', filterOption)
+    .action(async (collection: string, ids: string[], opts: { filter?: Filter }) => {
+      if (ids.length > 0 === (opts.filter !== undefined)) throw new InvalidArgumentError('give ids or --filter (one of them)');
+      await withStore(async (hs) => {
+        print(opts.filter ? await hs.deleteWhere(collection, opts.filter) : await hs.delete(collection, ids));
+      });
+    });
+}
+
+/** `hypersync patch <collection> <id> [--metadata json] [--content text | --clear-content]`. */
+export function patchCommand({ withStore, print }: CollectionsCommandDeps): Command {
+  return new Command('patch')
+    .description("change an item's metadata (replaced whole) and/or content; its vector stays")
+    .argument('<collection>')
+    .argument('<id>')
+    .option('--metadata <json>', 'the new metadata, a JSON object', jsonObject)
+    .option('--content <text>', 'the new content')
+    .option('--clear-content', 'set the content to null')
+    .action(
+      async (
+        collection: string,
+        id: string,
+        opts: { metadata?: Record<string, unknown>; content?: string; clearContent?: boolean },
+      ) => {
+        if (opts.content !== undefined && opts.clearContent)
+          throw new InvalidArgumentError('give --content or --clear-content, not both');
+        const content = opts.clearContent ? null : opts.content;
+        await withStore(async (hs) => {
+          print(
+            await hs.patch(collection, id, {
+              ...(opts.metadata ? { metadata: opts.metadata } : {}),
+              ...(content !== undefined ? { content } : {}),
+            }),
+          );
+        });
+      },
+    );
+}
+
+/** Every data command of the CLI. */
+export function dataCommands(deps: CollectionsCommandDeps): Command[] {
+  return [queryCommand, countCommand, scrollCommand, getCommand, deleteCommand, patchCommand].map((c) => c(deps));
 }

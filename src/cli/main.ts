@@ -10,8 +10,6 @@ import { quantizeModelDir } from '../encoder/quantize.js';
 import { ConfigError, HyperSyncError, InvalidArgumentError } from '../core/errors.js';
 import { HyperSync } from '../integration/hyper-sync.js';
 import { optionsFromConfig } from '../integration/options.js';
-import type { Include } from '../integration/types.js';
-import type { Filter } from '../core/filter.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import { startWorker } from '../../workers/from-config.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
@@ -19,7 +17,7 @@ import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
 import { collectionsCommand } from './collections.js';
-import { countCommand, filterOption, includeOption, scrollCommand } from './data-commands.js';
+import { dataCommands } from './data-commands.js';
 import { LIMITS } from '../core/limits.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
@@ -206,40 +204,6 @@ program
   });
 
 program
-  .command('query')
-  .description('k nearest items of a collection for one vector or text')
-  .argument('<collection>')
-  .option('--vector <json>', 'the query vector as a JSON array')
-  .option('--text <text>', 'the query text (encoded)')
-  .option('-k <k>', `results (at most ${LIMITS.k})`, upTo(LIMITS.k), 10)
-  .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption, ['content', 'metadata'])
-  .option('-f, --filter <json>', 'metadata filter, e.g. \'{"lang": "de"}\'', filterOption)
-  .action(
-    async (collection: string, opts: { vector?: string; text?: string; k: number; include: Include[]; filter?: Filter }) => {
-      if ((opts.vector === undefined) === (opts.text === undefined))
-        throw new InvalidArgumentError('give exactly one of --vector and --text');
-      let query: Float32Array | string;
-      if (opts.vector !== undefined) {
-        let parsed: unknown;
-        try {
-          parsed = JSON.parse(opts.vector);
-        } catch {
-          throw new InvalidArgumentError('--vector must be a JSON array of numbers');
-        }
-        if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'number'))
-          throw new InvalidArgumentError('--vector must be a JSON array of numbers');
-        query = Float32Array.from(parsed);
-      } else query = opts.text as string;
-      const { include, filter } = opts;
-      await withStore(async (hs) => {
-        await hs.ready(collection);
-        const [hits] = await hs.query(collection, [query], opts.k, filter ? { include, filter } : { include });
-        print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
-      });
-    },
-  );
-
-program
   .command('verify')
   .description('compare both tiers for a collection; exits 1 when they differ (unless --repair fixed it)')
   .argument('<collection>')
@@ -383,7 +347,8 @@ program
     });
   });
 
-for (const c of [collectionsCommand, countCommand, scrollCommand]) program.addCommand(c({ withStore, print }));
+program.addCommand(collectionsCommand({ withStore, print }));
+for (const c of dataCommands({ withStore, print })) program.addCommand(c);
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof HyperSyncError) {

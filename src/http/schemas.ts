@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { compileFilter } from '../core/filter.js';
 import { LIMITS } from '../core/limits.js';
 import { METRICS } from '../core/metric.js';
 import { COLLECTION_NAME } from '../core/collection-name.js';
@@ -51,6 +52,14 @@ export const storeBody = z.strictObject({
  */
 export const filterValue = z
   .record(z.string(), z.unknown())
+  // The grammar's own check, so that a bad clause is a 400 naming its path with the other issues.
+  .superRefine((filter, ctx) => {
+    try {
+      compileFilter(filter, 'filter');
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    }
+  })
   .describe(
     'Metadata filter: {field: value} is equality; operators $eq $ne $in $nin $gt $gte $lt $lte $exists $contains; ' +
       'combinators $and $or $not; nested fields by dotted path ("source.kind").',

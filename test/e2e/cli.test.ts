@@ -315,6 +315,30 @@ describe('hypersync collections: create, list, drop', () => {
     const hits = JSON.parse(q.out) as { metadata: { lang: string } }[];
     expect(hits).toHaveLength(3);
     for (const h of hits) expect(h.metadata.lang).toBe('de');
+    const got = await cliWith(env, 'get', 'docs', 'm01', 'nope', 'm00', '--include', 'metadata');
+    expect(JSON.parse(got.out)).toEqual([
+      { id: 'm01', version: 1, source: 'nvm', metadata: { lang: 'en', n: 1 } },
+      { id: 'm00', version: 1, source: 'nvm', metadata: { lang: 'de', n: 0 } },
+    ]);
+    const patched = await cliWith(env, 'patch', 'docs', 'm01', '--metadata', '{"lang": "de", "n": 1}', '--content', 'now german');
+    expect(patched.code, patched.err).toBe(0);
+    expect(JSON.parse(patched.out)).toMatchObject({ id: 'm01', version: 2 });
+    const removed = await cliWith(env, 'delete', 'docs', '--filter', '{"lang": "de"}');
+    expect(JSON.parse(removed.out)).toMatchObject({ deleted: 11 });
+    expect(JSON.parse((await cliWith(env, 'delete', 'docs', 'm02', 'm04')).out)).toMatchObject({ deleted: 2 });
+    expect(JSON.parse((await cliWith(env, 'count', 'docs')).out)).toEqual({ collection: 'docs', count: 17 });
+    const far = await cliWith(
+      env,
+      'query',
+      'docs',
+      '--vector',
+      JSON.stringify(vector(5, 4)),
+      '-k',
+      '30',
+      '--min-score',
+      '0.999999',
+    );
+    expect((JSON.parse(far.out) as { id: string }[]).map((h) => h.id)).toEqual(['m05']);
     const bad = await cliWith(env, 'count', 'docs', '--filter', '{"lang": {"$like": "d%"}}');
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^hypersync: filter\.lang\.\$like: unknown operator/m);
