@@ -278,7 +278,9 @@ describe('hypersync collections: create, list, drop', () => {
         }),
       ).join('\n') + '\n',
     );
-    expect((await cliWith(env, 'import', join(dir, 'f.jsonl'), '-c', 'docs')).code).toBe(0);
+    expect((await cliWith(env, 'collections', 'create', 'docs', '--dim', '4')).code).toBe(0);
+    const imported = await cliWith(env, 'import', join(dir, 'f.jsonl'), '-c', 'docs');
+    expect(imported.code, imported.err).toBe(0);
     const count = await cliWith(env, 'count', 'docs', '--filter', '{"lang": "de"}');
     expect(count.code, count.err).toBe(0);
     expect(JSON.parse(count.out)).toEqual({ collection: 'docs', count: 10 });

@@ -41,4 +41,17 @@ describe('planQuery', () => {
     const p = planQuery({ ...base, extraChunkRows: 3, k: 300 });
     expect(p.steps[0]).toMatchObject({ step: 'hvs-search', k: 1200 });
   });
+
+  it('shows a filter: its estimate on the HVS, its SQL form on pgvector, and the score threshold', () => {
+    const filter = { mode: 'gather' as const, matching: 12, selectivity: 0.012 };
+    const hvs = planQuery({ ...base, filter, filtered: true, minScore: 0.5, include: ['metadata'] });
+    expect(hvs.steps).toEqual([
+      { step: 'hvs-search', k: 5, device: 'cpu', filter },
+      { step: 'min-score', minScore: 0.5 },
+      { step: 'content', from: ['cache', 'wal', 'nvm'], fields: ['metadata'] },
+    ]);
+    const nvm = planQuery({ ...base, status: 'loading', filtered: true });
+    expect(nvm.steps[0]).toMatchObject({ step: 'nvm-search', filter: { note: expect.stringMatching(/SQL over jsonb/) } });
+    expect(planQuery({ ...base }).steps[0]).not.toHaveProperty('filter');
+  });
 });
