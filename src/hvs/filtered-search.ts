@@ -3,7 +3,10 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { filterKey, type FilterNode, matchesAll } from '../core/filter.js';
 import type { SearchHit } from '../core/search-hit.js';
 import type { QueryBatch } from '../core/vector.js';
+import { SealedSegment } from './sealed-segment.js';
 import { searchSegments } from './segment-search.js';
+
+const NO_MASK = new Float32Array(0);
 import type { MetadataColumns } from './metadata-columns.js';
 import type { Segment } from './segment.js';
 
@@ -44,25 +47,29 @@ export function filterRowMasks(
   let live = 0;
   let gathered = 0;
   let masked = 0;
+  let scratch = new Int32Array(0);
   for (const seg of segments) {
     const rows = seg.rows;
     live += rows - seg.tombstones;
     if (rows - seg.tombstones === 0) continue;
     const slots = columns.slotsOf(seg);
-    const mask = new Float32Array(rows);
-    const select = new Int32Array(rows);
+    if (scratch.length < rows) scratch = new Int32Array(rows);
     let m = 0;
     for (let r = 0; r < rows; r++) {
       const s = slots[r];
-      if (s >= 0 && matches[s] === 1 && seg.isLive(r)) select[m++] = r;
-      else mask[r] = -Infinity;
+      if (s >= 0 && matches[s] === 1 && seg.isLive(r)) scratch[m++] = r;
     }
     if (m === 0) continue;
     matching += m;
+    const select = scratch.slice(0, m);
     if (m <= rows * GATHER_SHARE) {
-      masks.set(seg, { mask, masked: rows - m, select: select.slice(0, m) });
+      // Only the selected rows are scored: the segment's own tombstone mask stands in for the
+      // mask (a kernel may need one of the segment's length; none of it is read).
+      masks.set(seg, { mask: seg instanceof SealedSegment ? seg.mask : NO_MASK, masked: rows - m, select });
       gathered++;
     } else {
+      const mask = new Float32Array(rows).fill(-Infinity);
+      for (let i = 0; i < m; i++) mask[select[i]] = 0;
       masks.set(seg, { mask, masked: rows - m });
       masked++;
     }

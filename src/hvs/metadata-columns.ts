@@ -1,4 +1,4 @@
-import { compareMatches, type FilterNode, type FilterScalar } from '../core/filter.js';
+import { type CompareOp, compareMatches, type FilterNode, type FilterScalar } from '../core/filter.js';
 import type { Segment } from './segment.js';
 
 type Metadata = Record<string, unknown>;
@@ -204,9 +204,8 @@ export class MetadataColumns {
       default: {
         const { op, value } = node;
         if (typeof value === 'number') {
-          const num = col.num;
-          // NaN marks a slot without a number: it compares false both ways, so test it first.
-          if (num) for (let i = 0; i < n; i++) out[i] = num[i] === num[i] && compareMatches(op, num[i], value) ? 1 : 0;
+          // NaN marks a slot without a number: every comparison with it is false, as it must be.
+          if (col.num) scanRange(col.num, op, value, out);
         } else if (col.str) {
           this.scanCodes(
             col.str,
@@ -332,6 +331,15 @@ export class MetadataColumns {
     for (const c of this.columns.values()) c.grow(capacity);
     this.capacity = capacity;
   }
+}
+
+/** `out[i] = 1` where `num[i] op x` (one loop per operator: this is the hot path of range filters). */
+function scanRange(num: Float64Array, op: CompareOp, x: number, out: Uint8Array): void {
+  const n = out.length;
+  if (op === 'gt') for (let i = 0; i < n; i++) out[i] = num[i] > x ? 1 : 0;
+  else if (op === 'gte') for (let i = 0; i < n; i++) out[i] = num[i] >= x ? 1 : 0;
+  else if (op === 'lt') for (let i = 0; i < n; i++) out[i] = num[i] < x ? 1 : 0;
+  else for (let i = 0; i < n; i++) out[i] = num[i] <= x ? 1 : 0;
 }
 
 function isObject(v: unknown): boolean {
