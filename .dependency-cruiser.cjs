@@ -1,6 +1,7 @@
 // The layer rule (`npm run lint`): imports only point down.
 //   src/cli, src/http, workers → src/jobs → src/integration → src/hvs | src/nvm | src/encoder → kernels → src/core
 // src/index.ts, src/service.ts and src/config.ts sit on top. Tests and benches are not cruised.
+// Beside them, src/client (hypersync/client) ← src/langchain (hypersync/langchain) talk to the service over HTTP only.
 // Paths are as dependency-cruiser resolves them, relative to the repository root.
 
 /** A project module outside `allowed` (folders or files, as regular expressions). */
@@ -122,6 +123,21 @@ module.exports = {
       ),
     },
     {
+      name: 'client-and-langchain-import-only-the-client',
+      severity: 'error',
+      comment:
+        "hypersync/client and hypersync/langchain run in the caller's process against a service over HTTP: npm packages and src/client only, nothing of the server.",
+      from: { path: '^src/(client|langchain)/' },
+      to: projectOutside('src/client/', 'src/langchain/'),
+    },
+    {
+      name: 'client-imports-no-langchain',
+      severity: 'error',
+      comment: 'hypersync/client works without @langchain/core: the adapter sits on the client, never under it.',
+      from: { path: '^src/client/' },
+      to: { path: '^src/langchain/|(^|/)node_modules/@langchain/' },
+    },
+    {
       name: 'config-type-only',
       severity: 'error',
       comment: 'process.env is read in src/config.ts, called by the entry points only; below, `Config` is a type.',
@@ -140,14 +156,17 @@ module.exports = {
       severity: 'error',
       comment: 'Shipped code may not import a devDependency: `npm install hypersync` does not install those.',
       from: { path: '^(src|kernels|workers)/' },
-      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only'] },
+      // A package that is also an (optional) peer is the user's to install: @langchain/core for hypersync/langchain.
+      to: { dependencyTypes: ['npm-dev'], dependencyTypesNot: ['type-only', 'npm-peer'] },
     },
     {
       name: 'no-non-package-json',
       severity: 'error',
       comment: 'Every npm package imported is declared in package.json.',
       from: {},
-      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'] },
+      // dependency-cruiser reads every package.json key containing "ependencies" as a dependency list, so
+      // an optional peer (listed in peerDependenciesMeta too) is also tagged npm-no-pkg: a peer is declared.
+      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'], dependencyTypesNot: ['npm-peer'] },
     },
   ],
   options: {

@@ -13,12 +13,14 @@ const repo = resolve(import.meta.dirname, '../..');
 
 interface PackageJson {
   dependencies: Record<string, string>;
+  peerDependencies: Record<string, string>;
   bin: Record<string, string>;
 }
 
 // The package as a user gets it: `npm pack` (its `prepare` builds dist/ incrementally), the tarball
 // unpacked into a scratch project's node_modules, every declared dependency linked from this
-// repository's node_modules (nothing is downloaded; an undeclared one would not resolve).
+// repository's node_modules (nothing is downloaded; an undeclared one would not resolve), and so is
+// every peer dependency, as the user's own (@langchain/core for hypersync/langchain).
 describe('the packed hypersync package', () => {
   let dir: string;
   let files: string[];
@@ -35,7 +37,7 @@ describe('the packed hypersync package', () => {
     await mkdir(pkgDir, { recursive: true });
     await run('tar', ['-xzf', join(dir, packed.filename), '-C', pkgDir, '--strip-components=1']);
     pkg = JSON.parse(await readFile(join(pkgDir, 'package.json'), 'utf8')) as PackageJson;
-    for (const name of Object.keys(pkg.dependencies)) {
+    for (const name of [...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies)]) {
       const link = join(scratch, 'node_modules', name);
       await mkdir(dirname(link), { recursive: true });
       await symlink(join(repo, 'node_modules', name), link, 'dir');
@@ -52,7 +54,13 @@ describe('the packed hypersync package', () => {
     expect(files).toContain('dist/src/index.d.ts');
     expect(files).toContain('dist/src/cli/main.js');
     expect(files).toEqual(
-      expect.arrayContaining(['dist/src/client/index.js', 'dist/src/client/index.d.ts', 'dist/src/client/schema.d.ts']),
+      expect.arrayContaining([
+        'dist/src/client/index.js',
+        'dist/src/client/index.d.ts',
+        'dist/src/client/schema.d.ts',
+        'dist/src/langchain/index.js',
+        'dist/src/langchain/index.d.ts',
+      ]),
     );
     expect(files).toContain('db/migrations/001_init.sql');
     expect(files.filter((f) => /^(src|test|bench|kernels|workers)\/|^dist\/(test|bench)\/|\.tsbuildinfo$/.test(f))).toEqual([]);
@@ -93,7 +101,14 @@ try {
       file,
       `import { HyperSync, type StoreItem } from 'hypersync';
 import { createClient, type Schema } from 'hypersync/client';
+import { HyperSyncVectorStore, type HyperSyncFilter } from 'hypersync/langchain';
+import type { EmbeddingsInterface } from '@langchain/core/embeddings';
 export const open: typeof HyperSync.open = HyperSync.open;
+export async function search(embeddings: EmbeddingsInterface): Promise<string[]> {
+  const filter: HyperSyncFilter = { lang: { $in: ['en', 'de'] } };
+  const store = await HyperSyncVectorStore.fromExistingIndex(embeddings, { url: 'http://localhost:8080', collection: 'docs' });
+  return (await store.asRetriever({ k: 2, filter }).invoke('hello')).map((d) => d.pageContent);
+}
 export const item: StoreItem = { id: 'a' };
 export async function hits(): Promise<Schema<'Hit'>[]> {
   const { data } = await createClient('http://localhost:8080', { apiKey: 'k' }).POST('/v1/collections/{c}/query', {
@@ -136,6 +151,42 @@ console.log(JSON.stringify(data));
     );
     const { stdout } = await run(process.execPath, [script], { cwd: join(dir, 'scratch') });
     expect(JSON.parse(stdout.trim())).toEqual({ collections: [], auth: 'Bearer k', url: 'http://127.0.0.1:1/v1/collections' });
+  });
+
+  it("imports 'hypersync/langchain' with the user's @langchain/core, without the server", async () => {
+    const script = join(dir, 'scratch', 'langchain.mjs');
+    await writeFile(
+      script,
+      `import { HyperSyncApiError, HyperSyncVectorStore } from 'hypersync/langchain';
+import { VectorStore } from '@langchain/core/vectorstores';
+const bodies = [];
+const fetch = async (req) => {
+  bodies.push(await req.json());
+  return new URL(req.url).pathname.endsWith('/query')
+    ? Response.json({ results: [[{ id: 'a', score: 0.5, version: 1, source: 'hvs', content: 'alpha', metadata: { lang: 'en' } }]] })
+    : Response.json({ error: { code: 'invalid_argument', message: 'filter.x.$bad: unknown operator' } }, { status: 400 });
+};
+const embeddings = { embedQuery: async () => [1, 0], embedDocuments: async (t) => t.map(() => [1, 0]) };
+const store = new HyperSyncVectorStore(embeddings, { url: 'http://127.0.0.1:1', collection: 'docs', fetch });
+const [[doc, score]] = await store.similaritySearchWithScore('hello', 1, { lang: 'en' });
+const error = await store.delete({ filter: { x: { $bad: 1 } } }).catch((e) => e);
+console.log(JSON.stringify({
+  isVectorStore: store instanceof VectorStore,
+  doc: { id: doc.id, pageContent: doc.pageContent, metadata: doc.metadata },
+  score,
+  filter: bodies[0].filter,
+  error: { isApiError: error instanceof HyperSyncApiError, status: error.status, code: error.code },
+}));
+`,
+    );
+    const { stdout } = await run(process.execPath, [script], { cwd: join(dir, 'scratch') });
+    expect(JSON.parse(stdout.trim())).toEqual({
+      isVectorStore: true,
+      doc: { id: 'a', pageContent: 'alpha', metadata: { lang: 'en' } },
+      score: 0.5,
+      filter: { lang: 'en' },
+      error: { isApiError: true, status: 400, code: 'invalid_argument' },
+    });
   });
 
   it('runs its bin', async () => {
