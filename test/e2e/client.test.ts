@@ -208,9 +208,8 @@ describe('hypersync/client against the real HTTP service', () => {
       await hs.POST('/v1/collections/{c}/explain', { params: c, body: { k: 3, filter: { lang: 'de' } } }),
     );
     expect(plan.path).toBe('hvs');
-    expect(plan.steps).toContainEqual(
-      expect.objectContaining({ step: 'hvs-search', filter: expect.objectContaining({ matching: 6 }) }),
-    );
+    const search = plan.steps.find((st) => st.step === 'hvs-search') as { filter?: { matching: number } } | undefined;
+    expect(search?.filter?.matching).toBe(6);
 
     const deleted = expectOk(
       'DeleteResult',

@@ -148,25 +148,22 @@ describe('metrics and the OpenAPI document', () => {
   });
 
   it('serves an OpenAPI 3.1 document whose request schemas come from the validators', async () => {
+    type Schema = { properties?: Record<string, unknown>; required?: string[]; $ref?: string };
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
       openapi: string;
-      paths: Record<
-        string,
-        Record<
-          string,
-          {
-            requestBody?: {
-              content: { 'application/json': { schema: { properties?: Record<string, unknown>; required?: string[] } } };
-            };
-          }
-        >
-      >;
+      paths: Record<string, Record<string, { requestBody?: { content: { 'application/json': { schema: Schema } } } }>>;
+      components: { schemas: Record<string, Schema> };
     };
     expect(doc.openapi).toBe('3.1.0');
-    const store = doc.paths['/v1/collections/{c}/items'].post.requestBody?.content['application/json'].schema;
-    expect(store?.required).toContain('items');
-    const query = doc.paths['/v1/collections/{c}/query'].post.requestBody?.content['application/json'].schema;
-    expect(Object.keys(query?.properties ?? {})).toEqual(expect.arrayContaining(['queries', 'k', 'include', 'minLsn']));
+    // Request bodies are named schemas under components: follow the reference.
+    const bodyOf = (path: string): Schema | undefined => {
+      const s = doc.paths[path].post.requestBody?.content['application/json'].schema;
+      return s?.$ref ? doc.components.schemas[s.$ref.replace('#/components/schemas/', '')] : s;
+    };
+    expect(bodyOf('/v1/collections/{c}/items')?.required).toContain('items');
+    expect(Object.keys(bodyOf('/v1/collections/{c}/query')?.properties ?? {})).toEqual(
+      expect.arrayContaining(['queries', 'k', 'include', 'minLsn', 'filter', 'minScore']),
+    );
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining(['/v1/collections', '/v1/collections/{c}', '/v1/encode', '/metrics']),
     );
