@@ -10,10 +10,10 @@ export { METRICS, type Metric } from './core/metric.js';
 export { loadConfig, type Config } from './config.js';
 export type { DevicePreference } from './core/device-preference.js';
 export * from './core/errors.js';
-export { HvsCollection, type HvsCollectionOptions } from './hvs/hvs-collection.js';
+export { HvsCollection } from './hvs/hvs-collection.js';
 export { Hvs, type HvsOptions } from './hvs/hvs.js';
 export type { SnapshotManifest } from './hvs/snapshot.js';
-export type { CollectionSpec, CollectionStats, MemoryUsage } from './hvs/types.js';
+export type { CollectionSpec, CollectionStats, HvsCollectionOptions, HvsSearchOptions, MemoryUsage } from './hvs/types.js';
 export type { SearchHit } from './core/search-hit.js';
 export { type VectorBatch } from './core/vector.js';
 export type {

@@ -1,4 +1,5 @@
 import type { RowMask, SearchKernel } from '../../kernels/search-kernel.js';
+import { LRUCache } from 'lru-cache';
 import { InvalidArgumentError } from '../core/errors.js';
 import { filterKey, type FilterNode, matchesAll } from '../core/filter.js';
 import type { SearchHit } from '../core/search-hit.js';
@@ -88,6 +89,7 @@ export async function searchFiltered(
   kernel: SearchKernel,
   segments: () => Iterable<Segment>,
   columns: MetadataColumns,
+  cache: FilterMaskCache,
   q: QueryBatch,
   k: number,
   filter: FilterNode | readonly (FilterNode | undefined)[],
@@ -114,7 +116,7 @@ export async function searchFiltered(
     if (matchesAll(node)) {
       found = await searchSegments(kernel, segments(), data, at.length, k, metric, dim);
     } else {
-      const r = filterRowMasks(segments(), columns, columns.evaluate(node));
+      const r = cache.masksOf(node, [...segments()], columns);
       run = r.run;
       found =
         r.masks.size === 0
@@ -152,4 +154,46 @@ export function estimateFilter(
     if (slot >= 0 && matches[slot] === 1) matching++;
   }
   return { matching, live, selectivity: live === 0 ? 0 : matching / live };
+}
+
+/**
+ * The row masks of recent filters, while the segments they were made for stand unchanged: a
+ * filter that repeats (a tenant's, a language's) is evaluated once, not once per query. Any write,
+ * delete, seal or compaction changes a segment's rows, tombstones or identity, and with them the
+ * key the masks were stored under.
+ */
+export class FilterMaskCache {
+  private readonly entries: LRUCache<string, { masks: Map<Segment, RowMask>; run: FilterRun }>;
+
+  /** @param maxBytes what the cached masks may hold in all (default 64 MiB). */
+  constructor(maxBytes = 64 * 2 ** 20) {
+    this.entries = new LRUCache({ maxSize: maxBytes, sizeCalculation: (e) => Math.max(1, maskBytes(e.masks)) });
+  }
+
+  /** The masks of `node` over `segments` (see {@link filterRowMasks}), cached. */
+  masksOf(
+    node: FilterNode,
+    segments: readonly Segment[],
+    columns: MetadataColumns,
+  ): { masks: Map<Segment, RowMask>; run: FilterRun } {
+    let key = filterKey(node);
+    for (const s of segments) key += `|${s.id}:${s.rows}:${s.tombstones}`;
+    const hit = this.entries.get(key);
+    // A sealed segment keeps the id of the growing one it replaces: the objects must be the same.
+    if (hit && [...hit.masks.keys()].every((s) => segments.includes(s))) return hit;
+    const r = filterRowMasks(segments, columns, columns.evaluate(node));
+    this.entries.set(key, r);
+    return r;
+  }
+
+  /** Drops every entry (the collection closed). */
+  clear(): void {
+    this.entries.clear();
+  }
+}
+
+function maskBytes(masks: Map<Segment, RowMask>): number {
+  let b = 0;
+  for (const m of masks.values()) b += (m.select ? m.select.byteLength : m.mask.byteLength) + 64;
+  return b;
 }

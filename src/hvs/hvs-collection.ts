@@ -11,34 +11,14 @@ import { SealScheduler } from './seal-scheduler.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { searchSegments } from './segment-search.js';
-import { estimateFilter, type FilterRun, searchFiltered } from './filtered-search.js';
+import { estimateFilter, FilterMaskCache, type FilterRun, searchFiltered } from './filtered-search.js';
 import { checkUpsert, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
 import { MetadataColumns } from './metadata-columns.js';
 import type { FilterNode } from '../core/filter.js';
 import { encodeSnapshotMetadata, type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
-import type { CollectionParts, CollectionStats, MemoryUsage } from './types.js';
+import type { CollectionParts, CollectionStats, HvsCollectionOptions, HvsSearchOptions, MemoryUsage } from './types.js';
 import type { SearchHit } from '../core/search-hit.js';
 import { checkBatch, QueryBatch, type VectorBatch } from '../core/vector.js';
-
-/** Options of an HVS collection. */
-export interface HvsCollectionOptions {
-  /**
-   * Rows the growing segment holds before it seals into a device-resident segment (default
-   * 32,768: at 384 dimensions a 48 MiB segment builds in ≈0.15 s, so the last build of a bulk
-   * load is short; `compact()` merges segments later for fewer, larger ones).
-   */
-  sealThreshold?: number;
-  /** Largest segment compaction builds by merging smaller ones (default 262,144 rows). */
-  maxSegmentRows?: number;
-}
-
-/** Options of {@link HvsCollection.search}. */
-export interface HvsSearchOptions {
-  /** One metadata filter for every query, or one per query (undefined: none). */
-  filter?: FilterNode | readonly (FilterNode | undefined)[];
-  /** @internal Lets `k` pass `LIMITS.k`: the router's over-fetch for blocks of many chunks. */
-  unboundedK?: boolean;
-}
 
 /**
  * A collection of the hot tier: string ids mapped to rows of segments; sealed segments resident
@@ -49,8 +29,9 @@ export class HvsCollection {
   readonly opts: Required<HvsCollectionOptions>;
   private readonly locations = new Map<string, number>();
   private readonly segments = new Map<number, Segment>();
-  /** Each live id's metadata, as columns a filter scans. */
+  /** Each live id's metadata as columns a filter scans, and the row masks of recent filters. */
   private readonly columns = new MetadataColumns();
+  private readonly filterMasks = new FilterMaskCache();
   private growing: GrowingSegment;
   private nextSegmentId = 0;
   private _lsn = 0;
@@ -223,7 +204,7 @@ export class HvsCollection {
     return (await this.searchWithRuns(queries, k, opts)).hits;
   }
 
-  /** {@link search}, with how each query's filter ran (undefined for a query without one). */
+  /** {@link search}, with how each query's filter ran (undefined without one). */
   async searchWithRuns(
     queries: VectorBatch | QueryBatch,
     k: number,
@@ -242,7 +223,7 @@ export class HvsCollection {
       const hits = await searchSegments(this.kernel, this.segments.values(), q.data, q.count, k, this.metric, this.dim);
       return { hits, runs: hits.map(() => undefined) };
     }
-    return searchFiltered(this.kernel, () => this.segments.values(), this.columns, q, k, opts.filter);
+    return searchFiltered(this.kernel, () => this.segments.values(), this.columns, this.filterMasks, q, k, opts.filter);
   }
 
   /** Live rows `filter` matches and their share (the planner's estimate). */
@@ -251,7 +232,7 @@ export class HvsCollection {
     return estimateFilter(this.columns, this.locations.keys(), filter);
   }
 
-  /** The metadata the filter columns hold for `id` (rebuilt from them), or undefined. */
+  /** `id`'s metadata rebuilt from the filter columns, or undefined. */
   metadataOf(id: string): Record<string, unknown> | undefined {
     return this.columns.get(id);
   }
@@ -362,6 +343,7 @@ export class HvsCollection {
       this.segments.clear();
       this.locations.clear();
       this.columns.clear();
+      this.filterMasks.clear();
     })();
     return this.closing;
   }

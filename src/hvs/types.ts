@@ -1,4 +1,5 @@
 import type { SearchKernel } from '../../kernels/search-kernel.js';
+import type { FilterNode } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { Segment } from './segment.js';
 
@@ -52,4 +53,24 @@ export interface CollectionParts {
   /** A segment id not used before in this collection. */
   newSegmentId(): number;
   isClosed(): boolean;
+}
+
+/** Options of an HVS collection. */
+export interface HvsCollectionOptions {
+  /**
+   * Rows the growing segment holds before it seals into a device-resident segment (default
+   * 32,768: at 384 dimensions a 48 MiB segment builds in ≈0.15 s, so the last build of a bulk
+   * load is short; `compact()` merges segments later for fewer, larger ones).
+   */
+  sealThreshold?: number;
+  /** Largest segment compaction builds by merging smaller ones (default 262,144 rows). */
+  maxSegmentRows?: number;
+}
+
+/** Options of {@link HvsCollection.search}. */
+export interface HvsSearchOptions {
+  /** One metadata filter for every query, or one per query (undefined: none). */
+  filter?: FilterNode | readonly (FilterNode | undefined)[];
+  /** @internal Lets `k` pass `LIMITS.k`: the router's over-fetch for blocks of many chunks. */
+  unboundedK?: boolean;
 }

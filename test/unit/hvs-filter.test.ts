@@ -155,5 +155,12 @@ describe('HVS filters: batches, snapshots, writes', () => {
     await c.upsert(['c'], [Float32Array.of(0, 0, 1)], undefined, [{ t: 'x' }]);
     expect((await c.search(q, 5, { filter: f }))[0].map((h) => h.id)).toEqual(['c']);
     expect(c.estimate(f)).toEqual({ matching: 1, live: 2, selectivity: 0.5 });
+    // The growing segment seals under the same id and row count: the cached masks of the filter
+    // were made for the old segment object and must not be used for the new one.
+    await c.flush();
+    expect(c.stats().sealedSegments).toBe(1);
+    expect((await c.search(q, 5, { filter: f }))[0].map((h) => h.id)).toEqual(['c']);
+    await c.compact();
+    expect((await c.search(q, 5, { filter: f }))[0].map((h) => h.id)).toEqual(['c']);
   });
 });
