@@ -93,60 +93,41 @@ export function gemmAlpha(metric: Metric): number {
   return metric === 'l2' ? 2 : 1;
 }
 
-/** The outputs of a sealed segment's graph, by how its rows are masked (see {@link buildSealedGraph}). */
-export const SEALED_OUTPUTS = {
-  candidates: ['top_scores', 'top_rows'],
-  dense: ['dense_scores', 'dense_rows'],
-  gather: ['gather_scores', 'gather_rows'],
-} as const;
-
-/** How a search masks a sealed segment's rows: the path through its graph. */
-export type SealedPath = keyof typeof SEALED_OUTPUTS;
-
 /**
  * The graph of a sealed segment. The segment's vectors are an initializer, so they are loaded
- * into device memory once and only queries travel per call. It has three paths; a run fetches
- * the outputs of one, and onnxruntime runs only the nodes those need.
+ * into device memory once (pre-packed for the Gemm on CPU) and only queries travel per call.
  *
- * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]`, `mask [rows]` (0 for rows that may
- * match, −Infinity for tombstones and rows a filter excludes), `sel [M]` (rows to score).
+ * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]` (k plus the masked rows, at most the row
+ * count), `mask [rows]` (0 for rows that may be returned, −Infinity for tombstones and rows a
+ * filter excludes), `use_dense [1]` (bool).
  *
- * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise.
- * - `candidates` (few rows masked): `TopK(candidates)` with `candidates = k + masked rows`, the
- *   mask added to just those (a `Gather`, O(B·c) rather than another pass over `B × rows`), and a
- *   final `TopK(k)`. The `k` best unmasked rows are among the candidates, so the result is exact.
- * - `dense` (many rows masked, a filter): the mask added to every score, then `TopK(k)`.
- * - `gather` (few rows match): only the rows in `sel` are gathered and scored, then `TopK(k)`;
- *   `k` at most `M`.
+ * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise;
+ * then, in an `If` that only post-processes the scores (a Gemm inside a branch would not be
+ * pre-packed and would pack the vectors on every run):
+ * - few rows masked: `TopK(candidates)`, the mask added to just those candidates (a `Gather`,
+ *   O(B·c) rather than another pass over `B × rows`), and a final `TopK(k)`. Taking `k + masked`
+ *   candidates first guarantees the `k` best unmasked rows are among them, so the result is exact.
+ * - many rows masked (`use_dense`, a filter): the mask added to every score, then `TopK(k)`.
  * A masked row never surfaces with a finite score.
  */
 export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): ModelWithData {
   const segment = externalFloatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim]);
   const initializer: OnnxTypes.ITensorProto[] = [segment.tensor];
   const gemmInputs = ['queries', 'vectors'];
-  const gatherGemmInputs = ['queries', 'sel_vectors'];
-  const gatherNodes: OnnxTypes.INodeProto[] = [node('Gather', ['vectors', 'sel'], ['sel_vectors'], [intAttr('axis', 0)])];
   if (metric === 'l2') {
     initializer.push(floatInitializer('bias', negSquaredNorms(vectors, rows, dim), [rows]));
     gemmInputs.push('bias');
-    gatherNodes.push(node('Gather', ['bias', 'sel'], ['sel_bias'], [intAttr('axis', 0)]));
-    gatherGemmInputs.push('sel_bias');
   }
-  const gemmAttrs = [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }];
-  const outs = (scores: string, rowsOut: string): OnnxTypes.IValueInfoProto[] => [
-    valueInfo(scores, FLOAT, ['B', 'K']),
-    valueInfo(rowsOut, INT64, ['B', 'K']),
-  ];
+  const outputs = [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])];
   const branch = (name: string, nodes: OnnxTypes.INodeProto[], scores: string, rowsOut: string): OnnxTypes.IGraphProto => ({
     name,
     node: nodes,
-    output: outs(scores, rowsOut),
+    output: [valueInfo(scores, FLOAT, ['B', 'K']), valueInfo(rowsOut, INT64, ['B', 'K'])],
   });
   const candidates = branch(
     'candidates',
     [
-      node('Gemm', gemmInputs, ['c_scores'], gemmAttrs),
-      node('TopK', ['c_scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
+      node('TopK', ['scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
       node('Gather', ['mask', 'cand_rows'], ['cand_mask'], [intAttr('axis', 0)]),
       node('Add', ['cand_scores', 'cand_mask'], ['masked_scores']),
       node('TopK', ['masked_scores', 'k'], ['c_top_scores', 'c_top_pos'], [intAttr('axis', 1)]),
@@ -158,35 +139,18 @@ export function buildSealedGraph(vectors: Float32Array, rows: number, dim: numbe
   const dense = branch(
     'dense',
     [
-      node('Gemm', gemmInputs, ['d_scores'], gemmAttrs),
-      node('Add', ['d_scores', 'mask'], ['d_masked']),
+      node('Add', ['scores', 'mask'], ['d_masked']),
       node('TopK', ['d_masked', 'k'], ['d_top_scores', 'd_top_rows'], [intAttr('axis', 1)]),
     ],
     'd_top_scores',
     'd_top_rows',
   );
-  const gather = branch(
-    'gather',
-    [
-      ...gatherNodes,
-      node('Gemm', gatherGemmInputs, ['g_scores'], gemmAttrs),
-      node('TopK', ['g_scores', 'k'], ['g_top_scores', 'g_top_pos'], [intAttr('axis', 1)]),
-      node('Gather', ['sel', 'g_top_pos'], ['g_top_rows'], [intAttr('axis', 0)]),
-    ],
-    'g_top_scores',
-    'g_top_rows',
-  );
-  const graphAttr = (name: string, g: OnnxTypes.IGraphProto): OnnxTypes.IAttributeProto => ({ name, type: GRAPH, g });
-  const scan = branch(
-    'scan',
-    [node('If', ['use_dense'], ['s_scores', 's_rows'], [graphAttr('then_branch', dense), graphAttr('else_branch', candidates)])],
-    's_scores',
-    's_rows',
-  );
+  const graph = (name: string, g: OnnxTypes.IGraphProto): OnnxTypes.IAttributeProto => ({ name, type: GRAPH, g });
   const model = encodeModel({
     name: 'hypersync_sealed_segment',
     node: [
-      node('If', ['use_gather'], ['top_scores', 'top_rows'], [graphAttr('then_branch', gather), graphAttr('else_branch', scan)]),
+      node('Gemm', gemmInputs, ['scores'], [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }]),
+      node('If', ['use_dense'], ['top_scores', 'top_rows'], [graph('then_branch', dense), graph('else_branch', candidates)]),
     ],
     initializer,
     input: [
@@ -194,11 +158,9 @@ export function buildSealedGraph(vectors: Float32Array, rows: number, dim: numbe
       valueInfo('k', INT64, [1]),
       valueInfo('candidates', INT64, [1]),
       valueInfo('mask', FLOAT, [rows]),
-      valueInfo('sel', INT64, ['M']),
       valueInfo('use_dense', BOOL, [1]),
-      valueInfo('use_gather', BOOL, [1]),
     ],
-    output: outs('top_scores', 'top_rows'),
+    output: outputs,
   });
   return { model, externalData: [segment.file] };
 }

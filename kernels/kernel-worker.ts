@@ -35,7 +35,7 @@ export type KernelRequest =
       queries: Float32Array;
       batch: number;
       k: number;
-      items: { handle: number; masked: number; mask?: Float32Array; select?: Int32Array }[];
+      items: { handle: number; masked: number; mask?: Float32Array }[];
     }
   | { op: 'release'; id: number; handle: number }
   | { op: 'close'; id: number };
@@ -115,7 +115,7 @@ async function searchOne(
   queries: Float32Array,
   batch: number,
   k: number,
-  item: { masked: number; mask?: Float32Array; select?: Int32Array },
+  item: { masked: number; mask?: Float32Array },
 ): Promise<TopKResult> {
   const index = await indexes.get(handle);
   if (!index) throw new Error(`unknown index handle ${handle}`);
@@ -124,12 +124,7 @@ async function searchOne(
     mask = zeroMasks.get(handle);
     if (!mask) zeroMasks.set(handle, (mask = new Float32Array(index.rows)));
   }
-  return index.search(
-    queries,
-    batch,
-    k,
-    item.select ? { mask, masked: item.masked, select: item.select } : { mask, masked: item.masked },
-  );
+  return index.search(queries, batch, k, { mask, masked: item.masked });
 }
 
 async function handle(req: KernelRequest): Promise<TopKResult[] | undefined> {

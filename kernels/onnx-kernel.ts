@@ -4,7 +4,7 @@ import { crc32 } from 'node:zlib';
 import { ClosedError, SnapshotCorruptError } from '../src/core/errors.js';
 import type { DeviceInfo } from './device.js';
 import { buildDynamicGraph, buildSealedGraph, gemmAlpha } from './graphs.js';
-import type { IndexSearch, IndexSource, ResidentIndex, RowMask, SearchKernel } from './search-kernel.js';
+import type { IndexMask, IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
 import type { TopKResult } from './types.js';
 import type { Metric } from '../src/core/metric.js';
 
@@ -27,8 +27,6 @@ function int64Scalar(v: number): ort.Tensor {
 
 const TRUE = new ort.Tensor('bool', Uint8Array.of(1), [1]);
 const FALSE = new ort.Tensor('bool', Uint8Array.of(0), [1]);
-/** The `sel` input of a search that scans (the gather branch does not run). */
-const NO_SELECTION = new ort.Tensor('int64', BigInt64Array.of(0n), [1]);
 
 /**
  * Past this share of masked rows a sealed search adds the mask to every score (one pass over the
@@ -70,25 +68,15 @@ class OnnxResidentIndex implements ResidentIndex {
     return this.rows * this.dim * 4 + (this.metric === 'l2' ? this.rows * 4 : 0);
   }
 
-  async search(queries: Float32Array, batch: number, k: number, { mask, masked, select }: RowMask): Promise<TopKResult> {
+  async search(queries: Float32Array, batch: number, k: number, { mask, masked }: IndexMask): Promise<TopKResult> {
     if (this.released) throw new ClosedError('segment index');
-    const scored = select ? select.length : this.rows;
-    const kk = Math.min(k, scored);
-    const dense = !select && masked > this.rows * DENSE_MASK_SHARE;
+    const kk = Math.min(k, this.rows);
     const out = await this.session.run({
       queries: new ort.Tensor('float32', queries, [batch, this.dim]),
       k: int64Scalar(kk),
       candidates: int64Scalar(Math.min(this.rows, kk + masked)),
       mask: new ort.Tensor('float32', mask.subarray(0, this.rows), [this.rows]),
-      sel: select
-        ? new ort.Tensor(
-            'int64',
-            BigInt64Array.from(select, (r) => BigInt(r)),
-            [select.length],
-          )
-        : NO_SELECTION,
-      use_dense: dense ? TRUE : FALSE,
-      use_gather: select ? TRUE : FALSE,
+      use_dense: masked > this.rows * DENSE_MASK_SHARE ? TRUE : FALSE,
     });
     return toTopK(out, batch);
   }

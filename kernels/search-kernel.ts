@@ -22,7 +22,7 @@ export interface ResidentIndex {
    * @param queries `batch × dim` floats, already normalised for cosine.
    * @param k slots per query, 1 ≤ k ≤ rows.
    */
-  search(queries: Float32Array, batch: number, k: number, rows: RowMask): Promise<TopKResult>;
+  search(queries: Float32Array, batch: number, k: number, rows: IndexMask): Promise<TopKResult>;
   /** Frees the device memory; safe to call twice. */
   release(): Promise<void>;
 }
@@ -31,20 +31,26 @@ export interface ResidentIndex {
  * Which rows of an index a search may return: tombstones and rows a metadata filter excludes are
  * masked, so top-k is exact over the rest and never short while k of them exist.
  */
-export interface RowMask {
+export interface IndexMask {
   /** `rows` floats: 0 for rows that may be returned, −Infinity for the others. */
   mask: Float32Array;
   /** How many entries of `mask` are −Infinity. */
   masked: number;
-  /**
-   * When set, the only rows to score (ascending, each unmasked): the kernel gathers and scores
-   * just these instead of scanning every row (few rows match a filter). Non-empty.
-   */
+}
+
+/**
+ * The rows of a segment a search may return: its {@link IndexMask}, and, when few rows match a
+ * filter, the only rows to score (ascending, each unmasked, non-empty): the segment gathers their
+ * vectors and scores just those ({@link SearchKernel.searchTransient}) instead of scanning all.
+ */
+export interface RowMask extends IndexMask {
   select?: Int32Array;
+  /** The selected rows' vectors, `select.length × dim` floats, when already gathered. */
+  gathered?: Float32Array;
 }
 
 /** One index of a {@link SearchKernel.searchIndexes} call with the rows it may return. */
-export interface IndexSearch extends RowMask {
+export interface IndexSearch extends IndexMask {
   index: ResidentIndex;
 }
 

@@ -4,7 +4,7 @@ import { ClosedError, KernelWorkerError, SnapshotCorruptError } from '../src/cor
 import type { DeviceInfo } from './device.js';
 import type { KernelReply, KernelRequest, KernelWorkerData } from './kernel-worker.js';
 import { OnnxSearchKernel, type OnnxSearchKernelOptions } from './onnx-kernel.js';
-import type { IndexSearch, IndexSource, ResidentIndex, RowMask, SearchKernel } from './search-kernel.js';
+import type { IndexMask, IndexSearch, IndexSource, ResidentIndex, SearchKernel } from './search-kernel.js';
 import { CHECKSUM_ERROR, type TopKResult } from './types.js';
 import { type Metric } from '../src/core/metric.js';
 
@@ -99,7 +99,7 @@ class KernelThread {
 /** One `searchMany` round trip: every index given lives on `thread`. */
 async function searchOnThread(
   thread: KernelThread,
-  items: readonly (RowMask & { index: WorkerResidentIndex })[],
+  items: readonly (IndexMask & { index: WorkerResidentIndex })[],
   queries: Float32Array,
   batch: number,
   k: number,
@@ -159,7 +159,7 @@ class WorkerResidentIndex implements ResidentIndex {
     return this.built;
   }
 
-  async search(queries: Float32Array, batch: number, k: number, rows: RowMask): Promise<TopKResult> {
+  async search(queries: Float32Array, batch: number, k: number, rows: IndexMask): Promise<TopKResult> {
     const [result] = await searchOnThread(this.thread, [{ ...rows, index: this }], queries, batch, k);
     return result;
   }
@@ -168,10 +168,9 @@ class WorkerResidentIndex implements ResidentIndex {
   onRelease: ((index: WorkerResidentIndex) => void) | undefined;
 
   /** @internal What a search request says about this index. */
-  item({ mask, masked, select }: RowMask): { handle: number; masked: number; mask?: Float32Array; select?: Int32Array } {
+  item({ mask, masked }: IndexMask): { handle: number; masked: number; mask?: Float32Array } {
     if (this.released) throw new ClosedError('segment index');
-    // A selection travels alone (the worker's zero mask stands in); a mask only when it masks rows.
-    if (select) return { handle: this.handle, masked, select };
+    // Only a mask that masks rows travels; the worker keeps a zero mask for the others.
     return masked > 0 ? { handle: this.handle, masked, mask: mask.subarray(0, this.rows) } : { handle: this.handle, masked };
   }
 
@@ -291,7 +290,7 @@ export class WorkerSearchKernel implements SearchKernel {
   async searchIndexes(items: readonly IndexSearch[], queries: Float32Array, batch: number, k: number): Promise<TopKResult[]> {
     this.assertOpen();
     // One round trip per worker thread.
-    const byThread = new Map<KernelThread, { at: number[]; items: (RowMask & { index: WorkerResidentIndex })[] }>();
+    const byThread = new Map<KernelThread, { at: number[]; items: (IndexMask & { index: WorkerResidentIndex })[] }>();
     items.forEach((it, at) => {
       if (!(it.index instanceof WorkerResidentIndex)) throw new TypeError('index does not belong to this kernel');
       const thread = it.index.owner;

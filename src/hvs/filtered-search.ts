@@ -15,7 +15,7 @@ import type { Segment } from './segment.js';
  * At or below this share of a segment's rows matching, the kernel gathers and scores only the
  * matching rows; above it, it scans every row with the filter as a mask.
  */
-export const GATHER_SHARE = 1 / 8;
+export const GATHER_SHARE = 1 / 32;
 
 /** How a filter ran over a collection's segments (for `explain` and the planner). */
 export interface FilterRun {
@@ -66,7 +66,14 @@ export function filterRowMasks(
     if (m <= rows * GATHER_SHARE) {
       // Only the selected rows are scored: the segment's own tombstone mask stands in for the
       // mask (a kernel may need one of the segment's length; none of it is read).
-      masks.set(seg, { mask: seg instanceof SealedSegment ? seg.mask : NO_MASK, masked: rows - m, select });
+      // A sealed segment's rows are read from its file once here: the cached masks keep them, so a
+      // filter that repeats scores them again without reading.
+      masks.set(
+        seg,
+        seg instanceof SealedSegment
+          ? { mask: seg.mask, masked: rows - m, select, gathered: seg.file.readRows(select) }
+          : { mask: NO_MASK, masked: rows - m, select },
+      );
       gathered++;
     } else {
       const mask = new Float32Array(rows).fill(-Infinity);
@@ -194,6 +201,6 @@ export class FilterMaskCache {
 
 function maskBytes(masks: Map<Segment, RowMask>): number {
   let b = 0;
-  for (const m of masks.values()) b += (m.select ? m.select.byteLength : m.mask.byteLength) + 64;
+  for (const m of masks.values()) b += (m.select ? m.select.byteLength + (m.gathered?.byteLength ?? 0) : m.mask.byteLength) + 64;
   return b;
 }

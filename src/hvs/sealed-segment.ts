@@ -1,4 +1,5 @@
-import type { IndexSearch, ResidentIndex, RowMask, SearchKernel } from '../../kernels/search-kernel.js';
+import type { IndexMask, IndexSearch, ResidentIndex, RowMask, SearchKernel } from '../../kernels/search-kernel.js';
+import { negSquaredNorms } from '../../kernels/graphs.js';
 import type { TopKResult } from '../../kernels/types.js';
 import type { Metric } from '../core/metric.js';
 import { idBytes, type Segment } from './segment.js';
@@ -44,6 +45,7 @@ export class SealedSegment implements Segment {
     readonly ids: readonly string[],
     readonly versions: Float64Array,
     private readonly index: ResidentIndex,
+    private readonly kernel: SearchKernel,
   ) {
     this.mask = new Float32Array(ids.length);
     let b = 0;
@@ -68,7 +70,7 @@ export class SealedSegment implements Segment {
       file.close();
       throw err;
     }
-    const seg = new SealedSegment(src.id, src.dim, src.metric, file, src.ids, src.versions.subarray(0, rows), index);
+    const seg = new SealedSegment(src.id, src.dim, src.metric, file, src.ids, src.versions.subarray(0, rows), index, kernel);
     for (const r of src.dead ?? []) seg.tombstone(r);
     return seg;
   }
@@ -101,14 +103,35 @@ export class SealedSegment implements Segment {
   }
 
   search(queries: Float32Array, batch: number, k: number, rows?: RowMask): Promise<TopKResult> {
+    if (rows?.select) return this.searchSelected(queries, batch, k, rows.select, rows.gathered);
     return this.index.search(queries, batch, k, rows ?? { mask: this.mask, masked: this._tombstones });
   }
 
   /**
-   * This segment as one item of a batched {@link SearchKernel.searchIndexes} call: its live rows,
-   * or those `rows` lets through.
+   * Scores only the rows in `select` (few rows match a filter): their vectors are read from the
+   * segment's file (the host's copy) and scored as a transient batch, so the device index keeps
+   * one pre-packed copy of the segment and no second one for gathers.
    */
-  searchItem(rows?: RowMask): IndexSearch {
+  private async searchSelected(
+    queries: Float32Array,
+    batch: number,
+    k: number,
+    select: Int32Array,
+    gathered?: Float32Array,
+  ): Promise<TopKResult> {
+    const m = select.length;
+    const vectors = gathered ?? this.file.readRows(select);
+    const bias = this.metric === 'l2' ? negSquaredNorms(vectors, m, this.dim) : new Float32Array(m);
+    const out = await this.kernel.searchTransient(vectors, m, this.dim, this.metric, bias, queries, batch, k);
+    for (let i = 0; i < out.rows.length; i++) if (out.rows[i] >= 0) out.rows[i] = select[out.rows[i]];
+    return out;
+  }
+
+  /**
+   * This segment as one item of a batched {@link SearchKernel.searchIndexes} call: its live rows,
+   * or those `rows` lets through (a selection is searched by {@link search} instead).
+   */
+  searchItem(rows?: IndexMask): IndexSearch {
     return { index: this.index, ...(rows ?? { mask: this.mask, masked: this._tombstones }) };
   }
 

@@ -134,6 +134,26 @@ export class VectorsFile {
   }
 
   /** Row `row`'s vector, read from the file (the page cache keeps hot rows in memory). */
+  /**
+   * The rows `rows` (ascending) in one buffer, `rows.length × dim` floats: runs of adjacent rows
+   * are read in one go (the page cache usually holds the file: it was written or read recently).
+   */
+  readRows(rows: Int32Array): Float32Array {
+    const out = new Float32Array(rows.length * this.dim);
+    const bytes = new Uint8Array(out.buffer);
+    const rowBytes = this.dim * 4;
+    const fd = this.openFd();
+    for (let i = 0; i < rows.length;) {
+      let j = i + 1;
+      while (j < rows.length && rows[j] === rows[j - 1] + 1) j++;
+      const length = (j - i) * rowBytes;
+      const n = readSync(fd, bytes, i * rowBytes, length, rows[i] * rowBytes);
+      if (n !== length) throw new SnapshotCorruptError(`${this.path}: short read at row ${rows[i]}`);
+      i = j;
+    }
+    return out;
+  }
+
   readRow(row: number): Float32Array {
     const out = new Float32Array(this.dim);
     const bytes = new Uint8Array(out.buffer);

@@ -25,8 +25,10 @@ export async function searchSegments(
   const segments = [...allSegments].filter((s) => s.rows - s.tombstones > 0 && (!filtered || filtered.has(s)));
   // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
   // while growing segments are searched here, at the same time.
-  const sealed = segments.filter((s): s is SealedSegment => s instanceof SealedSegment);
-  const others = segments.filter((s) => !(s instanceof SealedSegment));
+  // A sealed segment whose few matching rows are gathered is searched on its own, like the others.
+  const batched = (s: Segment): s is SealedSegment => s instanceof SealedSegment && !filtered?.get(s)?.select;
+  const sealed = segments.filter(batched);
+  const others = segments.filter((s) => !batched(s));
   for (const s of sealed) s.acquire();
   let parts: TopKResult[];
   try {
