@@ -11,8 +11,6 @@ const FLOAT = onnx.TensorProto.DataType.FLOAT;
 const INT64 = onnx.TensorProto.DataType.INT64;
 const INT = onnx.AttributeProto.AttributeType.INT;
 const FLOAT_ATTR = onnx.AttributeProto.AttributeType.FLOAT;
-const GRAPH = onnx.AttributeProto.AttributeType.GRAPH;
-const BOOL = onnx.TensorProto.DataType.BOOL;
 
 function valueInfo(name: string, elemType: number, dims: Dim[]): OnnxTypes.IValueInfoProto {
   return {
@@ -97,70 +95,39 @@ export function gemmAlpha(metric: Metric): number {
  * The graph of a sealed segment. The segment's vectors are an initializer, so they are loaded
  * into device memory once (pre-packed for the Gemm on CPU) and only queries travel per call.
  *
- * Inputs: `queries [B, dim]`, `k [1]`, `candidates [1]` (k plus the masked rows, at most the row
- * count), `mask [rows]` (0 for rows that may be returned, −Infinity for tombstones and rows a
- * filter excludes), `use_dense [1]` (bool).
+ * Inputs: `queries [B, dim]`, `k [1]`, `mask [rows]` (0 for rows that may be returned,
+ * −Infinity for tombstones and rows a filter excludes).
  *
- * `scores = Gemm(queries, vectors^T, bias)`, where `bias = −‖x‖²` for L2 and absent otherwise;
- * then, in an `If` that only post-processes the scores (a Gemm inside a branch would not be
- * pre-packed and would pack the vectors on every run):
- * - few rows masked: `TopK(candidates)`, the mask added to just those candidates (a `Gather`,
- *   O(B·c) rather than another pass over `B × rows`), and a final `TopK(k)`. Taking `k + masked`
- *   candidates first guarantees the `k` best unmasked rows are among them, so the result is exact.
- * - many rows masked (`use_dense`, a filter): the mask added to every score, then `TopK(k)`.
- * A masked row never surfaces with a finite score.
+ * `scores = Gemm(queries, vectors^T, C)` with `C = mask` (plus `−‖x‖²` for L2, a constant of the
+ * segment): the mask is the Gemm's bias, added as the scores are written rather than in another
+ * pass over the `B × rows` scores, so masking costs nothing whatever share of the rows it masks;
+ * then `TopK(k)`. A masked row never surfaces with a finite score.
  */
 export function buildSealedGraph(vectors: Float32Array, rows: number, dim: number, metric: Metric): ModelWithData {
   const segment = externalFloatInitializer('vectors', vectors.subarray(0, rows * dim), [rows, dim]);
   const initializer: OnnxTypes.ITensorProto[] = [segment.tensor];
-  const gemmInputs = ['queries', 'vectors'];
+  const nodes: OnnxTypes.INodeProto[] = [];
+  let bias = 'mask';
   if (metric === 'l2') {
-    initializer.push(floatInitializer('bias', negSquaredNorms(vectors, rows, dim), [rows]));
-    gemmInputs.push('bias');
+    initializer.push(floatInitializer('norms', negSquaredNorms(vectors, rows, dim), [rows]));
+    nodes.push(node('Add', ['norms', 'mask'], ['bias']));
+    bias = 'bias';
   }
-  const outputs = [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])];
-  const branch = (name: string, nodes: OnnxTypes.INodeProto[], scores: string, rowsOut: string): OnnxTypes.IGraphProto => ({
-    name,
-    node: nodes,
-    output: [valueInfo(scores, FLOAT, ['B', 'K']), valueInfo(rowsOut, INT64, ['B', 'K'])],
-  });
-  const candidates = branch(
-    'candidates',
-    [
-      node('TopK', ['scores', 'candidates'], ['cand_scores', 'cand_rows'], [intAttr('axis', 1)]),
-      node('Gather', ['mask', 'cand_rows'], ['cand_mask'], [intAttr('axis', 0)]),
-      node('Add', ['cand_scores', 'cand_mask'], ['masked_scores']),
-      node('TopK', ['masked_scores', 'k'], ['c_top_scores', 'c_top_pos'], [intAttr('axis', 1)]),
-      node('GatherElements', ['cand_rows', 'c_top_pos'], ['c_top_rows'], [intAttr('axis', 1)]),
-    ],
-    'c_top_scores',
-    'c_top_rows',
-  );
-  const dense = branch(
-    'dense',
-    [
-      node('Add', ['scores', 'mask'], ['d_masked']),
-      node('TopK', ['d_masked', 'k'], ['d_top_scores', 'd_top_rows'], [intAttr('axis', 1)]),
-    ],
-    'd_top_scores',
-    'd_top_rows',
-  );
-  const graph = (name: string, g: OnnxTypes.IGraphProto): OnnxTypes.IAttributeProto => ({ name, type: GRAPH, g });
   const model = encodeModel({
     name: 'hypersync_sealed_segment',
     node: [
-      node('Gemm', gemmInputs, ['scores'], [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }]),
-      node('If', ['use_dense'], ['top_scores', 'top_rows'], [graph('then_branch', dense), graph('else_branch', candidates)]),
+      ...nodes,
+      node(
+        'Gemm',
+        ['queries', 'vectors', bias],
+        ['scores'],
+        [intAttr('transB', 1), { name: 'alpha', type: FLOAT_ATTR, f: gemmAlpha(metric) }],
+      ),
+      node('TopK', ['scores', 'k'], ['top_scores', 'top_rows'], [intAttr('axis', 1)]),
     ],
     initializer,
-    input: [
-      valueInfo('queries', FLOAT, ['B', dim]),
-      valueInfo('k', INT64, [1]),
-      valueInfo('candidates', INT64, [1]),
-      valueInfo('mask', FLOAT, [rows]),
-      valueInfo('use_dense', BOOL, [1]),
-    ],
-    output: outputs,
+    input: [valueInfo('queries', FLOAT, ['B', dim]), valueInfo('k', INT64, [1]), valueInfo('mask', FLOAT, [rows])],
+    output: [valueInfo('top_scores', FLOAT, ['B', 'K']), valueInfo('top_rows', INT64, ['B', 'K'])],
   });
   return { model, externalData: [segment.file] };
 }

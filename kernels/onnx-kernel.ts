@@ -25,16 +25,6 @@ function int64Scalar(v: number): ort.Tensor {
   return new ort.Tensor('int64', BigInt64Array.of(BigInt(v)), [1]);
 }
 
-const TRUE = new ort.Tensor('bool', Uint8Array.of(1), [1]);
-const FALSE = new ort.Tensor('bool', Uint8Array.of(0), [1]);
-
-/**
- * Past this share of masked rows a sealed search adds the mask to every score (one pass over the
- * `B × rows` scores) rather than taking `k + masked` candidates first (a TopK that grows with
- * the masked rows).
- */
-export const DENSE_MASK_SHARE = 1 / 16;
-
 /** Copies onnxruntime's outputs into the kernel result shape (int64 rows become int32). */
 function toTopK(out: ort.InferenceSession.ReturnType, batch: number): TopKResult {
   const scoresT = out.top_scores;
@@ -68,15 +58,12 @@ class OnnxResidentIndex implements ResidentIndex {
     return this.rows * this.dim * 4 + (this.metric === 'l2' ? this.rows * 4 : 0);
   }
 
-  async search(queries: Float32Array, batch: number, k: number, { mask, masked }: IndexMask): Promise<TopKResult> {
+  async search(queries: Float32Array, batch: number, k: number, { mask }: IndexMask): Promise<TopKResult> {
     if (this.released) throw new ClosedError('segment index');
-    const kk = Math.min(k, this.rows);
     const out = await this.session.run({
       queries: new ort.Tensor('float32', queries, [batch, this.dim]),
-      k: int64Scalar(kk),
-      candidates: int64Scalar(Math.min(this.rows, kk + masked)),
+      k: int64Scalar(Math.min(k, this.rows)),
       mask: new ort.Tensor('float32', mask.subarray(0, this.rows), [this.rows]),
-      use_dense: masked > this.rows * DENSE_MASK_SHARE ? TRUE : FALSE,
     });
     return toTopK(out, batch);
   }

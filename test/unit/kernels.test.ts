@@ -73,8 +73,8 @@ describe('raw kernel results equal the float64 reference', () => {
 });
 
 describe('filtered kernel searches equal the float64 reference', () => {
-  // Each share picks another path through the sealed graph: k + masked candidates (few masked),
-  // or the mask added to every score (many masked); and the matching rows gathered alone.
+  // From almost every row masked to almost none: the mask is the sealed graph's Gemm bias; and the
+  // matching rows gathered and scored alone, as a segment does when few match.
   it.each([
     ['ip', 0.97],
     ['l2', 0.5],
