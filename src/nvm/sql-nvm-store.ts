@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { FilterNode } from '../core/filter.js';
 import type { SearchHit } from '../core/search-hit.js';
-import { mapDbError } from './db-errors.js';
+import { mapDbError, mapDbErrors } from './db-errors.js';
 import { loadMigrations, migrate } from './migrations.js';
 import type {
   BlockInput,
@@ -32,7 +32,8 @@ import { Catalogue } from './sql/catalogue.js';
 import { digest as digestOf } from './sql/digest.js';
 import * as filtered from './sql/filtered-reads.js';
 import { HnswIndexes } from './sql/hnsw-index.js';
-import { checkSearch, search as searchIn } from './sql/search.js';
+import { CHUNK_OVERFETCH, checkSearch, search as searchIn } from './sql/search.js';
+import { vectorsTable } from './sql/catalogue.js';
 import * as stream from './sql/stream.js';
 import { QueryBatch } from '../core/vector.js';
 
@@ -175,8 +176,33 @@ export class SqlNvmStore implements NvmStore {
   ): Promise<SearchHit[][]> {
     // Async, so a bad argument rejects rather than throws.
     const plan = checkSearch(queries instanceof QueryBatch ? queries.rows() : queries, k, opts);
-    return this.catalogue.withCollection(collection, (c) => searchIn(this.db, c, queries, k, plan, this.iterativeScans));
+    return this.catalogue.withCollection(collection, async (c) => {
+      const overfetch = (await this.hasChunkedBlocks(c)) ? CHUNK_OVERFETCH : 1;
+      return searchIn(this.db, c, queries, k, plan, this.iterativeScans, {
+        overfetch,
+        onShort: () => this.chunked.set(c.id, true),
+      });
+    });
   }
+
+  /**
+   * Whether the collection has blocks of several chunks (a search then over-fetches chunk rows):
+   * read once per collection, then kept. Blocks of several chunks written later make a search come
+   * back short once; it is rerun exactly (never short) and the collection counts as chunked.
+   */
+  private async hasChunkedBlocks(c: NvmCollection): Promise<boolean> {
+    const known = this.chunked.get(c.id);
+    if (known !== undefined) return known;
+    const { rows } = await mapDbErrors(() =>
+      this.db.query<{ chunked: boolean }>(`SELECT EXISTS (SELECT 1 FROM ${vectorsTable(c.id)} WHERE chunk > 0) AS chunked`),
+    );
+    const chunked = rows[0]?.chunked === true;
+    this.chunked.set(c.id, chunked);
+    return chunked;
+  }
+
+  /** Per collection id: whether it has blocks of several chunks (see {@link hasChunkedBlocks}). */
+  private readonly chunked = new Map<number, boolean>();
 
   createHnswIndex(collection: string, params?: HnswIndexParams, opts?: CreateHnswIndexOptions): Promise<HnswIndexBuild> {
     return this.indexes.createHnswIndex(collection, params, opts);

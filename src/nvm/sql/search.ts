@@ -15,8 +15,12 @@ import { filterToSql } from './filter-sql.js';
 /** pgvector's distance operator per metric. */
 const DISTANCE_OP: Record<Metric, string> = { cosine: '<=>', ip: '<#>', l2: '<->' };
 
-/** Chunk rows the HNSW index is asked for per hit, so that blocks with several chunks still fill k. */
-const CHUNK_OVERFETCH = 4;
+/**
+ * Chunk rows asked for per hit in a collection with blocks of several chunks, so that they still
+ * fill k; a collection of one chunk per block asks for k rows (an iterative scan behind a
+ * selective filter then stops 4× sooner).
+ */
+export const CHUNK_OVERFETCH = 4;
 
 /** The HVS's score from pgvector's distance: cosine similarity, inner product, L2 distance. */
 function toScore(metric: Metric, d: number): number {
@@ -85,6 +89,7 @@ export async function search(
   k: number,
   plan: SearchPlan,
   iterativeScans: boolean,
+  chunks: { overfetch: number; onShort?: () => void } = { overfetch: CHUNK_OVERFETCH },
 ): Promise<SearchHit[][]> {
   // A QueryBatch of this dimension was checked where it entered.
   const checked = batch instanceof QueryBatch && batch.dim === c.dim;
@@ -114,7 +119,7 @@ export async function search(
       }
       const rerun: QueryGroup[] = [];
       for (const g of plan.groups) {
-        collect(await nearestChunks(tx, c, texts, g, k));
+        collect(await nearestChunks(tx, c, texts, g, k, chunks.overfetch));
         // Fewer than k blocks: either fewer match, or a few blocks' chunks filled the candidates
         // (or, through the index, the graph search ran out).
         const few = g.queries.filter((q) => out[q].length < k);
@@ -123,6 +128,8 @@ export async function search(
         const missing = few.filter((q) => out[q].length < matching);
         if (!exact) short += missing.length;
         if ((exact || plan.fallback) && missing.length > 0) rerun.push({ filter: g.filter, queries: missing });
+        // Short without over-fetching: perhaps blocks of several chunks now; over-fetch from here on.
+        if (missing.length > 0 && chunks.overfetch === 1) chunks.onShort?.();
       }
       if (rerun.length === 0) return;
       if (!exact) await tx.query('SET LOCAL enable_indexscan = off');
@@ -177,14 +184,21 @@ async function bestChunkPerBlock(
 }
 
 /**
- * The `k × CHUNK_OVERFETCH` nearest chunk rows whose block matches, reduced to their blocks
+ * The `k × overfetch` nearest chunk rows whose block matches, reduced to their blocks
  * (each by its best chunk: when k distinct blocks come out, they are the k best). Through the
  * HNSW index unless the transaction turned index scans off; there the filter is in the scan's
  * WHERE, so iterative scans continue past rejected rows.
  */
-async function nearestChunks(tx: SqlExecutor, c: NvmCollection, texts: string[], g: QueryGroup, k: number): Promise<HitRow[]> {
+async function nearestChunks(
+  tx: SqlExecutor,
+  c: NvmCollection,
+  texts: string[],
+  g: QueryGroup,
+  k: number,
+  overfetch: number,
+): Promise<HitRow[]> {
   const op = DISTANCE_OP[c.metric];
-  const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k, k * CHUNK_OVERFETCH];
+  const params: unknown[] = [g.queries.map((q) => texts[q]), g.queries, c.name, k, k * overfetch];
   const where = filterToSql(g.filter, 'b.metadata', params);
   const { rows } = await tx.query<HitRow>(
     `WITH ${QUERIES_CTE}
