@@ -6,7 +6,8 @@ import type { SqlDriver } from '../sql-driver.js';
 import { vectorFromBinary } from '../vector-codec.js';
 import { vectorsTable } from './catalogue.js';
 
-type BlockRow = {
+/** A block row as the reads select it (vectors as pgvector's binary form, chunk order). */
+export type BlockRow = {
   id: string;
   name: string | null;
   content: string | null;
@@ -39,17 +40,20 @@ export async function getBlocks(
       [collection, [...ids]],
     ),
   );
-  for (const r of rows) {
-    out.set(r.id, {
-      id: r.id,
-      name: r.name,
-      content: r.content,
-      metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
-      version: Number(r.version),
-      vectors: (r.vectors ?? []).map(vectorFromBinary),
-    });
-  }
+  for (const r of rows) out.set(r.id, storedBlockOf(r));
   return out;
+}
+
+/** A selected row as a {@link StoredBlock} (metadata parsed where the driver gave text). */
+export function storedBlockOf(r: BlockRow): StoredBlock {
+  return {
+    id: r.id,
+    name: r.name,
+    content: r.content,
+    metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
+    version: Number(r.version),
+    vectors: (r.vectors ?? []).map(vectorFromBinary),
+  };
 }
 
 /** The stored versions of `ids` that exist. */

@@ -4,7 +4,7 @@ import { assertId } from '../../core/ids.js';
 import { mapDbErrors } from '../db-errors.js';
 import type { NvmCollection, NvmScrollOptions, NvmScrollPage } from '../nvm-store.js';
 import type { SqlDriver } from '../sql-driver.js';
-import { vectorFromBinary } from '../vector-codec.js';
+import { type BlockRow, storedBlockOf } from './block-reads.js';
 import { vectorsTable } from './catalogue.js';
 import { filterToSql } from './filter-sql.js';
 
@@ -31,15 +31,6 @@ export function checkScroll(opts: NvmScrollOptions): void {
   if (after !== undefined) assertId(after, 'after');
 }
 
-type ScrollRow = {
-  id: string;
-  name: string | null;
-  content: string | null;
-  metadata: Record<string, unknown> | string;
-  version: string | number;
-  vectors: Uint8Array[] | null;
-};
-
 /** One page of the blocks that match, in code-point order of ids after the cursor. */
 export async function scroll(db: SqlDriver, c: NvmCollection, opts: NvmScrollOptions): Promise<NvmScrollPage> {
   checkScroll(opts);
@@ -52,7 +43,7 @@ export async function scroll(db: SqlDriver, c: NvmCollection, opts: NvmScrollOpt
                  WHERE b.collection = $1 ${after} AND ${where}
                  ORDER BY b.id COLLATE "C" LIMIT $2`;
   const { rows } = await mapDbErrors(() =>
-    db.query<ScrollRow>(
+    db.query<BlockRow>(
       opts.vectors
         ? `SELECT p.*, (SELECT array_agg(vector_send(v.embedding) ORDER BY v.chunk)
                           FROM ${vectorsTable(c.id)} v WHERE v.block_id = p.id) AS vectors
@@ -61,14 +52,7 @@ export async function scroll(db: SqlDriver, c: NvmCollection, opts: NvmScrollOpt
       params,
     ),
   );
-  const blocks = rows.slice(0, opts.limit).map((r) => ({
-    id: r.id,
-    name: r.name,
-    content: r.content,
-    metadata: typeof r.metadata === 'string' ? (JSON.parse(r.metadata) as Record<string, unknown>) : r.metadata,
-    version: Number(r.version),
-    vectors: (r.vectors ?? []).map(vectorFromBinary),
-  }));
+  const blocks = rows.slice(0, opts.limit).map(storedBlockOf);
   const next = rows.length > opts.limit ? blocks[blocks.length - 1].id : null;
   return { blocks, next };
 }
