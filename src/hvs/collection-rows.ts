@@ -1,7 +1,10 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { assertId, isArray } from '../core/ids.js';
-import { loc } from './row-location.js';
+import type { GrowingSegment } from './growing-segment.js';
+import { loc, locRow, locSegment } from './row-location.js';
+import type { CheckedBatch } from '../core/vector.js';
 import { SealedSegment } from './sealed-segment.js';
+import { IvfSegment } from './ivf/ivf-segment.js';
 import type { Segment } from './segment.js';
 import type { CollectionParts, MemoryUsage } from './types.js';
 
@@ -16,7 +19,8 @@ export async function* scanLiveRows(
     const rows: number[] = [];
     for (let r = 0; r < seg.rows; r++) if (c.locations.get(seg.ids[r]) === loc(seg.id, r)) rows.push(r);
     if (rows.length === 0) continue;
-    const all = seg instanceof SealedSegment ? await seg.file.readAll() : undefined;
+    const all =
+      seg instanceof SealedSegment ? await seg.file.readAll() : seg instanceof IvfSegment ? seg.index.arrays.vectors : undefined;
     const vectors = new Float32Array(rows.length * c.dim);
     const ids: string[] = [];
     const versions: number[] = [];
@@ -68,5 +72,51 @@ export function checkUpsert(ids: readonly string[], versions?: readonly number[]
   for (const v of versions ?? []) {
     if (!Number.isSafeInteger(v) || v < 0)
       throw new InvalidArgumentError(`upsert: version must be a non-negative integer, got ${v}`);
+  }
+}
+
+/**
+ * Appends checked rows to the growing segment (sealing it whenever it fills), tombstoning each
+ * id's previous row; an id given twice keeps its last row. Versions default to the previous + 1.
+ */
+export function appendRows(
+  c: Pick<CollectionParts, 'segments' | 'locations'>,
+  growing: { current(): GrowingSegment; seal(): void },
+  ids: readonly string[],
+  batch: CheckedBatch,
+  versions: readonly number[] | undefined,
+): void {
+  for (let i = 0; i < ids.length;) {
+    if (growing.current().full) growing.seal();
+    const g = growing.current();
+    const take = Math.min(ids.length - i, g.free);
+    const base = g.rows;
+    const runVersions = new Float64Array(take);
+    const deadInRun: number[] = [];
+    for (let t = 0; t < take; t++) {
+      const id = ids[i + t];
+      const previous = c.locations.get(id);
+      let version = versions?.[i + t];
+      if (previous !== undefined) {
+        const segId = locSegment(previous);
+        const row = locRow(previous);
+        if (segId === g.id && row >= base) {
+          // The same id earlier in this run: its row is not written yet.
+          version ??= runVersions[row - base] + 1;
+          deadInRun.push(row);
+        } else {
+          const seg = c.segments.get(segId);
+          if (seg) {
+            version ??= seg.versions[row] + 1;
+            seg.tombstone(row);
+          }
+        }
+      }
+      runVersions[t] = version ?? 1;
+      c.locations.set(id, loc(g.id, base + t));
+    }
+    g.appendRun(ids, batch, i, take, runVersions);
+    for (const row of deadInRun) g.tombstone(row);
+    i += take;
   }
 }

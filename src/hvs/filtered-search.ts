@@ -6,6 +6,7 @@ import type { SearchHit } from '../core/search-hit.js';
 import type { QueryBatch } from '../core/vector.js';
 import { SealedSegment } from './sealed-segment.js';
 import { searchSegments } from './segment-search.js';
+import type { IvfProbe } from './ivf/ivf-segment.js';
 
 const NO_MASK = new Float32Array(0);
 import type { MetadataColumns } from './metadata-columns.js';
@@ -87,7 +88,7 @@ export function filterRowMasks(
 }
 
 /**
- * Batched search where queries may carry filters (one for the batch, or one per query): the
+ * Batched search where queries may carry filters (none, one for the batch, or one per query): the
  * queries are grouped by filter, each filter is evaluated once over the metadata columns and
  * becomes row masks (or gathered rows) for the kernel, so each query's top-k is exact over the
  * rows that match it and never short while k of them exist.
@@ -99,7 +100,8 @@ export async function searchFiltered(
   cache: FilterMaskCache,
   q: QueryBatch,
   k: number,
-  filter: FilterNode | readonly (FilterNode | undefined)[],
+  filter: FilterNode | readonly (FilterNode | undefined)[] | undefined,
+  probe?: IvfProbe,
 ): Promise<{ hits: SearchHit[][]; runs: (FilterRun | undefined)[] }> {
   const { count, dim, metric } = q;
   const perQuery = Array.isArray(filter) ? (filter as readonly (FilterNode | undefined)[]) : undefined;
@@ -121,14 +123,14 @@ export async function searchFiltered(
     let found: SearchHit[][];
     let run: FilterRun | undefined;
     if (matchesAll(node)) {
-      found = await searchSegments(kernel, segments(), data, at.length, k, metric, dim);
+      found = await searchSegments(kernel, segments(), data, at.length, k, metric, dim, undefined, probe);
     } else {
       const r = cache.masksOf(node, [...segments()], columns);
       run = r.run;
       found =
         r.masks.size === 0
           ? at.map(() => [])
-          : await searchSegments(kernel, r.masks.keys(), data, at.length, k, metric, dim, r.masks);
+          : await searchSegments(kernel, r.masks.keys(), data, at.length, k, metric, dim, r.masks, probe);
     }
     at.forEach((qi, j) => {
       hits[qi] = found[j];

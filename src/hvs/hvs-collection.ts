@@ -5,15 +5,17 @@ import { ClosedError, InvalidArgumentError } from '../core/errors.js';
 import { compactSegments } from './compaction.js';
 import { GrowingSegment } from './growing-segment.js';
 import { isArray } from '../core/ids.js';
-import { loc, locRow, locSegment, ROW_BITS } from './row-location.js';
+import { locRow, locSegment, ROW_BITS } from './row-location.js';
 import { restoreSegments } from './restore-segments.js';
 import { SealScheduler } from './seal-scheduler.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
-import { searchSegments } from './segment-search.js';
 import { estimateFilter, FilterMaskCache, type FilterRun, searchFiltered } from './filtered-search.js';
-import { checkUpsert, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
+import { appendRows, checkUpsert, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
 import { MetadataColumns } from './metadata-columns.js';
+import { CollectionIndex, type AnnPlan } from './ivf/collection-index.js';
+import type { IvfTrainOptions } from './ivf/ivf-build.js';
+import { IvfSegment, type IvfSummary } from './ivf/ivf-segment.js';
 import type { FilterNode } from '../core/filter.js';
 import { encodeSnapshotMetadata, type RestoredSegment, type SnapshotManifest, writeSnapshot } from './snapshot.js';
 import type { CollectionParts, CollectionStats, HvsCollectionOptions, HvsSearchOptions, MemoryUsage } from './types.js';
@@ -41,6 +43,8 @@ export class HvsCollection {
   private readonly parts: CollectionParts;
   /** Seals full growing segments behind the writes and orders structural work. */
   private readonly seals: SealScheduler;
+  /** The IVF index over the sealed rows, and the plan of each search. */
+  private readonly index: CollectionIndex;
 
   /**
    * @param dir directory of the collection's files (sealed segments' vectors, snapshots); must exist.
@@ -53,10 +57,11 @@ export class HvsCollection {
     readonly dir: string,
     opts: HvsCollectionOptions = {},
   ) {
-    this.opts = { sealThreshold: 32_768, maxSegmentRows: 262_144, ...opts };
+    this.opts = { sealThreshold: 32_768, maxSegmentRows: 262_144, ivfMinRows: 50_000, ...opts };
     for (const [k, v] of Object.entries(this.opts)) {
-      if (!Number.isInteger(v) || v < 1 || v >= ROW_BITS) {
-        throw new InvalidArgumentError(`${k} must be an integer in [1, ${ROW_BITS - 1}], got ${String(v)}`);
+      const min = k === 'ivfMinRows' ? 0 : 1;
+      if (!Number.isInteger(v) || v < min || v >= ROW_BITS) {
+        throw new InvalidArgumentError(`${k} must be an integer in [${min}, ${ROW_BITS - 1}], got ${String(v)}`);
       }
     }
     this.parts = {
@@ -70,6 +75,7 @@ export class HvsCollection {
       isClosed: () => this.closed,
     };
     this.seals = new SealScheduler(this.parts);
+    this.index = new CollectionIndex(this.parts, (work) => this.seals.exclusive(work), this.opts.ivfMinRows);
     this.growing = this.newGrowing();
   }
 
@@ -109,43 +115,12 @@ export class HvsCollection {
     checkUpsert(ids, versions, metadata);
     const batch = checkBatch(vectors, this.dim, this.metric, 'vectors', ids.length);
     for (let i = 0; i < ids.length; i++) this.columns.set(ids[i], metadata?.[i] ?? EMPTY);
-    for (let i = 0; i < ids.length;) {
-      if (this.growing.full) this.sealGrowing();
-      const g = this.growing;
-      const take = Math.min(ids.length - i, g.free);
-      const base = g.rows;
-      const runVersions = new Float64Array(take);
-      const deadInRun: number[] = [];
-      for (let t = 0; t < take; t++) {
-        const id = ids[i + t];
-        const previous = this.locations.get(id);
-        let version = versions?.[i + t];
-        if (previous !== undefined) {
-          const segId = locSegment(previous);
-          const row = locRow(previous);
-          if (segId === g.id && row >= base) {
-            // The same id earlier in this run: its row is not written yet.
-            version ??= runVersions[row - base] + 1;
-            deadInRun.push(row);
-          } else {
-            const seg = this.segments.get(segId);
-            if (seg) {
-              version ??= seg.versions[row] + 1;
-              seg.tombstone(row);
-            }
-          }
-        }
-        runVersions[t] = version ?? 1;
-        this.locations.set(id, loc(g.id, base + t));
-      }
-      g.appendRun(ids, batch, i, take, runVersions);
-      for (const row of deadInRun) g.tombstone(row);
-      i += take;
-    }
+    appendRows(this.parts, { current: () => this.growing, seal: () => this.sealGrowing() }, ids, batch, versions);
     if (this.growing.full) this.sealGrowing();
     // Seals run behind the writes (their indexes are built beside this thread); past a few in
     // flight, writes wait, so the memory held by segments being sealed stays bounded.
     await this.seals.throttle();
+    this.index.maybeStart();
   }
 
   /** Deletes ids (tombstones their rows); returns how many existed. */
@@ -204,12 +179,12 @@ export class HvsCollection {
     return (await this.searchWithRuns(queries, k, opts)).hits;
   }
 
-  /** {@link search}, with how each query's filter ran (undefined without one). */
+  /** {@link search}, with how each query's filter ran (undefined without one) and the index plan. */
   async searchWithRuns(
     queries: VectorBatch | QueryBatch,
     k: number,
     opts: HvsSearchOptions = {},
-  ): Promise<{ hits: SearchHit[][]; runs: (FilterRun | undefined)[] }> {
+  ): Promise<{ hits: SearchHit[][]; runs: (FilterRun | undefined)[]; plan: AnnPlan }> {
     this.assertOpen();
     if (!Number.isInteger(k) || k < 1 || (k > LIMITS.k && !opts.unboundedK)) {
       throw new InvalidArgumentError(`k must be an integer between 1 and ${LIMITS.k}, got ${String(k)}`);
@@ -219,11 +194,28 @@ export class HvsCollection {
       queries instanceof QueryBatch && queries.dim === this.dim && queries.metric === this.metric
         ? queries
         : QueryBatch.of(queries instanceof QueryBatch ? queries.data : queries, this.dim, this.metric, 'queries');
-    if (opts.filter === undefined) {
-      const hits = await searchSegments(this.kernel, this.segments.values(), q.data, q.count, k, this.metric, this.dim);
-      return { hits, runs: hits.map(() => undefined) };
-    }
-    return searchFiltered(this.kernel, () => this.segments.values(), this.columns, this.filterMasks, q, k, opts.filter);
+    const plan = this.planSearch(k, opts);
+    const probe = this.index.probe(plan);
+    const segments = (): Iterable<Segment> => this.segments.values();
+    const r = await searchFiltered(this.kernel, segments, this.columns, this.filterMasks, q, k, opts.filter, probe);
+    return { ...r, plan };
+  }
+
+  /**
+   * How a search for `k` results with `opts` would run: exact, or the IVF index with its `nprobe`
+   * (the calibrated default, the one asked for, or the one a target recall needs).
+   */
+  planSearch(k: number, opts: HvsSearchOptions = {}): AnnPlan {
+    return this.index.plan(k, opts);
+  }
+
+  /**
+   * Trains the IVF index over the sealed rows now (flush first to include the growing rows), or
+   * with `reuse` folds new rows into the current lists. Searches stay exact until it is swapped in.
+   */
+  async trainIndex(opts: IvfTrainOptions = {}): Promise<IvfSummary | undefined> {
+    this.assertOpen();
+    return (await this.index.train(opts))?.summary();
   }
 
   /** Live rows `filter` matches and their share (the planner's estimate). */
@@ -254,12 +246,17 @@ export class HvsCollection {
     await this.seals.settle();
     // A flush ends a bulk load: the buffers kept for the next seals would only hold memory now.
     this.seals.dropSpareBuffers();
+    this.index.maybeStart();
   }
 
-  /** Rewrites sealed segments without tombstones, merging small neighbours (searches go on meanwhile). */
-  compact(): Promise<{ rewritten: number; dropped: number }> {
+  /**
+   * Rewrites sealed segments without tombstones, merging small neighbours, and folds sealed rows
+   * and tombstones into the IVF index where there is one (searches go on meanwhile).
+   */
+  async compact(): Promise<{ rewritten: number; dropped: number; folded: number }> {
     this.assertOpen();
-    return this.seals.exclusive(() => compactSegments(this.parts, this.opts.maxSegmentRows));
+    const r = await this.seals.exclusive(() => compactSegments(this.parts, this.opts.maxSegmentRows));
+    return { ...r, folded: await this.index.fold() };
   }
 
   stats(): CollectionStats {
@@ -274,6 +271,7 @@ export class HvsCollection {
       sealingSegments: this.seals.pending,
       growingRows: this.growing.rows,
       lsn: this._lsn,
+      index: this.index.stats(),
       ...this.memoryUsage(),
     };
   }
@@ -302,7 +300,7 @@ export class HvsCollection {
   }
 
   private *filesInUse(): Iterable<string> {
-    for (const s of this.segments.values()) if (s instanceof SealedSegment) yield s.file.ref.file;
+    for (const s of this.segments.values()) if (s instanceof SealedSegment || s instanceof IvfSegment) yield s.file.ref.file;
   }
 
   /**
@@ -338,8 +336,12 @@ export class HvsCollection {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      await this.index.close();
       await this.seals.quiesce();
-      for (const s of this.segments.values()) if (s instanceof SealedSegment) await s.retire();
+      for (const s of this.segments.values()) {
+        if (s instanceof SealedSegment) await s.retire();
+        else if (s instanceof IvfSegment) s.retire();
+      }
       this.segments.clear();
       this.locations.clear();
       this.columns.clear();

@@ -222,7 +222,8 @@ export class Hvs {
   }
 
   private collectionOptions(): HvsCollectionOptions {
-    return definedOnly({ sealThreshold: this.opts.sealThreshold, maxSegmentRows: this.opts.maxSegmentRows });
+    const { sealThreshold, maxSegmentRows, ivfMinRows } = this.opts;
+    return definedOnly({ sealThreshold, maxSegmentRows, ivfMinRows });
   }
 
   private assertOpen(): void {

@@ -2,6 +2,7 @@ import type { RowMask, SearchKernel } from '../../kernels/search-kernel.js';
 import { type TopKResult } from '../../kernels/types.js';
 import { type Metric } from '../core/metric.js';
 import type { SearchHit } from '../core/search-hit.js';
+import { IvfSegment, type IvfProbe } from './ivf/ivf-segment.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { mergeTopK } from './top-k-merge.js';
@@ -10,7 +11,8 @@ import { mergeTopK } from './top-k-merge.js';
  * Batched k-nearest-neighbour search fanned out over `segments` and merged on the host; hits best
  * first (highest similarity, or smallest L2 distance). `data` holds `batch` checked query rows as
  * the kernel takes them (normalised for cosine). With `filtered`, only the segments it names are
- * searched, each over the rows its {@link RowMask} lets through.
+ * searched, each over the rows its {@link RowMask} lets through. With `probe`, an IVF segment is
+ * searched approximately (its lists' codes, then exact rescoring); without, exactly.
  */
 export async function searchSegments(
   kernel: SearchKernel,
@@ -21,6 +23,7 @@ export async function searchSegments(
   metric: Metric,
   dim: number,
   filtered?: ReadonlyMap<Segment, RowMask>,
+  probe?: IvfProbe,
 ): Promise<SearchHit[][]> {
   const segments = [...allSegments].filter((s) => s.rows - s.tombstones > 0 && (!filtered || filtered.has(s)));
   // Sealed segments go to the kernel in one batched call (one round trip per worker thread)
@@ -41,7 +44,13 @@ export async function searchSegments(
             k,
           )
         : [],
-      Promise.all(others.map((seg) => seg.search(data, batch, k, filtered?.get(seg)))),
+      Promise.all(
+        others.map((seg) =>
+          seg instanceof IvfSegment && probe
+            ? seg.searchApprox(data, batch, k, probe, filtered?.get(seg))
+            : seg.search(data, batch, k, filtered?.get(seg)),
+        ),
+      ),
     ]);
     parts = [...a, ...b];
   } finally {

@@ -10,9 +10,15 @@ import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { checkSize, type FileRef, newVectorsFileName, readChecked, writeParts } from './segment-file.js';
 import { syncDir } from '../core/sync-dir.js';
+import { decodeIvfFile, encodeIvfFile, type IvfFileContents } from './ivf/ivf-file.js';
+import { IvfSegment } from './ivf/ivf-segment.js';
 
-/** Snapshot format written by this version; other formats are refused, not guessed at. */
-export const SNAPSHOT_FORMAT_VERSION = 3;
+/**
+ * Snapshot format written by this version (4: segments may carry an IVF index); format 3 (no
+ * IVF) is read as well; others are refused, not guessed at.
+ */
+export const SNAPSHOT_FORMAT_VERSION = 4;
+const READABLE_FORMATS = [3, 4];
 const MANIFEST = 'manifest.json';
 const META_MAGIC = 'HSMETA02';
 const HEADER_BYTES = 32;
@@ -22,6 +28,8 @@ export interface SnapshotSegment {
   rows: number;
   vectors: FileRef;
   meta: FileRef;
+  /** An IVF segment's lists (its vectors file is in list order), since format 4. */
+  ivf?: FileRef;
 }
 
 /** The manifest of a collection snapshot. */
@@ -47,6 +55,8 @@ export interface RestoredSegment {
   live: Uint8Array;
   /** The vectors file, adopted as is by the restored sealed segment. */
   vectorsRef: FileRef;
+  /** The trained lists of an IVF segment (its rows are in list order). */
+  ivf?: IvfFileContents;
 }
 
 /** What {@link readSnapshot} returns. */
@@ -162,6 +172,7 @@ export async function writeSnapshot(
       rows: seg.rows,
       meta: encodeMeta(seg, seg.rows),
       growing: seg instanceof GrowingSegment ? seg.vectors.subarray(0, seg.rows * seg.dim) : undefined,
+      ivf: seg instanceof IvfSegment ? encodeIvfFile(seg.fileContents()) : undefined,
     }));
   const metadataFile = `metadata-${randomBytes(8).toString('hex')}.bin`;
   const md = await writeParts(join(dir, metadataFile), [metadataBytes], true);
@@ -175,7 +186,7 @@ export async function writeSnapshot(
   };
   for (const c of captured) {
     let vectors: FileRef;
-    if (c.seg instanceof SealedSegment) {
+    if (c.seg instanceof SealedSegment || c.seg instanceof IvfSegment) {
       vectors = await c.seg.file.sync();
     } else if (c.growing) {
       const file = newVectorsFileName();
@@ -187,14 +198,21 @@ export async function writeSnapshot(
     }
     const metaFile = `meta-${randomBytes(8).toString('hex')}.bin`;
     const m = await writeParts(join(dir, metaFile), c.meta, true);
-    manifest.segments.push({ rows: c.rows, vectors, meta: { file: metaFile, bytes: m.bytes, crc32: m.crc } });
+    const entry: SnapshotSegment = { rows: c.rows, vectors, meta: { file: metaFile, bytes: m.bytes, crc32: m.crc } };
+    if (c.ivf) {
+      const ivfFile = `ivf-${randomBytes(8).toString('hex')}.bin`;
+      const w = await writeParts(join(dir, ivfFile), c.ivf, true);
+      entry.ivf = { file: ivfFile, bytes: w.bytes, crc32: w.crc };
+    }
+    manifest.segments.push(entry);
   }
   manifest.checksum = manifestChecksum(manifest);
   const tmp = join(dir, `${MANIFEST}.tmp`);
   await writeParts(tmp, [Buffer.from(JSON.stringify(manifest, null, 1))], true);
   await rename(tmp, join(dir, MANIFEST));
   await syncDir(dir);
-  const keep = new Set([MANIFEST, metadataFile, ...manifest.segments.flatMap((s) => [s.vectors.file, s.meta.file]), ...inUse()]);
+  const named = manifest.segments.flatMap((s) => [s.vectors.file, s.meta.file, ...(s.ivf ? [s.ivf.file] : [])]);
+  const keep = new Set([MANIFEST, metadataFile, ...named, ...inUse()]);
   for (const f of await readdir(dir)) if (!keep.has(f)) await rm(join(dir, f), { force: true });
   return manifest;
 }
@@ -226,9 +244,9 @@ export async function readManifest(dir: string): Promise<SnapshotManifest> {
   if (typeof m !== 'object' || m === null || m.checksum !== manifestChecksum(m)) {
     throw new SnapshotCorruptError(`snapshot manifest ${path} fails its checksum`);
   }
-  if (m.formatVersion !== SNAPSHOT_FORMAT_VERSION) {
+  if (!READABLE_FORMATS.includes(m.formatVersion)) {
     throw new SnapshotCorruptError(
-      `snapshot manifest ${path} has format ${m.formatVersion}; this build reads ${SNAPSHOT_FORMAT_VERSION}`,
+      `snapshot manifest ${path} has format ${m.formatVersion}; this build reads ${READABLE_FORMATS.join(' and ')}`,
     );
   }
   return m;
@@ -246,7 +264,8 @@ export async function readSnapshot(dir: string, opts: { vectors?: boolean } = {}
   const segments: RestoredSegment[] = [];
   for (const s of manifest.segments) {
     const metaBuf = await readChecked(dir, s.meta);
-    const meta = decodeMeta(metaBuf, s.meta.file, dim);
+    const meta: Omit<RestoredSegment, 'vectors' | 'vectorsRef'> = decodeMeta(metaBuf, s.meta.file, dim);
+    if (s.ivf) meta.ivf = decodeIvfFile(await readChecked(dir, s.ivf), s.ivf.file, dim, s.rows);
     if (meta.ids.length !== s.rows)
       throw new SnapshotCorruptError(`snapshot file ${s.meta.file}: row count differs from the manifest`);
     if (s.vectors.bytes !== s.rows * dim * 4) {

@@ -2,6 +2,7 @@ import type { SearchKernel } from '../../kernels/search-kernel.js';
 import type { FilterNode } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { Segment } from './segment.js';
+import type { AnnOptions, IndexStats } from './ivf/collection-index.js';
 
 /** The shape of a collection. */
 export interface CollectionSpec {
@@ -34,6 +35,8 @@ export interface CollectionStats extends MemoryUsage {
   growingRows: number;
   /** Last change-log position applied (0 when none). */
   lsn: number;
+  /** The approximate index: none yet, training, or IVF (with its calibration). */
+  index: IndexStats;
 }
 
 /**
@@ -65,10 +68,15 @@ export interface HvsCollectionOptions {
   sealThreshold?: number;
   /** Largest segment compaction builds by merging smaller ones (default 262,144 rows). */
   maxSegmentRows?: number;
+  /**
+   * Sealed rows at which the collection trains an IVF index by itself, in the background
+   * (default 50,000; 0: only when asked). Below it, and until the index is ready, search is exact.
+   */
+  ivfMinRows?: number;
 }
 
-/** Options of {@link HvsCollection.search}. */
-export interface HvsSearchOptions {
+/** Options of {@link HvsCollection.search}: a filter, and how the index is used ({@link AnnOptions}). */
+export interface HvsSearchOptions extends AnnOptions {
   /** One metadata filter for every query, or one per query (undefined: none). */
   filter?: FilterNode | readonly (FilterNode | undefined)[];
   /** @internal Lets `k` pass `LIMITS.k`: the router's over-fetch for blocks of many chunks. */

@@ -1,0 +1,75 @@
+// The IVF kernel on the host's CPU: k-means training, list assignment, int8 encoding, and the
+// batched search (centroid scores, probed lists' int8 scan, exact fp32 rescoring), plus the
+// exact fp32 scan it is checked against. Plain C++ over caller-owned arrays; addon.cc binds it.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace hs {
+
+// How rows are compared. kDot: larger q·x is nearer (cosine on unit vectors, inner product);
+// kL2: the kernel score 2·q·x − ‖x‖² (larger is nearer, as the ONNX kernel ranks L2).
+enum class Score : int { kDot = 0, kL2 = 1 };
+
+// One Lloyd iteration of k-means on `n` rows: assigns each row to its nearest centroid and moves
+// each centroid to the mean of its rows (unit length for kDot: spherical k-means). An empty list
+// takes over half of the largest one (its centroid, nudged by `seed`). Returns the rows moved.
+int64_t lloyd_step(const float* x, int64_t n, int dim, float* centroids, int nlist, Score score, uint64_t seed,
+                   int threads, int32_t* labels);
+
+// Nearest centroid of each row (by `score`);
+void assign(const float* x, int64_t n, int dim, const float* centroids, int nlist, Score score, int threads,
+            int32_t* labels);
+
+// Blocked copy of `rows × dim` floats: blocks of 16 rows, each `dim × 16` floats; padding rows 0.
+std::vector<float> interleave_f32(const float* x, int rows, int dim);
+
+// Layout of the lists' int8 codes: list l holds entries [offsets[l], offsets[l+1]) in blocks
+// [blocks[l], blocks[l+1]) of 16 rows × dpad bytes, 4 dimensions of a row together.
+struct CodeLayout {
+  int dim;
+  int dpad;  // dim rounded up to a multiple of 4
+  int nlist;
+  const int32_t* offsets;
+  const int32_t* blocks;
+};
+
+// u8 codes round((x − offset) / scale), clamped, written in `layout`'s blocks.
+void encode(const float* x, const CodeLayout& layout, const float* scale, const float* offset, int threads,
+            uint8_t* codes);
+
+struct IvfView {
+  CodeLayout layout;
+  Score score;
+  const float* centroid_blocks;  // interleave_f32(centroids)
+  const float* centroid_norms;   // ‖c‖² per list (kL2)
+  const float* vectors;          // entries' fp32 rows, list order
+  const float* norms;            // ‖x‖² per entry (kL2)
+  const uint8_t* codes;
+  const float* scale;
+  const float* offset;
+  const float* bias;  // per entry: 0, or −∞ for a tombstone
+  int64_t entries;
+};
+
+struct SearchParams {
+  int k;
+  int nprobe;
+  int candidates;      // rows rescored exactly per query (≥ k)
+  const float* mask;   // optional per-entry 0 / −∞ (a filter)
+  int threads;
+};
+
+// Top-k per query (scores exact, best first; −1 / −∞ past the rows found).
+void ivf_search(const IvfView& ivf, const float* queries, int batch, const SearchParams& p, int32_t* rows,
+                float* scores);
+
+// Exact top-k over rows [0, n) of `x` (kernel scores), rows with a −∞ in bias or mask skipped.
+void exact_search(const float* x, const float* norms, int64_t n, int dim, Score score, const float* bias,
+                  const float* mask, const float* queries, int batch, int k, int threads, int32_t* rows,
+                  float* scores);
+
+// ‖x‖² per row.
+void squared_norms(const float* x, int64_t n, int dim, float* out);
+
+}  // namespace hs
