@@ -45,7 +45,8 @@ async function gather(t: CollectionParts, reuse: IvfSegment | undefined): Promis
   let rows = 0;
   for (const s of segments) rows += s.rows - s.tombstones;
   if (rows === 0) return undefined;
-  if (rows >= ROW_BITS) throw new InvalidArgumentError(`an IVF segment holds fewer than ${ROW_BITS} rows; this collection has ${rows}`);
+  if (rows >= ROW_BITS)
+    throw new InvalidArgumentError(`an IVF segment holds fewer than ${ROW_BITS} rows; this collection has ${rows}`);
   const { dim } = t;
   const vectors = new Float32Array(rows * dim);
   const ids = new Array<string>(rows);
