@@ -56,7 +56,10 @@ export interface NativeIvfKernel {
   isa: string;
   /** Switches the inner loops to the best this CPU runs or to the portable ones (tests); returns the one now in use. */
   useIsa(which: 'best' | 'generic'): string;
-  /** One Lloyd iteration: `labels` and `centroids` updated in place; resolves to the rows that moved. */
+  /**
+   * One Lloyd iteration: `labels` and `centroids` updated in place; resolves to the rows that
+   * moved. Rows meet centroids through int8 codes of the range `scale`, `offset`.
+   */
   lloydStep(
     x: Float32Array,
     n: number,
@@ -67,7 +70,10 @@ export interface NativeIvfKernel {
     seed: number,
     threads: number,
     labels: Int32Array,
+    scale: Float32Array,
+    offset: Float32Array,
   ): Promise<number>;
+  /** Each row's nearest centroid into `labels`, compared through int8 codes of the range `scale`, `offset`. */
   assign(
     x: Float32Array,
     n: number,
@@ -77,6 +83,8 @@ export interface NativeIvfKernel {
     score: 0 | 1,
     threads: number,
     labels: Int32Array,
+    scale: Float32Array,
+    offset: Float32Array,
   ): Promise<void>;
   encode(
     x: Float32Array,

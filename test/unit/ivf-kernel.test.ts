@@ -108,8 +108,14 @@ describe.skipIf(!native.ok)('native IVF kernel against the float64 reference', (
     const data = randomVectors(rng(1), 64, 8);
     const index = await IvfIndex.build(kernel, data, 64, 8, 'ip', { nlist: 2 });
     await expect(async () => index.search(new Float32Array(7), 1, 3, 1, 8)).rejects.toThrow(RangeError);
-    expect(() => kernel.assign(data, 65, 8, new Float32Array(16), 2, 0, 1, new Int32Array(65))).toThrow(/x holds 512 values/);
-    expect(() => kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(8))).toThrow(/labels/);
+    const { scale, offset } = index.arrays;
+    expect(() => kernel.assign(data, 65, 8, new Float32Array(16), 2, 0, 1, new Int32Array(65), scale, offset)).toThrow(
+      /x holds 512 values/,
+    );
+    expect(() => kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(8), scale, offset)).toThrow(/labels/);
+    expect(() => kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(64), scale, new Float32Array(2))).toThrow(
+      /offset/,
+    );
     expect(() => new kernel.IvfIndex({ ...index.arrays, codes: new Uint8Array(3) })).toThrow(/codes/);
     expect(() => kernel.useIsa('sse' as 'best')).toThrow(/useIsa/);
   });

@@ -86,43 +86,48 @@ Napi::Value TopKResult(Napi::Env env, const std::vector<int32_t>& rows, const st
   return o;
 }
 
-// lloydStep(x, n, dim, centroids, nlist, score, seed, threads, labels) → Promise<moved>
-// (centroids and labels are updated in place).
+// lloydStep(x, n, dim, centroids, nlist, score, seed, threads, labels, scale, offset) →
+// Promise<moved> (centroids and labels are updated in place).
 Napi::Value LloydStep(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t n, dim, nlist, score, seed, threads;
-  float *x, *c;
+  float *x, *c, *scale, *offset;
   int32_t* labels;
   if (!integer(env, info[1], 1, kMaxRows, "n", &n) || !integer(env, info[2], 1, kMaxDim, "dim", &dim) ||
       !integer(env, info[4], 1, n, "nlist", &nlist) || !integer(env, info[5], 0, 1, "score", &score) ||
       !integer(env, info[6], 0, 1LL << 52, "seed", &seed) || !integer(env, info[7], 1, 256, "threads", &threads) ||
       !floats(env, info[0], n * dim, "x", &x) || !floats(env, info[3], nlist * dim, "centroids", &c) ||
-      !ints(env, info[8], n, "labels", &labels))
+      !ints(env, info[8], n, "labels", &labels) || !floats(env, info[9], dim, "scale", &scale) ||
+      !floats(env, info[10], dim, "offset", &offset))
     return env.Undefined();
   auto moved = std::make_shared<int64_t>(0);
   auto* job = new Job(
       env,
-      [=]() { *moved = hs::lloyd_step(x, n, dim, c, nlist, static_cast<Score>(score), seed, threads, labels); },
+      [=]() {
+        *moved = hs::lloyd_step(x, n, dim, c, nlist, static_cast<Score>(score), seed, scale, offset, threads, labels);
+      },
       [moved](Napi::Env e) { return Napi::Number::New(e, static_cast<double>(*moved)); },
-      {info[0], info[3], info[8]});
+      {info[0], info[3], info[8], info[9], info[10]});
   job->Queue();
   return job->promise();
 }
 
-// assign(x, n, dim, centroids, nlist, score, threads, labels) → Promise<void> (labels filled).
+// assign(x, n, dim, centroids, nlist, score, threads, labels, scale, offset) → Promise<void>
+// (labels filled).
 Napi::Value Assign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int64_t n, dim, nlist, score, threads;
-  float *x, *c;
+  float *x, *c, *scale, *offset;
   int32_t* labels;
   if (!integer(env, info[1], 1, kMaxRows, "n", &n) || !integer(env, info[2], 1, kMaxDim, "dim", &dim) ||
       !integer(env, info[4], 1, kMaxRows, "nlist", &nlist) || !integer(env, info[5], 0, 1, "score", &score) ||
       !integer(env, info[6], 1, 256, "threads", &threads) || !floats(env, info[0], n * dim, "x", &x) ||
-      !floats(env, info[3], nlist * dim, "centroids", &c) || !ints(env, info[7], n, "labels", &labels))
+      !floats(env, info[3], nlist * dim, "centroids", &c) || !ints(env, info[7], n, "labels", &labels) ||
+      !floats(env, info[8], dim, "scale", &scale) || !floats(env, info[9], dim, "offset", &offset))
     return env.Undefined();
   auto* job = new Job(
-      env, [=]() { hs::assign(x, n, dim, c, nlist, static_cast<Score>(score), threads, labels); },
-      [](Napi::Env e) { return e.Undefined(); }, {info[0], info[3], info[7]});
+      env, [=]() { hs::assign(x, n, dim, c, nlist, static_cast<Score>(score), scale, offset, threads, labels); },
+      [](Napi::Env e) { return e.Undefined(); }, {info[0], info[3], info[7], info[8], info[9]});
   job->Queue();
   return job->promise();
 }
@@ -196,16 +201,13 @@ class IvfIndex : public Napi::ObjectWrap<IvfIndex> {
       return;
     for (const char* key : {"centroids", "offsets", "blocks", "vectors", "scale", "offset", "bias", "codes"})
       keep_.push_back(Napi::Persistent(o.Get(key).As<Napi::Object>()));
-    centroid_blocks_ = hs::interleave_f32(centroids, static_cast<int>(nlist), static_cast<int>(dim));
-    centroid_norms_.resize(nlist);
-    hs::squared_norms(centroids, nlist, static_cast<int>(dim), centroid_norms_.data());
+    centroids_ = hs::encode_centroids(centroids, static_cast<int>(nlist), static_cast<int>(dim), scale, offset);
     if (score == static_cast<int>(Score::kL2)) {
       norms_.resize(rows);
       hs::squared_norms(vectors, rows, static_cast<int>(dim), norms_.data());
     }
     view_.score = static_cast<Score>(score);
-    view_.centroid_blocks = centroid_blocks_.data();
-    view_.centroid_norms = centroid_norms_.data();
+    view_.centroids = &centroids_;
     view_.vectors = vectors;
     view_.norms = norms_.data();
     view_.codes = codes;
@@ -275,14 +277,15 @@ class IvfIndex : public Napi::ObjectWrap<IvfIndex> {
     return job->promise();
   }
 
-  // Bytes the index allocated itself (centroid blocks and norms); the arrays are JavaScript's.
+  // Bytes the index allocated itself (centroid codes, norms); the arrays are JavaScript's.
   Napi::Value NativeBytes(const Napi::CallbackInfo& info) {
-    const size_t b = (centroid_blocks_.size() + centroid_norms_.size() + norms_.size()) * sizeof(float);
+    const size_t b = centroids_.codes.size() + (centroids_.norms.size() + norms_.size()) * sizeof(float);
     return Napi::Number::New(info.Env(), static_cast<double>(b));
   }
 
   hs::IvfView view_{};
-  std::vector<float> centroid_blocks_, centroid_norms_, norms_;
+  hs::CentroidCodes centroids_;
+  std::vector<float> norms_;
   std::vector<Napi::ObjectReference> keep_;
 };
 

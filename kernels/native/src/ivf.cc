@@ -78,21 +78,25 @@ void write_result(TopK& top, int k, int32_t* rows, float* scores) {
   }
 }
 
-// Centroid scores of up to 4 queries against every list: out[q * nlist + l].
-void centroid_scores(const float* blocks, const float* cnorms, int nlist, int dim, Score score,
-                     const float* queries, int nq, float* out) {
+// Integer-domain approximate scores of `nq` quantised queries (steps `steps`) against the
+// centroid codes: out[q * nlist + l] (for kL2, 2·q·c − ‖c‖² up to a per-query constant).
+void centroid_scores(const CentroidCodes& c, Score score, const int8_t* queries, const float* steps, int nq,
+                     float* out) {
   const Kernels& K = kernels();
-  float tile[4 * kBlock];
-  const int nblocks = (nlist + kBlock - 1) / kBlock;
-  for (int b = 0; b < nblocks; b++) {
-    K.block_f32(blocks + static_cast<size_t>(b) * dim * kBlock, queries, nq, dim, tile);
+  const size_t block_bytes = static_cast<size_t>(c.dpad) * kBlock;
+  int32_t ints[kTileQueries * kBlock];
+  for (int b = 0; b * kBlock < c.nlist; b++) {
     const int base = b * kBlock;
-    const int count = std::min(kBlock, nlist - base);
-    for (int q = 0; q < nq; q++)
-      for (int r = 0; r < count; r++) {
-        const float dot = tile[q * kBlock + r];
-        out[static_cast<size_t>(q) * nlist + base + r] = score == Score::kL2 ? 2 * dot - cnorms[base + r] : dot;
-      }
+    const int count = std::min(kBlock, c.nlist - base);
+    for (int q0 = 0; q0 < nq; q0 += kTileQueries) {
+      const int n = std::min(kTileQueries, nq - q0);
+      K.block_u8s8(c.codes.data() + b * block_bytes, queries + static_cast<size_t>(q0) * c.dpad, n, c.dpad, ints);
+      for (int j = 0; j < n; j++)
+        for (int r = 0; r < count; r++) {
+          const float dot = steps[q0 + j] * static_cast<float>(ints[j * kBlock + r]);
+          out[static_cast<size_t>(q0 + j) * c.nlist + base + r] = score == Score::kL2 ? 2 * dot - c.norms[base + r] : dot;
+        }
+    }
   }
 }
 
@@ -103,41 +107,62 @@ void squared_norms(const float* x, int64_t n, int dim, float* out) {
   for (int64_t i = 0; i < n; i++) out[i] = K.dot_f32(x + i * dim, x + i * dim, dim);
 }
 
-std::vector<float> interleave_f32(const float* x, int rows, int dim) {
-  const int nblocks = (rows + kBlock - 1) / kBlock;
-  std::vector<float> out(static_cast<size_t>(nblocks) * dim * kBlock, 0.0f);
-  for (int r = 0; r < rows; r++) {
-    float* block = out.data() + static_cast<size_t>(r / kBlock) * dim * kBlock;
-    for (int d = 0; d < dim; d++) block[static_cast<size_t>(d) * kBlock + r % kBlock] = x[static_cast<size_t>(r) * dim + d];
-  }
-  return out;
+float quantize_query(const float* q, int dim, int dpad, const float* scale, int8_t* out) {
+  float wmax = 0;
+  for (int d = 0; d < dim; d++) wmax = std::max(wmax, std::fabs(q[d] * scale[d]));
+  const float step = wmax > 0 ? wmax / 127.0f : 1.0f;
+  std::fill(out, out + dpad, 0);
+  for (int d = 0; d < dim; d++) out[d] = static_cast<int8_t>(std::nearbyint(q[d] * scale[d] / step));
+  return step;
 }
 
-void assign(const float* x, int64_t n, int dim, const float* centroids, int nlist, Score score, int threads,
-            int32_t* labels) {
-  const std::vector<float> blocks = interleave_f32(centroids, nlist, dim);
-  std::vector<float> cnorms(nlist);
-  squared_norms(centroids, nlist, dim, cnorms.data());
-  // Tasks of 64 rows; each scores 4 rows at a time against all centroids.
+CentroidCodes encode_centroids(const float* centroids, int nlist, int dim, const float* scale, const float* offset) {
+  CentroidCodes c;
+  c.nlist = nlist;
+  c.dpad = (dim + 3) / 4 * 4;
+  const int32_t offsets[2] = {0, nlist};
+  const int32_t blocks[2] = {0, (nlist + kBlock - 1) / kBlock};
+  c.codes.resize(static_cast<size_t>(blocks[1]) * c.dpad * kBlock);
+  encode(centroids, CodeLayout{dim, c.dpad, 1, offsets, blocks}, scale, offset, 1, c.codes.data());
+  // The centroids as their codes decode: the norms match the scores the codes give.
+  c.norms.resize(nlist);
+  for (int l = 0; l < nlist; l++) {
+    double s = 0;
+    for (int d = 0; d < dim; d++) {
+      const int r = l % kBlock;
+      const uint8_t code = c.codes[static_cast<size_t>(l / kBlock) * c.dpad * kBlock + (d / 4) * 64 + r * 4 + d % 4];
+      const double v = offset[d] + scale[d] * code;
+      s += v * v;
+    }
+    c.norms[l] = static_cast<float>(s);
+  }
+  return c;
+}
+
+void assign(const float* x, int64_t n, int dim, const float* centroids, int nlist, Score score, const float* scale,
+            const float* offset, int threads, int32_t* labels) {
+  const CentroidCodes c = encode_centroids(centroids, nlist, dim, scale, offset);
+  // For kL2 the codes give 2·x·c up to a per-row constant: offsets enter as Σ x_d·offset_d, the
+  // same for every centroid, so the argmax is right without it.
   constexpr int kChunk = 64;
   const int tasks = static_cast<int>((n + kChunk - 1) / kChunk);
   parallel_for(tasks, threads, [&](int t) {
-    std::vector<float> sc(static_cast<size_t>(4) * nlist);
+    std::vector<float> sc(static_cast<size_t>(kChunk) * nlist);
+    std::vector<int8_t> qs(static_cast<size_t>(kChunk) * c.dpad);
+    float steps[kChunk];
     const int64_t begin = static_cast<int64_t>(t) * kChunk;
-    const int64_t end = std::min<int64_t>(n, begin + kChunk);
-    for (int64_t i = begin; i < end; i += 4) {
-      const int nq = static_cast<int>(std::min<int64_t>(4, end - i));
-      centroid_scores(blocks.data(), cnorms.data(), nlist, dim, score, x + i * dim, nq, sc.data());
-      for (int q = 0; q < nq; q++) {
-        const float* s = sc.data() + static_cast<size_t>(q) * nlist;
-        labels[i + q] = static_cast<int32_t>(std::max_element(s, s + nlist) - s);
-      }
+    const int nq = static_cast<int>(std::min<int64_t>(kChunk, n - begin));
+    for (int j = 0; j < nq; j++) steps[j] = quantize_query(x + (begin + j) * dim, dim, c.dpad, scale, qs.data() + static_cast<size_t>(j) * c.dpad);
+    centroid_scores(c, score, qs.data(), steps, nq, sc.data());
+    for (int j = 0; j < nq; j++) {
+      const float* s = sc.data() + static_cast<size_t>(j) * nlist;
+      labels[begin + j] = static_cast<int32_t>(std::max_element(s, s + nlist) - s);
     }
   });
 }
 
-int64_t lloyd_step(const float* x, int64_t n, int dim, float* c, int nlist, Score score, uint64_t seed, int threads,
-                   int32_t* labels) {
+int64_t lloyd_step(const float* x, int64_t n, int dim, float* c, int nlist, Score score, uint64_t seed,
+                   const float* scale, const float* offset, int threads, int32_t* labels) {
   uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
   auto rnd = [&state]() {
     state ^= state << 13;
@@ -146,7 +171,7 @@ int64_t lloyd_step(const float* x, int64_t n, int dim, float* c, int nlist, Scor
     return state;
   };
   std::vector<int32_t> previous(labels, labels + n);
-  assign(x, n, dim, c, nlist, score, threads, labels);
+  assign(x, n, dim, c, nlist, score, scale, offset, threads, labels);
   int64_t moved = 0;
   for (int64_t i = 0; i < n; i++) moved += previous[i] != labels[i];
   std::vector<double> sums(static_cast<size_t>(nlist) * dim, 0.0);
@@ -211,38 +236,32 @@ void ivf_search(const IvfView& ivf, const float* queries, int batch, const Searc
   const int dim = L.dim;
   const int nprobe = std::min(p.nprobe, L.nlist);
   const size_t block_bytes = static_cast<size_t>(L.dpad) * kBlock;
-  // Tasks of up to 4 queries: they share the pass over the centroids.
-  const int tasks = (batch + 3) / 4;
+  // Tasks of up to kTileQueries queries: they share the pass over the centroids.
+  const int tasks = (batch + kTileQueries - 1) / kTileQueries;
   parallel_for(tasks, p.threads, [&](int t) {
-    const int q0 = t * 4;
-    const int nq = std::min(4, batch - q0);
+    const int q0 = t * kTileQueries;
+    const int nq = std::min(kTileQueries, batch - q0);
+    // The tile's queries in the codes' terms, once: for the centroids and for the lists.
+    std::vector<int8_t> qi(static_cast<size_t>(nq) * L.dpad);
+    float steps[kTileQueries];
+    for (int j = 0; j < nq; j++)
+      steps[j] = quantize_query(queries + static_cast<size_t>(q0 + j) * dim, dim, L.dpad, ivf.scale, qi.data() + static_cast<size_t>(j) * L.dpad);
     std::vector<float> cs(static_cast<size_t>(nq) * L.nlist);
-    centroid_scores(ivf.centroid_blocks, ivf.centroid_norms, L.nlist, dim, ivf.score, queries + static_cast<size_t>(q0) * dim,
-                    nq, cs.data());
+    centroid_scores(*ivf.centroids, ivf.score, qi.data(), steps, nq, cs.data());
     std::vector<int32_t> order(L.nlist);
-    std::vector<int8_t> qi(L.dpad);
-    std::vector<float> w(dim);
     TopK cand(std::max(p.candidates, p.k));
     TopK best(p.k);
     int32_t ints[kBlock];
     for (int j = 0; j < nq; j++) {
       const int q = q0 + j;
       const float* qv = queries + static_cast<size_t>(q) * dim;
+      const int8_t* qj = qi.data() + static_cast<size_t>(j) * L.dpad;
+      const float step = steps[j];
       // The lists to probe: the best `nprobe` centroid scores.
       const float* s = cs.data() + static_cast<size_t>(j) * L.nlist;
       for (int l = 0; l < L.nlist; l++) order[l] = l;
       std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(),
                        [s](int32_t a, int32_t b) { return s[a] > s[b]; });
-      // The query in the codes' terms: q·x ≈ Σ q_d·offset_d + Σ (q_d·scale_d)·code_d, and the
-      // second sum in int8 with one step for the whole query.
-      float wmax = 0;
-      for (int d = 0; d < dim; d++) {
-        w[d] = qv[d] * ivf.scale[d];
-        wmax = std::max(wmax, std::fabs(w[d]));
-      }
-      const float step = wmax > 0 ? wmax / 127.0f : 1.0f;
-      std::fill(qi.begin(), qi.end(), 0);
-      for (int d = 0; d < dim; d++) qi[d] = static_cast<int8_t>(std::nearbyint(w[d] / step));
       cand.clear();
       for (int pi = 0; pi < nprobe; pi++) {
         const int l = order[pi];
@@ -250,7 +269,7 @@ void ivf_search(const IvfView& ivf, const float* queries, int batch, const Searc
         const int64_t count = L.offsets[l + 1] - first;
         const uint8_t* base = ivf.codes + static_cast<size_t>(L.blocks[l]) * block_bytes;
         for (int64_t i = 0; i < count; i += kBlock) {
-          K.block_u8s8(base + static_cast<size_t>(i / kBlock) * block_bytes, qi.data(), L.dpad, ints);
+          K.block_u8s8(base + static_cast<size_t>(i / kBlock) * block_bytes, qj, 1, L.dpad, ints);
           const int n = static_cast<int>(std::min<int64_t>(kBlock, count - i));
           const float floor = cand.threshold();
           for (int r = 0; r < n; r++) {

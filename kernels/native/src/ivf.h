@@ -14,15 +14,27 @@ enum class Score : int { kDot = 0, kL2 = 1 };
 // One Lloyd iteration of k-means on `n` rows: assigns each row to its nearest centroid and moves
 // each centroid to the mean of its rows (unit length for kDot: spherical k-means). An empty list
 // takes over half of the largest one (its centroid, nudged by `seed`). Returns the rows moved.
+// Rows are compared with the centroids through int8 codes (`scale`, `offset`: the codes' range).
 int64_t lloyd_step(const float* x, int64_t n, int dim, float* centroids, int nlist, Score score, uint64_t seed,
-                   int threads, int32_t* labels);
+                   const float* scale, const float* offset, int threads, int32_t* labels);
 
-// Nearest centroid of each row (by `score`);
-void assign(const float* x, int64_t n, int dim, const float* centroids, int nlist, Score score, int threads,
-            int32_t* labels);
+// Nearest centroid of each row by `score`, compared through int8 codes: the centroids as u8
+// codes of the range (`scale`, `offset`), each row as an s8 query (see quantize_query).
+void assign(const float* x, int64_t n, int dim, const float* centroids, int nlist, Score score, const float* scale,
+            const float* offset, int threads, int32_t* labels);
 
-// Blocked copy of `rows × dim` floats: blocks of 16 rows, each `dim × 16` floats; padding rows 0.
-std::vector<float> interleave_f32(const float* x, int rows, int dim);
+// A query in the codes' terms: q·x ≈ Σ q_d·offset_d + step · Σ out_d·code_d, with
+// out_d = round(q_d·scale_d / step) in [−127, 127]; returns step. `out` has dpad bytes.
+float quantize_query(const float* q, int dim, int dpad, const float* scale, int8_t* out);
+
+// Centroids as u8 codes in blocks of 16 (one list), with the squared norms of what they decode to.
+struct CentroidCodes {
+  int nlist = 0;
+  int dpad = 0;
+  std::vector<uint8_t> codes;
+  std::vector<float> norms;
+};
+CentroidCodes encode_centroids(const float* centroids, int nlist, int dim, const float* scale, const float* offset);
 
 // Layout of the lists' int8 codes: list l holds entries [offsets[l], offsets[l+1]) in blocks
 // [blocks[l], blocks[l+1]) of 16 rows × dpad bytes, 4 dimensions of a row together.
@@ -41,8 +53,7 @@ void encode(const float* x, const CodeLayout& layout, const float* scale, const 
 struct IvfView {
   CodeLayout layout;
   Score score;
-  const float* centroid_blocks;  // interleave_f32(centroids)
-  const float* centroid_norms;   // ‖c‖² per list (kL2)
+  const CentroidCodes* centroids;
   const float* vectors;          // entries' fp32 rows, list order
   const float* norms;            // ‖x‖² per entry (kL2)
   const uint8_t* codes;

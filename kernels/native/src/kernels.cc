@@ -11,29 +11,19 @@ namespace {
 
 // ---- portable ------------------------------------------------------------------------------
 
-void block_f32_generic(const float* block, const float* queries, int nq, int dim, float* out) {
+void block_u8s8_generic(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out) {
   for (int q = 0; q < nq; q++) {
-    float acc[kBlock] = {0};
-    const float* qv = queries + static_cast<size_t>(q) * dim;
-    for (int d = 0; d < dim; d++) {
-      const float x = qv[d];
-      const float* b = block + static_cast<size_t>(d) * kBlock;
-      for (int r = 0; r < kBlock; r++) acc[r] += b[r] * x;
+    const int8_t* qv = queries + static_cast<size_t>(q) * dpad;
+    int32_t acc[kBlock] = {0};
+    for (int g = 0; g < dpad / 4; g++) {
+      const uint8_t* b = block + static_cast<size_t>(g) * 64;
+      const int8_t* w = qv + g * 4;
+      for (int r = 0; r < kBlock; r++) {
+        acc[r] += b[r * 4] * w[0] + b[r * 4 + 1] * w[1] + b[r * 4 + 2] * w[2] + b[r * 4 + 3] * w[3];
+      }
     }
     std::memcpy(out + q * kBlock, acc, sizeof acc);
   }
-}
-
-void block_u8s8_generic(const uint8_t* block, const int8_t* query, int dpad, int32_t* out) {
-  int32_t acc[kBlock] = {0};
-  for (int g = 0; g < dpad / 4; g++) {
-    const uint8_t* b = block + static_cast<size_t>(g) * 64;
-    const int8_t* qv = query + g * 4;
-    for (int r = 0; r < kBlock; r++) {
-      acc[r] += b[r * 4] * qv[0] + b[r * 4 + 1] * qv[1] + b[r * 4 + 2] * qv[2] + b[r * 4 + 3] * qv[3];
-    }
-  }
-  std::memcpy(out, acc, sizeof acc);
 }
 
 float dot_f32_generic(const float* a, const float* b, int dim) {
@@ -57,57 +47,47 @@ void dot_f32_4xn_generic(const float* a, int na, const float* b, int nb, int dim
 
 #define HS_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
 
-// Up to 4 queries against one block: two accumulators per query (even and odd dimensions), so
-// each FMA chain waits on itself only every other step.
-HS_AVX512 void block_f32_avx512(const float* block, const float* queries, int nq, int dim, float* out) {
-  __m512 a[4], b[4];
-  for (int q = 0; q < 4; q++) a[q] = b[q] = _mm512_setzero_ps();
-  const float* qp[4];
-  for (int q = 0; q < 4; q++) qp[q] = queries + static_cast<size_t>(q < nq ? q : 0) * dim;
-  int d = 0;
-  if (nq == 4) {
-    for (; d + 2 <= dim; d += 2) {
-      const __m512 x0 = _mm512_loadu_ps(block + static_cast<size_t>(d) * kBlock);
-      const __m512 x1 = _mm512_loadu_ps(block + static_cast<size_t>(d + 1) * kBlock);
-      for (int q = 0; q < 4; q++) {
-        a[q] = _mm512_fmadd_ps(x0, _mm512_set1_ps(qp[q][d]), a[q]);
-        b[q] = _mm512_fmadd_ps(x1, _mm512_set1_ps(qp[q][d + 1]), b[q]);
-      }
-    }
-  } else {
-    for (; d + 2 <= dim; d += 2) {
-      const __m512 x0 = _mm512_loadu_ps(block + static_cast<size_t>(d) * kBlock);
-      const __m512 x1 = _mm512_loadu_ps(block + static_cast<size_t>(d + 1) * kBlock);
-      for (int q = 0; q < nq; q++) {
-        a[q] = _mm512_fmadd_ps(x0, _mm512_set1_ps(qp[q][d]), a[q]);
-        b[q] = _mm512_fmadd_ps(x1, _mm512_set1_ps(qp[q][d + 1]), b[q]);
-      }
+// NQ queries against one block: each 64-byte load of codes meets NQ broadcast query words, and
+// two accumulators per query (even and odd groups) hide VPDPBUSD's latency.
+template <int NQ>
+HS_AVX512 void tile_u8s8(const uint8_t* block, const int8_t* queries, int dpad, int32_t* out) {
+  __m512i acc[NQ][2];
+  for (int q = 0; q < NQ; q++) acc[q][0] = acc[q][1] = _mm512_setzero_si512();
+  const int groups = dpad / 4;
+  int32_t word;
+  int g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    const __m512i x0 = _mm512_loadu_si512(block + static_cast<size_t>(g) * 64);
+    const __m512i x1 = _mm512_loadu_si512(block + static_cast<size_t>(g + 1) * 64);
+    for (int q = 0; q < NQ; q++) {
+      const int8_t* w = queries + static_cast<size_t>(q) * dpad + g * 4;
+      std::memcpy(&word, w, 4);
+      acc[q][0] = _mm512_dpbusd_epi32(acc[q][0], x0, _mm512_set1_epi32(word));
+      std::memcpy(&word, w + 4, 4);
+      acc[q][1] = _mm512_dpbusd_epi32(acc[q][1], x1, _mm512_set1_epi32(word));
     }
   }
-  for (; d < dim; d++) {
-    const __m512 x0 = _mm512_loadu_ps(block + static_cast<size_t>(d) * kBlock);
-    for (int q = 0; q < nq; q++) a[q] = _mm512_fmadd_ps(x0, _mm512_set1_ps(qp[q][d]), a[q]);
+  if (g < groups) {
+    const __m512i x0 = _mm512_loadu_si512(block + static_cast<size_t>(g) * 64);
+    for (int q = 0; q < NQ; q++) {
+      std::memcpy(&word, queries + static_cast<size_t>(q) * dpad + g * 4, 4);
+      acc[q][0] = _mm512_dpbusd_epi32(acc[q][0], x0, _mm512_set1_epi32(word));
+    }
   }
-  for (int q = 0; q < nq; q++) _mm512_storeu_ps(out + q * kBlock, _mm512_add_ps(a[q], b[q]));
+  for (int q = 0; q < NQ; q++) _mm512_storeu_si512(out + q * kBlock, _mm512_add_epi32(acc[q][0], acc[q][1]));
 }
 
-// Four accumulators over successive groups of 4 dimensions hide VPDPBUSD's latency.
-HS_AVX512 void block_u8s8_avx512(const uint8_t* block, const int8_t* query, int dpad, int32_t* out) {
-  __m512i acc[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-  const int groups = dpad / 4;
-  int32_t qword;
-  int g = 0;
-  for (; g + 4 <= groups; g += 4) {
-    for (int j = 0; j < 4; j++) {
-      std::memcpy(&qword, query + (g + j) * 4, 4);
-      acc[j] = _mm512_dpbusd_epi32(acc[j], _mm512_loadu_si512(block + static_cast<size_t>(g + j) * 64), _mm512_set1_epi32(qword));
-    }
+HS_AVX512 void block_u8s8_avx512(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out) {
+  switch (nq) {
+    case 4:
+      return tile_u8s8<4>(block, queries, dpad, out);
+    case 3:
+      return tile_u8s8<3>(block, queries, dpad, out);
+    case 2:
+      return tile_u8s8<2>(block, queries, dpad, out);
+    default:
+      return tile_u8s8<1>(block, queries, dpad, out);
   }
-  for (; g < groups; g++) {
-    std::memcpy(&qword, query + g * 4, 4);
-    acc[0] = _mm512_dpbusd_epi32(acc[0], _mm512_loadu_si512(block + static_cast<size_t>(g) * 64), _mm512_set1_epi32(qword));
-  }
-  _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3])));
 }
 
 HS_AVX512 float dot_f32_avx512(const float* a, const float* b, int dim) {
@@ -150,8 +130,8 @@ HS_AVX512 void dot_f32_4xn_avx512(const float* a, int na, const float* b, int nb
     for (int j = 0; j < nb; j++) out[i * nb + j] = _mm512_reduce_add_ps(acc[i][j]);
 }
 
-const Kernels kGeneric{"generic", block_f32_generic, block_u8s8_generic, dot_f32_generic, dot_f32_4xn_generic};
-const Kernels kAvx512{"avx512-vnni", block_f32_avx512, block_u8s8_avx512, dot_f32_avx512, dot_f32_4xn_avx512};
+const Kernels kGeneric{"generic", block_u8s8_generic, dot_f32_generic, dot_f32_4xn_generic};
+const Kernels kAvx512{"avx512-vnni", block_u8s8_avx512, dot_f32_avx512, dot_f32_4xn_avx512};
 
 const Kernels& best() {
   __builtin_cpu_init();

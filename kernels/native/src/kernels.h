@@ -9,13 +9,15 @@ namespace hs {
 
 // Rows per interleaved block: one AVX-512 register of fp32 or int32 lanes.
 constexpr int kBlock = 16;
+// Queries one block_u8s8 call scores at most.
+constexpr int kTileQueries = 4;
 
 struct Kernels {
   const char* isa;
-  // out[q*16 + r] = Σ_d queries[q*dim + d] * block[d*16 + r], for q < nq (nq ≤ 4).
-  void (*block_f32)(const float* block, const float* queries, int nq, int dim, float* out);
-  // out[r] = Σ_g Σ_j block[g*64 + r*4 + j] (u8) * query[g*4 + j] (s8), for r < 16; dpad = 4·groups.
-  void (*block_u8s8)(const uint8_t* block, const int8_t* query, int dpad, int32_t* out);
+  // Integer scores of up to kTileQueries s8 queries (each `dpad` bytes, one after another)
+  // against one block of 16 rows of u8 codes, 4 dimensions of a row together:
+  // out[q*16 + r] = Σ_g Σ_j block[g*64 + r*4 + j] · queries[q*dpad + g*4 + j].
+  void (*block_u8s8)(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out);
   float (*dot_f32)(const float* a, const float* b, int dim);
   // out[i*nb + j] = dot(a_i, b_j) for i < 4 rows of a, j < nb ≤ 4 rows of b.
   void (*dot_f32_4xn)(const float* a, int na, const float* b, int nb, int dim, float* out);

@@ -188,6 +188,8 @@ export class IvfIndex {
         score,
         threads,
         labels.subarray(start, end),
+        range.scale,
+        range.offset,
       );
       placed += end - start;
       report('assign', placed, pending);
@@ -248,12 +250,26 @@ async function trainCentroids(
   // The first `nlist` sample rows (a random choice already) seed the centroids.
   const centroids = sample.slice(0, nlist * dim);
   const sampleLabels = new Int32Array(sampleRows).fill(-1);
+  // Rows meet centroids through int8 codes of the sample's range (the lists' codes use it too).
+  const range = codeRange(sample, sampleRows, dim);
   for (let it = 0; it < iterations; it++) {
-    const moved = await kernel.lloydStep(sample, sampleRows, dim, centroids, nlist, score, seed + it, threads, sampleLabels);
+    const moved = await kernel.lloydStep(
+      sample,
+      sampleRows,
+      dim,
+      centroids,
+      nlist,
+      score,
+      seed + it,
+      threads,
+      sampleLabels,
+      range.scale,
+      range.offset,
+    );
     report('kmeans', it + 1, iterations);
     if (it > 0 && moved === 0) break;
   }
-  return { centroids, range: codeRange(sample, sampleRows, dim) };
+  return { centroids, range };
 }
 
 /**
