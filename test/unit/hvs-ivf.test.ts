@@ -87,7 +87,7 @@ describe.skipIf(!native.ok)('HVS IVF index', () => {
     });
   }
 
-  it('exact: true equals the float64 reference, deletes and updates included', async () => {
+  it('exact: true equals the float64 reference and the brute-force kernel, deletes and updates included', async () => {
     const seed = freshSeed();
     const rand = rng(seed);
     const draw = clusteredSource(rand, dim);
@@ -110,6 +110,23 @@ describe.skipIf(!native.ok)('HVS IVF index', () => {
     const queries = draw(8);
     const hits = await c.search(queries, 12, { exact: true });
     queries.forEach((q, i) => expectMatchesReference('ip', q, modelRows(model), 12, hits[i], `seed ${seed} query ${i}`));
+    // And it equals the brute-force ONNX kernel over the same rows (a collection never indexed).
+    const flat = hvs.createCollection('exact_flat', { dim, metric: 'ip' });
+    const live = modelRows(model);
+    await flat.upsert(
+      live.map((r) => r.id),
+      live.map((r) => r.vector),
+    );
+    const brute = await flat.search(queries, 12);
+    expect(flat.planSearch(12)).toMatchObject({ index: 'flat' });
+    hits.forEach((list, i) =>
+      list.forEach((h, j) => {
+        expect(Math.abs(h.score - brute[i][j].score), `seed ${seed} query ${i} rank ${j}`).toBeLessThan(1e-3);
+        const near = (x?: { score: number }): boolean => x !== undefined && Math.abs(x.score - brute[i][j].score) <= 1e-3;
+        // Ids agree wherever the scores do not tie.
+        if (!near(brute[i][j - 1]) && !near(brute[i][j + 1])) expect(h.id).toBe(brute[i][j].id);
+      }),
+    );
     const filter = compileFilter({ tag: { $in: [1, 2] } });
     const filtered = await c.search(queries, 12, { exact: true, filter });
     const kept = modelRows(model, (m) => matchesFilter(filter, m));

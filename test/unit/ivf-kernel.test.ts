@@ -113,9 +113,9 @@ describe.skipIf(!native.ok)('native IVF kernel against the float64 reference', (
       /x holds 512 values/,
     );
     expect(() => kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(8), scale, offset)).toThrow(/labels/);
-    expect(() => kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(64), scale, new Float32Array(2))).toThrow(
-      /offset/,
-    );
+    expect(() =>
+      kernel.assign(data, 64, 8, new Float32Array(16), 2, 0, 1, new Int32Array(64), scale, new Float32Array(2)),
+    ).toThrow(/offset/);
     expect(() => new kernel.IvfIndex({ ...index.arrays, codes: new Uint8Array(3) })).toThrow(/codes/);
     expect(() => kernel.useIsa('sse' as 'best')).toThrow(/useIsa/);
   });

@@ -69,6 +69,13 @@ class TopK {
   std::vector<std::pair<float, int64_t>> heap_;
 };
 
+// One block of a probed list: its index in the codes, its first entry and its rows (≤ 16).
+struct BlockRun {
+  int64_t block;
+  int64_t entry;
+  int rows;
+};
+
 void write_result(TopK& top, int k, int32_t* rows, float* scores) {
   auto best = top.sorted();
   for (int i = 0; i < k; i++) {
@@ -90,7 +97,7 @@ void centroid_scores(const CentroidCodes& c, Score score, const int8_t* queries,
     const int count = std::min(kBlock, c.nlist - base);
     for (int q0 = 0; q0 < nq; q0 += kTileQueries) {
       const int n = std::min(kTileQueries, nq - q0);
-      K.block_u8s8(c.codes.data() + b * block_bytes, queries + static_cast<size_t>(q0) * c.dpad, n, c.dpad, ints);
+      K.block_u8s8(c.codes.data() + b * block_bytes, queries + static_cast<size_t>(q0) * c.dpad, n, c.dpad, ints, nullptr);
       for (int j = 0; j < n; j++)
         for (int r = 0; r < count; r++) {
           const float dot = steps[q0 + j] * static_cast<float>(ints[j * kBlock + r]);
@@ -248,7 +255,8 @@ void ivf_search(const IvfView& ivf, const float* queries, int batch, const Searc
       steps[j] = quantize_query(queries + static_cast<size_t>(q0 + j) * dim, dim, L.dpad, ivf.scale, qi.data() + static_cast<size_t>(j) * L.dpad);
     std::vector<float> cs(static_cast<size_t>(nq) * L.nlist);
     centroid_scores(*ivf.centroids, ivf.score, qi.data(), steps, nq, cs.data());
-    std::vector<int32_t> order(L.nlist);
+    TopK lists(nprobe);
+    std::vector<BlockRun> runs;
     TopK cand(std::max(p.candidates, p.k));
     TopK best(p.k);
     int32_t ints[kBlock];
@@ -257,28 +265,35 @@ void ivf_search(const IvfView& ivf, const float* queries, int batch, const Searc
       const float* qv = queries + static_cast<size_t>(q) * dim;
       const int8_t* qj = qi.data() + static_cast<size_t>(j) * L.dpad;
       const float step = steps[j];
-      // The lists to probe: the best `nprobe` centroid scores.
+      // The lists to probe: the best `nprobe` centroid scores (a small heap: one compare per list).
       const float* s = cs.data() + static_cast<size_t>(j) * L.nlist;
-      for (int l = 0; l < L.nlist; l++) order[l] = l;
-      std::nth_element(order.begin(), order.begin() + (nprobe - 1), order.end(),
-                       [s](int32_t a, int32_t b) { return s[a] > s[b]; });
+      lists.clear();
+      for (int l = 0; l < L.nlist; l++)
+        if (s[l] > lists.threshold()) lists.push(s[l], l);
+      const auto& probed = lists.items();
       cand.clear();
-      for (int pi = 0; pi < nprobe; pi++) {
-        const int l = order[pi];
+      // The probed lists' blocks in one run, so each block's scan prefetches the block two ahead,
+      // across list boundaries too (the codes stream from memory: they are the hot tier's bulk).
+      runs.clear();
+      for (const auto& item : probed) {
+        const int l = static_cast<int>(item.second);
         const int64_t first = L.offsets[l];
         const int64_t count = L.offsets[l + 1] - first;
-        const uint8_t* base = ivf.codes + static_cast<size_t>(L.blocks[l]) * block_bytes;
-        for (int64_t i = 0; i < count; i += kBlock) {
-          K.block_u8s8(base + static_cast<size_t>(i / kBlock) * block_bytes, qj, 1, L.dpad, ints);
-          const int n = static_cast<int>(std::min<int64_t>(kBlock, count - i));
-          const float floor = cand.threshold();
-          for (int r = 0; r < n; r++) {
-            const int64_t e = first + i + r;
-            float a = step * static_cast<float>(ints[r]);
-            if (ivf.score == Score::kL2) a = 2 * a - ivf.norms[e];
-            if (a <= floor || ivf.bias[e] != 0 || (p.mask && p.mask[e] != 0)) continue;
-            cand.push(a, e);
-          }
+        for (int64_t i = 0; i < count; i += kBlock)
+          runs.push_back({L.blocks[l] + i / kBlock, first + i, static_cast<int>(std::min<int64_t>(kBlock, count - i))});
+      }
+      constexpr size_t kAhead = 2;
+      for (size_t bi = 0; bi < runs.size(); bi++) {
+        const BlockRun& run = runs[bi];
+        const uint8_t* ahead = bi + kAhead < runs.size() ? ivf.codes + runs[bi + kAhead].block * block_bytes : nullptr;
+        K.block_u8s8(ivf.codes + run.block * block_bytes, qj, 1, L.dpad, ints, ahead);
+        const float floor = cand.threshold();
+        for (int r = 0; r < run.rows; r++) {
+          const int64_t e = run.entry + r;
+          float a = step * static_cast<float>(ints[r]);
+          if (ivf.score == Score::kL2) a = 2 * a - ivf.norms[e];
+          if (a <= floor || ivf.bias[e] != 0 || (p.mask && p.mask[e] != 0)) continue;
+          cand.push(a, e);
         }
       }
       // Exact scores for the candidates, four rows at a time.

@@ -11,7 +11,8 @@ namespace {
 
 // ---- portable ------------------------------------------------------------------------------
 
-void block_u8s8_generic(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out) {
+void block_u8s8_generic(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out,
+                        const uint8_t* /*prefetch*/) {
   for (int q = 0; q < nq; q++) {
     const int8_t* qv = queries + static_cast<size_t>(q) * dpad;
     int32_t acc[kBlock] = {0};
@@ -50,7 +51,7 @@ void dot_f32_4xn_generic(const float* a, int na, const float* b, int nb, int dim
 // NQ queries against one block: each 64-byte load of codes meets NQ broadcast query words, and
 // two accumulators per query (even and odd groups) hide VPDPBUSD's latency.
 template <int NQ>
-HS_AVX512 void tile_u8s8(const uint8_t* block, const int8_t* queries, int dpad, int32_t* out) {
+HS_AVX512 void tile_u8s8(const uint8_t* block, const int8_t* queries, int dpad, int32_t* out, const uint8_t* prefetch) {
   __m512i acc[NQ][2];
   for (int q = 0; q < NQ; q++) acc[q][0] = acc[q][1] = _mm512_setzero_si512();
   const int groups = dpad / 4;
@@ -59,6 +60,10 @@ HS_AVX512 void tile_u8s8(const uint8_t* block, const int8_t* queries, int dpad, 
   for (; g + 2 <= groups; g += 2) {
     const __m512i x0 = _mm512_loadu_si512(block + static_cast<size_t>(g) * 64);
     const __m512i x1 = _mm512_loadu_si512(block + static_cast<size_t>(g + 1) * 64);
+    if (prefetch) {
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + static_cast<size_t>(g) * 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(prefetch + static_cast<size_t>(g + 1) * 64), _MM_HINT_T0);
+    }
     for (int q = 0; q < NQ; q++) {
       const int8_t* w = queries + static_cast<size_t>(q) * dpad + g * 4;
       std::memcpy(&word, w, 4);
@@ -77,16 +82,17 @@ HS_AVX512 void tile_u8s8(const uint8_t* block, const int8_t* queries, int dpad, 
   for (int q = 0; q < NQ; q++) _mm512_storeu_si512(out + q * kBlock, _mm512_add_epi32(acc[q][0], acc[q][1]));
 }
 
-HS_AVX512 void block_u8s8_avx512(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out) {
+HS_AVX512 void block_u8s8_avx512(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out,
+                                 const uint8_t* prefetch) {
   switch (nq) {
     case 4:
-      return tile_u8s8<4>(block, queries, dpad, out);
+      return tile_u8s8<4>(block, queries, dpad, out, prefetch);
     case 3:
-      return tile_u8s8<3>(block, queries, dpad, out);
+      return tile_u8s8<3>(block, queries, dpad, out, prefetch);
     case 2:
-      return tile_u8s8<2>(block, queries, dpad, out);
+      return tile_u8s8<2>(block, queries, dpad, out, prefetch);
     default:
-      return tile_u8s8<1>(block, queries, dpad, out);
+      return tile_u8s8<1>(block, queries, dpad, out, prefetch);
   }
 }
 

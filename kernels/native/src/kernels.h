@@ -17,7 +17,9 @@ struct Kernels {
   // Integer scores of up to kTileQueries s8 queries (each `dpad` bytes, one after another)
   // against one block of 16 rows of u8 codes, 4 dimensions of a row together:
   // out[q*16 + r] = Σ_g Σ_j block[g*64 + r*4 + j] · queries[q*dpad + g*4 + j].
-  void (*block_u8s8)(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out);
+  // `prefetch` (optional) names a block of the same size to bring into cache meanwhile.
+  void (*block_u8s8)(const uint8_t* block, const int8_t* queries, int nq, int dpad, int32_t* out,
+                     const uint8_t* prefetch);
   float (*dot_f32)(const float* a, const float* b, int dim);
   // out[i*nb + j] = dot(a_i, b_j) for i < 4 rows of a, j < nb ≤ 4 rows of b.
   void (*dot_f32_4xn)(const float* a, int na, const float* b, int nb, int dim, float* out);
