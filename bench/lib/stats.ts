@@ -19,6 +19,16 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
   for (const r of cells.slice(1)) console.log(line(r));
 }
 
+/** Prints rows as a Markdown table (pipes, padded), for pasting into notes and issues. */
+export function printMarkdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): void {
+  const cells = [headers, ...rows.map((r) => r.map((c) => String(c).replace(/\|/g, '\\|')))];
+  const widths = headers.map((_, i) => Math.max(3, ...cells.map((r) => r[i].length)));
+  const line = (r: readonly string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  console.log(line(cells[0]));
+  console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const r of cells.slice(1)) console.log(line(r));
+}
+
 /** The machine a result was measured on, stored with every JSON result. */
 export function machine(): Record<string, unknown> {
   return {
