@@ -78,7 +78,19 @@ const fmt = (x: number | undefined, digits: number): string => (x === undefined 
 function print(data: AnnData, rows: AnnRow[]): void {
   console.log(`\n### ${data.name}: N=${data.n}, d=${data.dim}, ${data.nq} queries, k=${K}, cosine\n`);
   printMarkdownTable(
-    ['system', 'setting', 'build s', 'B=1 q/s', 'B=64 q/s', 'recall@10', 'p50 ms', 'p99 ms', 'mem MiB', 'hot B/vec (fp32)', 'note'],
+    [
+      'system',
+      'setting',
+      'build s',
+      'B=1 q/s',
+      'B=64 q/s',
+      'recall@10',
+      'p50 ms',
+      'p99 ms',
+      'mem MiB',
+      'hot B/vec (fp32)',
+      'note',
+    ],
     rows.map((r) => [
       r.system,
       r.setting,

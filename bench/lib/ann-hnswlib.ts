@@ -34,9 +34,7 @@ export async function runHnswlib(data: AnnData): Promise<AnnRow[]> {
       system: 'hnswlib-node 3.0.0',
       setting: `M=16 efC=64 ef=${ef}`,
       ...m,
-      ...(rows.length === 0
-        ? { buildS, memMiB, memNote: 'RSS delta', note: 'build 1 thread; B=64 = 64 sequential calls' }
-        : {}),
+      ...(rows.length === 0 ? { buildS, memMiB, memNote: 'RSS delta', note: 'build 1 thread; B=64 = 64 sequential calls' } : {}),
     });
   }
   return rows;

@@ -82,7 +82,9 @@ export async function runPgvector(data: AnnData): Promise<AnnRow[]> {
         const m = await measure(data, {
           one: (q) => search(db, q),
           batch: (qs, nq) =>
-            Promise.all(Array.from({ length: nq }, (_, i) => search(clients[i % 2], qs.subarray(i * data.dim, (i + 1) * data.dim)))),
+            Promise.all(
+              Array.from({ length: nq }, (_, i) => search(clients[i % 2], qs.subarray(i * data.dim, (i + 1) * data.dim))),
+            ),
         });
         rows.push({
           data: data.name,

