@@ -2,7 +2,7 @@ import type { SearchKernel } from '../../kernels/search-kernel.js';
 import type { FilterNode } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { Segment } from './segment.js';
-import type { AnnOptions, IndexStats } from './ivf/collection-index.js';
+import type { AnnOptions, IndexStats } from './ivf/ivf-types.js';
 
 /** The shape of a collection. */
 export interface CollectionSpec {
