@@ -3,7 +3,7 @@
 // kernels/native/build/UNAVAILABLE and the HVS searches exactly only (no IVF), saying why in its
 // stats. HYPERSYNC_REQUIRE_NATIVE=1 (CI) turns a failed build into a failed command.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -23,11 +23,18 @@ function unavailable(reason) {
   process.exit(process.env.HYPERSYNC_REQUIRE_NATIVE === '1' ? 1 : 0);
 }
 
+// Built already and no source newer (npm pack and npm ci run this through `prepare`): nothing to do.
+const addon = join(dir, 'build', 'Release', 'hypersync_ivf.node');
+if (existsSync(addon) && !process.argv.includes('--force')) {
+  const built = statSync(addon).mtimeMs;
+  const sources = [join(dir, 'binding.gyp'), ...readdirSync(join(dir, 'src')).map((f) => join(dir, 'src', f))];
+  if (sources.every((f) => statSync(f).mtimeMs <= built)) process.exit(0);
+}
 if (candidates.length === 0) unavailable('node-gyp not found (it ships with npm)');
 rmSync(marker, { force: true });
 const r = spawnSync(process.execPath, [candidates[0], 'rebuild', '--release'], {
   cwd: dir,
-  stdio: ['ignore', 'inherit', 'pipe'],
+  stdio: ['ignore', 2, 'pipe'],
   encoding: 'utf8',
 });
 if (r.status !== 0) {
