@@ -12,6 +12,7 @@ const schema = z.object({
   HYPERSYNC_DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./.hypersync')),
   HYPERSYNC_DEVICE: z.preprocess(emptyToUndefined, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
+  HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -49,6 +50,8 @@ export interface Config {
   dataDir: string;
   device: DevicePreference;
   cacheMb: number;
+  /** Rows at which a collection's IVF index is trained in the background by itself (0: only when asked). */
+  ivfMinRows: number;
   apiKeys: string[];
   modelDir: string | undefined;
   /** The ONNX file inside `modelDir` (e.g. `model_qint8.onnx`); default `model.onnx`, else `onnx/model.onnx`. */
@@ -88,6 +91,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.HYPERSYNC_DATA_DIR,
     device: e.HYPERSYNC_DEVICE,
     cacheMb: e.HYPERSYNC_CACHE_MB,
+    ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,
     apiKeys: (e.HYPERSYNC_API_KEYS ?? '')
       .split(',')
       .map((k) => k.trim())

@@ -2,6 +2,7 @@ import type { JobType } from '../src/jobs/job-queue.js';
 import type { Processor } from '../src/jobs/processor.js';
 import { compactJob } from './compact.js';
 import { embedJob } from './embed.js';
+import { indexJob } from './train-index.js';
 import { rebuildJob } from './rebuild.js';
 import { reindexJob } from './reindex.js';
 import { syncJob } from './sync.js';
@@ -15,6 +16,7 @@ export const PROCESSORS: Record<JobType, Processor> = {
   reindex: reindexJob,
   embed: embedJob,
   compact: compactJob,
+  index: indexJob,
 };
 
 /**
@@ -28,4 +30,5 @@ export const DEFAULT_CONCURRENCY: Record<JobType, number> = {
   reindex: 1,
   embed: 1,
   compact: 1,
+  index: 1,
 };

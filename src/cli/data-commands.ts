@@ -2,6 +2,8 @@ import { Command, InvalidArgumentError as CommanderArgumentError } from 'command
 import { LIMITS } from '../core/limits.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Filter } from '../core/filter.js';
+import { definedOnly } from '../core/options.js';
+import type { AnnOptions } from '../hvs/ivf/ivf-types.js';
 import type { Include, ListedItem } from '../integration/types.js';
 import type { CollectionsCommandDeps } from './collections.js';
 
@@ -97,6 +99,12 @@ const kOption = (v: string): number => {
   return n;
 };
 
+const positive = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
+  return n;
+};
+
 const finite = (v: string): number => {
   const n = Number(v);
   if (v.trim() === '' || !Number.isFinite(n)) throw new CommanderArgumentError('a number');
@@ -130,10 +138,13 @@ export function queryCommand({ withStore, print }: CollectionsCommandDeps): Comm
     .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption, ['content', 'metadata'])
     .option('-f, --filter <json>', 'metadata filter, e.g. \'{"lang": "de"}\'', filterOption)
     .option('--min-score <score>', 'drop hits scoring worse (similarity below it; for l2, distance above it)', finite)
+    .option('--exact', 'scan every item exactly, whatever index the collection has')
+    .option('--nprobe <n>', 'IVF lists scanned (default: the one calibrated for recall@10 ≥ 0.95)', positive)
+    .option('--target-recall <r>', 'the recall@10 wanted, in (0, 1]: the smallest calibrated nprobe reaching it', finite)
     .action(
       async (
         collection: string,
-        opts: { vector?: string; text?: string; k: number; include: Include[]; filter?: Filter; minScore?: number },
+        opts: { vector?: string; text?: string; k: number; include: Include[]; filter?: Filter; minScore?: number } & AnnOptions,
       ) => {
         if ((opts.vector === undefined) === (opts.text === undefined)) {
           throw new InvalidArgumentError('give exactly one of --vector and --text');
@@ -145,6 +156,7 @@ export function queryCommand({ withStore, print }: CollectionsCommandDeps): Comm
             include: opts.include,
             ...(opts.filter ? { filter: opts.filter } : {}),
             ...(opts.minScore !== undefined ? { minScore: opts.minScore } : {}),
+            ...definedOnly({ exact: opts.exact, nprobe: opts.nprobe, targetRecall: opts.targetRecall }),
           });
           print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
         });

@@ -18,6 +18,7 @@ import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
 import { collectionsCommand } from './collections.js';
 import { dataCommands } from './data-commands.js';
+import { indexCommand } from './index-command.js';
 import { LIMITS } from '../core/limits.js';
 
 /** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
@@ -349,6 +350,7 @@ program
 
 program.addCommand(collectionsCommand({ withStore, print }));
 for (const c of dataCommands({ withStore, print })) program.addCommand(c);
+program.addCommand(indexCommand({ withStore, print, queueAndWait }));
 
 program.parseAsync().catch((err: unknown) => {
   if (err instanceof HyperSyncError) {

@@ -155,7 +155,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** k nearest items per query (vector or text), optionally filtered */
+    /** k nearest items per query (vector or text), optionally filtered; by the IVF index where trained, or exact */
     post: operations['queryItems'];
     delete?: never;
     options?: never;
@@ -381,6 +381,32 @@ export interface components {
         /** @enum {string} */
         state: 'loading' | 'ready' | 'failed';
         error?: string;
+        /** @description The HVS index: flat (exact), training, or IVF */
+        index?: {
+          /** @enum {string} */
+          state: 'flat' | 'training' | 'ivf';
+          /** @description Why there is no IVF index */
+          reason?: string;
+          /** @description Rows at which the IVF index is trained by itself (0: only when asked) */
+          minRows: number;
+          progress?: {
+            phase: string;
+            done: number;
+            total: number;
+          };
+          /** @description Rows outside the IVF lists, searched exactly beside them */
+          deltaRows: number;
+          /** @description The IVF index: lists, rows, calibrated default nprobe and its recall, hot-tier bytes */
+          ivf?: {
+            nlist: number;
+            rows: number;
+            nprobe: number;
+            expectedRecall: number;
+            hotBytes: number;
+          } & {
+            [key: string]: unknown;
+          };
+        };
       };
       nvm: {
         count: number;
@@ -515,7 +541,7 @@ export interface components {
     Job: {
       id: string;
       /** @enum {string} */
-      type: 'sync' | 'rebuild' | 'verify' | 'reindex' | 'embed' | 'compact';
+      type: 'sync' | 'rebuild' | 'verify' | 'reindex' | 'embed' | 'compact' | 'index';
       /** @enum {string} */
       state: 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'cancelled';
       progress:
@@ -576,6 +602,13 @@ export interface components {
           failed: number;
         };
         compact: {
+          waiting: number;
+          active: number;
+          delayed: number;
+          completed: number;
+          failed: number;
+        };
+        index: {
           waiting: number;
           active: number;
           delayed: number;
@@ -657,6 +690,12 @@ export interface components {
       minLsn?: number;
       filter?: components['schemas']['Filter'];
       minScore?: number;
+      /** @description Scan every row exactly (the HVS flat scan, or pgvector without HNSW) */
+      exact?: boolean;
+      /** @description IVF lists scanned per query (default: the nprobe calibrated for recall@10 ≥ 0.95) */
+      nprobe?: number;
+      /** @description The recall@10 wanted: the smallest calibrated nprobe that reached it (1: exact) */
+      targetRecall?: number;
     };
     DeleteItemsRequest:
       | {
@@ -696,6 +735,12 @@ export interface components {
       minLsn?: number;
       /** @description Score threshold: hits scoring worse are dropped */
       minScore?: number;
+      /** @description Scan every row exactly (the HVS flat scan, or pgvector without HNSW) */
+      exact?: boolean;
+      /** @description IVF lists scanned per query (default: the nprobe calibrated for recall@10 ≥ 0.95) */
+      nprobe?: number;
+      /** @description The recall@10 wanted: the smallest calibrated nprobe that reached it (1: exact) */
+      targetRecall?: number;
     };
     CollectionJobRequest:
       | {
@@ -751,6 +796,14 @@ export interface components {
       | {
           /** @constant */
           type: 'compact';
+          key?: string;
+          attempts?: number;
+        }
+      | {
+          nlist?: number;
+          targetRecall?: number;
+          /** @constant */
+          type: 'index';
           key?: string;
           attempts?: number;
         };

@@ -165,7 +165,7 @@ function itemPaths(): Record<string, unknown> {
     '/v1/collections/{c}/query': {
       post: {
         operationId: 'queryItems',
-        summary: 'k nearest items per query (vector or text), optionally filtered',
+        summary: 'k nearest items per query (vector or text), optionally filtered; by the IVF index where trained, or exact',
         parameters: [c],
         requestBody: body('QueryRequest'),
         responses: { '200': ok('one list of hits per query, best first', 'QueryResult'), ...errors },

@@ -35,6 +35,20 @@ export const collectionInfo = z.strictObject({
 
 export const collectionList = z.strictObject({ collections: z.array(collectionInfo) });
 
+const indexStats = z
+  .strictObject({
+    state: z.enum(['flat', 'training', 'ivf']),
+    reason: z.string().optional().describe('Why there is no IVF index'),
+    minRows: int.describe('Rows at which the IVF index is trained by itself (0: only when asked)'),
+    progress: z.strictObject({ phase: z.string(), done: int, total: int }).optional(),
+    deltaRows: int.describe('Rows outside the IVF lists, searched exactly beside them'),
+    ivf: z
+      .looseObject({ nlist: int, rows: int, nprobe: int, expectedRecall: z.number(), hotBytes: int })
+      .optional()
+      .describe('The IVF index: lists, rows, calibrated default nprobe and its recall, hot-tier bytes'),
+  })
+  .describe('The HVS index: flat (exact), training, or IVF');
+
 export const collectionStatus = collectionInfo.extend({
   count: int,
   hvs: z.strictObject({
@@ -44,6 +58,7 @@ export const collectionStatus = collectionInfo.extend({
     ready: z.boolean(),
     state: tierState,
     error: z.string().optional(),
+    index: indexStats.optional(),
   }),
   nvm: z.strictObject({ count: int, vectors: int }),
   lsn: int.describe('The change-log position the HVS has applied for this collection'),

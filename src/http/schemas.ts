@@ -65,6 +65,24 @@ export const filterValue = z
       'combinators $and $or $not; nested fields by dotted path ("source.kind").',
   );
 
+/** How a query uses the collection's IVF index (see `AnnOptions`). */
+const annFields = {
+  exact: z.boolean().optional().describe('Scan every row exactly (the HVS flat scan, or pgvector without HNSW)'),
+  nprobe: z
+    .number()
+    .int()
+    .min(1)
+    .max(1 << 20)
+    .optional()
+    .describe('IVF lists scanned per query (default: the nprobe calibrated for recall@10 ≥ 0.95)'),
+  targetRecall: z
+    .number()
+    .gt(0)
+    .max(1)
+    .optional()
+    .describe('The recall@10 wanted: the smallest calibrated nprobe that reached it (1: exact)'),
+};
+
 export const queryBody = z.strictObject({
   queries: z
     .array(
@@ -83,6 +101,7 @@ export const queryBody = z.strictObject({
   filter: filterValue.optional(),
   /** Drops hits scoring worse: similarity below it (cosine, ip), distance above it (l2). */
   minScore: z.number().optional(),
+  ...annFields,
 });
 
 export const encodeBody = z.strictObject({
@@ -116,6 +135,7 @@ export const jobBody = z.discriminatedUnion('type', [
   JOB_DATA.reindex.omit({ collection: true }).extend({ type: z.literal('reindex'), ...jobOptions }),
   JOB_DATA.embed.omit({ collection: true }).extend({ type: z.literal('embed'), ...jobOptions }),
   JOB_DATA.compact.omit({ collection: true }).extend({ type: z.literal('compact'), ...jobOptions }),
+  JOB_DATA.index.omit({ collection: true }).extend({ type: z.literal('index'), ...jobOptions }),
 ]);
 
 /** The job types that can run over every collection at once, and their bodies (`POST /v1/jobs`). */
@@ -172,4 +192,5 @@ export const explainBody = z.strictObject({
   include: includeValue.optional(),
   minLsn: z.number().int().min(0).optional(),
   minScore: minScore.optional(),
+  ...annFields,
 });

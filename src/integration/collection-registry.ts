@@ -83,6 +83,7 @@ export class CollectionRegistry {
       state: s.status,
     };
     if (s.error) hvs.error = s.error.message;
+    if (h) hvs.index = h.stats().index;
     return {
       ...infoOf(s),
       count: counts.blocks,

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { ClosedError, InvalidArgumentError } from '../core/errors.js';
+import { ClosedError } from '../core/errors.js';
 import type { Metric } from '../core/metric.js';
 import { Hvs } from '../hvs/hvs.js';
 import type { SnapshotManifest } from '../hvs/snapshot.js';
@@ -12,6 +12,7 @@ import { healthOf, hvsUsageOf } from './health.js';
 import type { CollectionState } from './collection-state.js';
 import type { VerifyOptions } from './consistency.js';
 import { encodeWith, type EncoderSet, encoderSetOf } from './item-input.js';
+import { trainCollectionIndex, type TrainIndexOptions, type TrainIndexResult } from './index-training.js';
 import type { Maintenance, CompactResult, RebuildOptions } from './maintenance.js';
 import { checkOptions, type HyperSyncOptions } from './options.js';
 import type { QueryPlan } from './query-planner.js';
@@ -40,7 +41,6 @@ import type {
   StoreResult,
   SyncDirection,
 } from './types.js';
-import { SYNC_DIRECTIONS } from './types.js';
 import { WriteAheadLog } from './write-ahead-log.js';
 import type { WritePath } from './write-path.js';
 import { definedOnly } from '../core/options.js';
@@ -113,8 +113,8 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const nvm = await SqlNvmStore.open(options.databaseUrl ? { databaseUrl: options.databaseUrl } : { dataDir: options.dataDir });
     const opened: { close(): Promise<void> }[] = [nvm];
     try {
-      const { dataDir, device = 'auto', sealThreshold, kernelThread } = options;
-      const hvs = await Hvs.open({ dataDir, device, ...definedOnly({ sealThreshold, kernelThread }) });
+      const { dataDir, device = 'auto', sealThreshold, kernelThread, ivfMinRows } = options;
+      const hvs = await Hvs.open({ dataDir, device, ...definedOnly({ sealThreshold, kernelThread, ivfMinRows }) });
       opened.push(hvs);
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);
@@ -303,18 +303,10 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.router.query(await this.registry.stateOf(collection), queries, k, opts);
   }
 
-  /**
-   * Brings the tiers in step now: WAL-only writes are persisted to the NVM (`hvs-to-nvm`), then
-   * the change log is applied to the HVS up to its newest lsn (`nvm-to-hvs`); default both.
-   */
+  /** See {@link SyncManager.syncNow}. */
   async sync(opts: { direction?: SyncDirection } = {}): Promise<{ persisted: number; lsn: number }> {
     this.assertOpen();
-    const direction = opts.direction ?? 'both';
-    if (!SYNC_DIRECTIONS.includes(direction))
-      throw new InvalidArgumentError(`direction must be one of ${SYNC_DIRECTIONS.join(', ')}, got ${JSON.stringify(direction)}`);
-    const persisted = direction === 'nvm-to-hvs' ? 0 : await this.syncer.persistWal();
-    if (direction !== 'hvs-to-nvm') await this.syncer.catchUp();
-    return { persisted, lsn: await this.nvm.lastLsn() };
+    return this.syncer.syncNow(opts.direction);
   }
 
   /** See {@link Maintenance.rebuild}. */
@@ -343,6 +335,12 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.maintenance.snapshot(
       collection !== undefined ? [this.registry.state(collection)] : [...this.registry.all.values()],
     );
+  }
+
+  /** See {@link trainCollectionIndex}: trains the collection's IVF index now, then snapshots it. */
+  async trainIndex(collection: string, opts: TrainIndexOptions = {}): Promise<TrainIndexResult> {
+    this.assertOpen();
+    return trainCollectionIndex(await this.registry.stateOf(collection), (s) => this.maintenance.snapshot([s]), opts);
   }
 
   /** See {@link Maintenance.compact}. */

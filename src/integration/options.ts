@@ -25,6 +25,11 @@ export interface HyperSyncOptions {
   log?: Logger;
   /** Rows a growing HVS segment holds before it seals (default 32,768). */
   sealThreshold?: number;
+  /**
+   * Sealed rows at which a collection's IVF index is trained in the background by itself
+   * (default 50,000; 0: only by `trainIndex`). Below it, and until trained, search is exact.
+   */
+  ivfMinRows?: number;
   /** `worker` (default): sealed HVS indexes live in worker threads; `main`: on the calling thread. */
   kernelThread?: 'worker' | 'main';
   /** How long a query waits for the HVS to reach its `minLsn` before the NVM answers (ms, default 1000). */
@@ -44,7 +49,8 @@ export interface HyperSyncOptions {
 
 /** Options from the validated environment (`src/config.ts`). */
 export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOptions> = {}): HyperSyncOptions {
-  const o: HyperSyncOptions = { dataDir: config.dataDir, device: config.device, cacheMb: config.cacheMb, ...extra };
+  const { dataDir, device, cacheMb, ivfMinRows } = config;
+  const o: HyperSyncOptions = { dataDir, device, cacheMb, ivfMinRows, ...extra };
   if (config.databaseUrl !== undefined) o.databaseUrl = config.databaseUrl;
   return o;
 }
@@ -52,7 +58,7 @@ export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOption
 /** Throws {@link InvalidArgumentError} for options {@link HyperSync.open} cannot run with. */
 export function checkOptions(options: HyperSyncOptions): void {
   if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
-  for (const k of ['minLsnWaitMs', 'pollIntervalMs', 'walSyncIntervalMs', 'cacheMb'] as const) {
+  for (const k of ['minLsnWaitMs', 'pollIntervalMs', 'walSyncIntervalMs', 'cacheMb', 'ivfMinRows'] as const) {
     const v = options[k];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`${k} must be a number ≥ 0, got ${v}`);
   }

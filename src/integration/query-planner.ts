@@ -1,9 +1,10 @@
+import type { AnnPlan } from '../hvs/ivf/ivf-types.js';
 import type { Include } from './types.js';
 
 /** One step of a query plan, in the order it runs. */
 export type PlanStep =
   | { step: 'wait-lsn'; minLsn: number; appliedLsn: number; timeoutMs: number }
-  | { step: 'hvs-search'; k: number; device: string; filter?: FilterChoice }
+  | { step: 'hvs-search'; k: number; device: string; index: AnnPlan; filter?: FilterChoice }
   | { step: 'nvm-search'; mode: 'hnsw' | 'exact'; k: number; filter?: { note: string } }
   | { step: 'min-score'; minScore: number }
   | { step: 'content'; from: ('cache' | 'wal' | 'nvm')[]; fields: Include[] };
@@ -49,12 +50,17 @@ export interface PlanInput {
   /** Whether the query has a filter (the NVM path compiles it to SQL). */
   filtered?: boolean;
   minScore?: number;
+  /** How the HVS index searches (flat, or IVF with its nprobe): the collection's own plan. */
+  index: AnnPlan;
+  /** The query asked for `exact: true`: pgvector scans exactly when the NVM answers. */
+  exact?: boolean;
 }
 
 /**
  * Picks how a query is answered. The HVS searches whenever it has the collection loaded and has
  * applied the caller's `minLsn` (waiting briefly for it); otherwise pgvector in the NVM searches
- * (HNSW when the collection has the index, an exact scan otherwise). Content, metadata and
+ * (HNSW when the collection has the index and the query did not ask for `exact`, an exact scan
+ * otherwise). On the HVS, `index` says whether the IVF lists or a flat scan answer. Content, metadata and
  * vectors come from the cache, the write-ahead log and one batched NVM read.
  */
 export function planQuery(p: PlanInput): QueryPlan {
@@ -66,16 +72,12 @@ export function planQuery(p: PlanInput): QueryPlan {
       : undefined;
   const minScore: PlanStep | undefined = p.minScore === undefined ? undefined : { step: 'min-score', minScore: p.minScore };
   const nvm = (reason: string): QueryPlan => {
-    steps.push(
-      p.filtered
-        ? {
-            step: 'nvm-search',
-            mode: 'hnsw',
-            k: p.k,
-            filter: { note: 'compiled to SQL over jsonb; HNSW with iterative scans, an exact scan when it comes back short' },
-          }
-        : { step: 'nvm-search', mode: 'hnsw', k: p.k },
-    );
+    const mode = p.exact ? 'exact' : 'hnsw';
+    const note =
+      mode === 'exact'
+        ? 'compiled to SQL over jsonb; an exact scan over the matching rows'
+        : 'compiled to SQL over jsonb; HNSW with iterative scans, an exact scan when it comes back short';
+    steps.push(p.filtered ? { step: 'nvm-search', mode, k: p.k, filter: { note } } : { step: 'nvm-search', mode, k: p.k });
     if (minScore) steps.push(minScore);
     if (content) steps.push(content);
     return { collection: p.collection, path: 'nvm', steps, reason };
@@ -93,8 +95,11 @@ export function planQuery(p: PlanInput): QueryPlan {
   // Several chunks per block: fetch more rows so k distinct blocks survive the merge by block
   // (more again, for the queries still short, until k blocks or every row).
   const k = p.extraChunkRows > 0 ? p.k * 4 : p.k;
+  const { index } = p;
   steps.push(
-    p.filter ? { step: 'hvs-search', k, device: p.device, filter: p.filter } : { step: 'hvs-search', k, device: p.device },
+    p.filter
+      ? { step: 'hvs-search', k, device: p.device, index, filter: p.filter }
+      : { step: 'hvs-search', k, device: p.device, index },
   );
   if (minScore) steps.push(minScore);
   if (content) steps.push(content);

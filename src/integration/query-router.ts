@@ -12,6 +12,7 @@ import type { Tiers } from './tiers.js';
 import { compileFilter, type FilterNode, matchesAll } from '../core/filter.js';
 import { GATHER_SHARE, type FilterRun } from '../hvs/filtered-search.js';
 import type { HvsCollection } from '../hvs/hvs-collection.js';
+import type { AnnOptions, AnnPlan } from '../hvs/ivf/ivf-types.js';
 import type { FilterChoice } from './query-planner.js';
 import type { GetResult, Include, QueryHit, QueryOptions, Source } from './types.js';
 
@@ -35,7 +36,11 @@ export class QueryRouter {
     const node = Array.isArray(filter) ? filter[0] : filter;
     const h = state.hvs;
     const estimate = node && h ? filterChoice(h.estimate(node)) : undefined;
-    return this.plan(state, opts.k ?? 10, checkInclude(opts.include), opts.minLsn, state.lsn, false, false, {
+    const k = opts.k ?? 10;
+    const ann = checkAnn(opts);
+    return this.plan(state, k, checkInclude(opts.include), opts.minLsn, state.lsn, false, false, {
+      index: indexPlan(h, k, ann),
+      ...(ann.exact ? { exact: true } : {}),
       filtered: node !== undefined,
       ...(estimate ? { filter: estimate } : {}),
       ...(opts.minScore === undefined ? {} : { minScore: checkMinScore(opts.minScore) }),
@@ -61,6 +66,7 @@ export class QueryRouter {
     const include = checkInclude(opts.include);
     const filter = queryFilters(opts, queries.length);
     const minScore = opts.minScore === undefined ? undefined : checkMinScore(opts.minScore);
+    const ann = checkAnn(opts);
     const { minLsn } = opts;
     if (minLsn !== undefined && (!Number.isSafeInteger(minLsn) || minLsn < 0)) {
       throw new InvalidArgumentError(`minLsn must be a non-negative integer, got ${String(minLsn)}`);
@@ -75,23 +81,24 @@ export class QueryRouter {
     }
     const h = state.hvs;
     const plan = this.plan(state, k, include, minLsn, appliedLsn, timedOut, h === undefined, {
+      index: indexPlan(h, k, ann),
+      ...(ann.exact ? { exact: true } : {}),
       filtered: filter !== undefined,
       ...(minScore === undefined ? {} : { minScore }),
     });
     let hits: SearchHit[][];
     if (plan.path === 'hvs' && h) {
       const search = plan.steps.find((s) => s.step === 'hvs-search');
-      const { hits: found, run } = await searchBlocks(state, h, vectors, k, filter);
+      const { hits: found, run, index } = await searchBlocks(state, h, vectors, k, filter, ann);
       hits = found;
-      if (search?.step === 'hvs-search' && run) search.filter = filterChoice(run);
+      if (search?.step === 'hvs-search') {
+        search.index = index;
+        if (run) search.filter = filterChoice(run);
+      }
     } else {
       const nvmFilter = Array.isArray(filter) ? filter.map((f) => f ?? ALL) : filter;
-      hits = await this.tiers.nvm.search(
-        state.name,
-        vectors,
-        k,
-        nvmFilter ? { mode: 'hnsw', filter: nvmFilter } : { mode: 'hnsw' },
-      );
+      const mode = ann.exact ? 'exact' : 'hnsw';
+      hits = await this.tiers.nvm.search(state.name, vectors, k, nvmFilter ? { mode, filter: nvmFilter } : { mode });
     }
     if (minScore !== undefined) {
       const keep = state.metric === 'l2' ? (s: number) => s <= minScore : (s: number) => s >= minScore;
@@ -139,7 +146,7 @@ export class QueryRouter {
     appliedLsn: number,
     lsnTimedOut: boolean,
     hvsDetached = false,
-    extra: Pick<PlanInput, 'filter' | 'filtered' | 'minScore'> = {},
+    extra: Pick<PlanInput, 'index' | 'exact' | 'filter' | 'filtered' | 'minScore'>,
   ): QueryPlan {
     const input: PlanInput = {
       collection: state.name,
@@ -274,6 +281,35 @@ function queryFilters(opts: QueryOptions, count: number): FilterNode | (FilterNo
   return each.some((n) => n !== undefined) ? each : undefined;
 }
 
+/** The query's index options, checked (the HVS checks them again against its index). */
+function checkAnn(opts: AnnOptions): AnnOptions {
+  const { exact, nprobe, targetRecall } = opts;
+  const out: AnnOptions = {};
+  if (exact !== undefined) {
+    if (typeof exact !== 'boolean') throw new InvalidArgumentError(`exact must be a boolean, got ${String(exact)}`);
+    if (exact) out.exact = true;
+  }
+  if (nprobe !== undefined) {
+    if (!Number.isSafeInteger(nprobe) || nprobe < 1)
+      throw new InvalidArgumentError(`nprobe must be a positive integer, got ${String(nprobe)}`);
+    out.nprobe = nprobe;
+  }
+  if (targetRecall !== undefined) {
+    if (typeof targetRecall !== 'number' || !(targetRecall > 0 && targetRecall <= 1))
+      throw new InvalidArgumentError(`targetRecall must be a number in (0, 1], got ${String(targetRecall)}`);
+    out.targetRecall = targetRecall;
+  }
+  if (out.exact && (out.nprobe !== undefined || out.targetRecall !== undefined)) {
+    throw new InvalidArgumentError('exact: true cannot be combined with nprobe or targetRecall');
+  }
+  return out;
+}
+
+/** How the HVS would search: its own plan, or flat when it does not hold the collection. */
+function indexPlan(h: HvsCollection | undefined, k: number, ann: AnnOptions): AnnPlan {
+  return h ? h.planSearch(k, ann) : { index: 'flat', reason: 'the HVS does not hold this collection' };
+}
+
 function checkMinScore(v: number): number {
   if (typeof v !== 'number' || !Number.isFinite(v))
     throw new InvalidArgumentError(`minScore must be a finite number, got ${String(v)}`);
@@ -297,18 +333,19 @@ async function searchBlocks(
   vectors: QueryBatch,
   k: number,
   filter: FilterNode | (FilterNode | undefined)[] | undefined,
-): Promise<{ hits: SearchHit[][]; run: FilterRun | undefined }> {
-  const opts = filter === undefined ? {} : { filter };
+  ann: AnnOptions,
+): Promise<{ hits: SearchHit[][]; run: FilterRun | undefined; index: AnnPlan }> {
+  const opts = filter === undefined ? { ...ann } : { ...ann, filter };
   if (state.extraChunkRows === 0) {
-    const { hits, runs } = await h.searchWithRuns(vectors, k, opts);
-    return { hits, run: runs.find((r) => r !== undefined) };
+    const { hits, runs, plan } = await h.searchWithRuns(vectors, k, opts);
+    return { hits, run: runs.find((r) => r !== undefined), index: plan };
   }
   for (let fetch = k * 4; ; fetch *= 4) {
     const rows = Math.min(fetch, Math.max(1, h.count));
-    const { hits: raw, runs } = await h.searchWithRuns(vectors, rows, { ...opts, unboundedK: true });
+    const { hits: raw, runs, plan } = await h.searchWithRuns(vectors, rows, { ...opts, unboundedK: true });
     const hits = raw.map((list) => bestPerBlock(list, k));
     const short = hits.some((list, q) => list.length < k && raw[q].length === rows);
-    if (!short || rows >= h.count) return { hits, run: runs.find((r) => r !== undefined) };
+    if (!short || rows >= h.count) return { hits, run: runs.find((r) => r !== undefined), index: plan };
   }
 }
 

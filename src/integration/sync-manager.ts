@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import { ChangeLogGapError, CollectionNotFoundError } from '../core/errors.js';
+import { ChangeLogGapError, CollectionNotFoundError, InvalidArgumentError } from '../core/errors.js';
 import { withDefaults } from '../core/options.js';
 import type { BlockInput, Change, NvmStore } from '../nvm/nvm-store.js';
 import type { CollectionState } from './collection-state.js';
 import type { TieredCache } from './tiered-cache.js';
+import { SYNC_DIRECTIONS, type SyncDirection } from './sync-direction.js';
 import type { WriteAheadLog } from './write-ahead-log.js';
 
 /** Options of {@link SyncManager}. */
@@ -113,6 +114,18 @@ export class SyncManager {
         this.tailing = undefined;
       }
     })();
+  }
+
+  /**
+   * Brings the tiers in step now: WAL-only writes are persisted to the NVM (`hvs-to-nvm`), then
+   * the change log is applied to the HVS up to its newest lsn (`nvm-to-hvs`); default both.
+   */
+  async syncNow(direction: SyncDirection = 'both'): Promise<{ persisted: number; lsn: number }> {
+    if (!SYNC_DIRECTIONS.includes(direction))
+      throw new InvalidArgumentError(`direction must be one of ${SYNC_DIRECTIONS.join(', ')}, got ${JSON.stringify(direction)}`);
+    const persisted = direction === 'nvm-to-hvs' ? 0 : await this.persistWal();
+    if (direction !== 'hvs-to-nvm') await this.catchUp();
+    return { persisted, lsn: await this.ctx.nvm.lastLsn() };
   }
 
   /** Runs tailing rounds until the change log is applied up to the newest lsn at the call. */

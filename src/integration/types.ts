@@ -2,6 +2,7 @@ import type { Filter } from '../core/filter.js';
 import type { Metric } from '../core/metric.js';
 import type { LoadResult } from './collection-loader.js';
 import type { EncoderRef } from '../nvm/nvm-store.js';
+import type { AnnOptions, IndexStats } from '../hvs/ivf/ivf-types.js';
 
 /** Which tiers answered: the HVS searched and the NVM supplied content, the HVS alone, or the NVM alone. */
 export type Source = 'hvs+nvm' | 'hvs' | 'nvm';
@@ -41,8 +42,12 @@ export interface StoreResult {
 /** Parts of a hit a query may ask for besides id and score. */
 export type Include = 'content' | 'metadata' | 'vector';
 
-/** Options of {@link HyperSync.query}. */
-export interface QueryOptions {
+/**
+ * Options of {@link HyperSync.query}. From {@link AnnOptions}: `exact: true` scans every row (on
+ * the HVS, or pgvector's exact scan when the NVM answers); `nprobe` or `targetRecall` tune the
+ * IVF index where the collection has one (default: the nprobe calibrated for recall@10 ≥ 0.95).
+ */
+export interface QueryOptions extends AnnOptions {
   include?: readonly Include[];
   /**
    * Read-your-writes: wait (briefly) until the HVS has applied the change log up to this lsn; if
@@ -95,7 +100,16 @@ export interface CollectionInfo {
 /** Counters of a collection across both tiers. */
 export interface CollectionStatus extends CollectionInfo {
   count: number;
-  hvs: { count: number; bytes: number; device: string; ready: boolean; state: 'loading' | 'ready' | 'failed'; error?: string };
+  hvs: {
+    count: number;
+    bytes: number;
+    device: string;
+    ready: boolean;
+    state: 'loading' | 'ready' | 'failed';
+    error?: string;
+    /** The HVS index: flat (exact), training, or IVF with its lists and calibrated defaults. */
+    index?: IndexStats;
+  };
   nvm: { count: number; vectors: number };
   /** The change-log position the HVS has applied for this collection. */
   lsn: number;
@@ -182,6 +196,4 @@ export interface HyperSyncEvents {
   loaded: [string, LoadResult];
 }
 
-/** Which way {@link HyperSync.sync} moves writes. */
-export const SYNC_DIRECTIONS = ['both', 'hvs-to-nvm', 'nvm-to-hvs'] as const;
-export type SyncDirection = (typeof SYNC_DIRECTIONS)[number];
+export { SYNC_DIRECTIONS, type SyncDirection } from './sync-direction.js';

@@ -41,6 +41,19 @@ export const JOB_DATA = {
     batchSize: z.number().int().min(1).max(10_000).default(256),
   }),
   compact: z.strictObject({ collection: collection.optional() }),
+  /** Trains the collection's IVF index in every HVS process (then snapshots it there). */
+  index: z.strictObject({
+    collection,
+    /** Inverted lists (default ≈ 4·√rows). */
+    nlist: z
+      .number()
+      .int()
+      .min(1)
+      .max(1 << 20)
+      .optional(),
+    /** Recall@10 the calibrated default nprobe must reach (default 0.95). */
+    targetRecall: z.number().gt(0).lt(1).optional(),
+  }),
 } as const satisfies Record<JobType, z.ZodType>;
 
 export type JobData<T extends JobType> = z.output<(typeof JOB_DATA)[T]>;

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { definedOnly } from '../core/options.js';
 import type { HyperSync } from '../integration/hyper-sync.js';
 import type { StreamProgress } from '../integration/rebuild.js';
 import type { HvsFleet, NodeOp, NodeReply } from './processor.js';
@@ -28,6 +29,13 @@ export async function handleNodeOp(
     }
     case 'compact':
       return hs.compact(op.collection);
+    case 'train-index': {
+      const { collection, nlist, targetRecall } = op;
+      return hs.trainIndex(collection, {
+        ...definedOnly({ nlist, targetRecall, signal: opts.signal }),
+        ...(opts.onProgress ? { onProgress: (p) => opts.onProgress?.({ phase: p.phase, rows: p.done, total: p.total }) } : {}),
+      });
+    }
     case 'install':
       return hs.rebuild(op.collection, {
         ...(op.snapshotDir !== undefined ? { snapshotDir: op.snapshotDir } : {}),

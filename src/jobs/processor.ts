@@ -22,6 +22,7 @@ export type NodeOp =
   | { op: 'sync'; direction: 'both' | 'hvs-to-nvm' | 'nvm-to-hvs' }
   | { op: 'verify'; collection: string; repair: boolean; limit?: number }
   | { op: 'compact'; collection?: string }
+  | { op: 'train-index'; collection: string; nlist?: number; targetRecall?: number }
   | { op: 'install'; collection: string; snapshotDir?: string };
 
 /** One HVS process's answer. */

@@ -107,6 +107,36 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     expect(missing.err).toMatch(/no_such.*does not exist/);
   }, 120_000);
 
+  it('trains the IVF index in process with a progress bar; a later process loads it and queries by it, exact or by nprobe', async () => {
+    await writeFile(join(dir, 'ivf.npy'), npy(2000, 8));
+    expect((await cli('import', join(dir, 'ivf.npy'), '-c', 'ivf', '-m', 'l2')).code).toBe(0);
+    const r = await cliWith({ REDIS_URL: '' }, 'index', 'ivf', '--nlist', '16');
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(/index \|/);
+    expect(JSON.parse(r.out)).toMatchObject({ collection: 'ivf', index: { state: 'ivf', ivf: { nlist: 16, rows: 2000 } } });
+    const st = await cli('stats', 'ivf');
+    expect((JSON.parse(st.out) as { hvs: { index: { state: string } } }[])[0].hvs.index.state).toBe('ivf');
+    // The rows are near-periodic (sin of 1.3·i), so row 37 has near-twins (617, …): it is among the
+    // 10 best however the query runs, and first when exact.
+    for (const flags of [[], ['--exact'], ['--nprobe', '2'], ['--target-recall', '0.9']]) {
+      const q = await cli('query', 'ivf', '--vector', JSON.stringify(vector(37, 8)), '-k', '10', ...flags);
+      expect(q.code, `${flags.join(' ')}: ${q.err}`).toBe(0);
+      const ids = (JSON.parse(q.out) as { id: string }[]).map((h) => h.id);
+      expect(ids, flags.join(' ')).toHaveLength(10);
+      expect(ids, flags.join(' ')).toContain('ivf:37');
+      if (flags[0] === '--exact') expect(ids[0]).toBe('ivf:37');
+    }
+    const bad = await cli('query', 'ivf', '--vector', JSON.stringify(vector(37, 8)), '--nprobe', '0');
+    expect(bad.code).toBe(1);
+    expect(bad.err).toMatch(/--nprobe.*positive integer/);
+    const both = await cli('query', 'ivf', '--vector', JSON.stringify(vector(37, 8)), '--exact', '--nprobe', '2');
+    expect(both.code).toBe(2);
+    expect(both.err).toMatch(/exact: true cannot be combined/);
+    const badNlist = await cliWith({ REDIS_URL: '' }, 'index', 'ivf', '--target-recall', '1');
+    expect(badNlist.code).toBe(1);
+    expect(badNlist.err).toMatch(/--target-recall/);
+  }, 120_000);
+
   it('compacts in process, prunes the change log only when asked, and reopens from the snapshots', async () => {
     const one = await cliWith({ REDIS_URL: '' }, 'compact', 'vecs', '--prune-change-log');
     expect(one.code, one.err).toBe(0);

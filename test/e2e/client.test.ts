@@ -8,6 +8,8 @@ import { createClient, type HyperSyncClient } from '../../src/client/index.js';
 import { loadConfig } from '../../src/config.js';
 import { RESPONSE_SCHEMAS, type ResponseSchemaName } from '../../src/http/response-schemas.js';
 import { Service } from '../../src/service.js';
+import { clusteredSource, recallAt } from '../fixtures/clustered.js';
+import { freshSeed, rng } from '../fixtures/random.js';
 
 const KEY = 'client-test-key';
 let dataDir: string;
@@ -249,4 +251,57 @@ describe('hypersync/client against the real HTTP service', () => {
     });
     expect(both.response.status).toBe(400);
   });
+
+  it('trains the IVF index as a job and queries it exact, by nprobe or by target recall, through typed calls', async () => {
+    const c = { path: { c: 'ann' } };
+    expect((await hs.POST('/v1/collections', { body: { name: 'ann', dim: 16, metric: 'cosine' } })).response.status).toBe(201);
+    const draw = clusteredSource(rng(freshSeed()), 16, 12, 0.4);
+    const vectors = draw(3000);
+    expectOk(
+      'StoreResult',
+      await hs.POST('/v1/collections/{c}/items', {
+        params: c,
+        body: { items: vectors.map((v, i) => ({ id: `a${i}`, vector: Array.from(v) })) },
+      }),
+    );
+    const flat = expectOk('CollectionStatus', await hs.GET('/v1/collections/{c}', { params: c }));
+    expect(flat.hvs.index).toMatchObject({ state: 'flat', minRows: 50_000 });
+
+    const accepted = expectOk('JobAccepted', await hs.POST('/v1/collections/{c}/jobs', { params: c, body: { type: 'index' } }));
+    let job = expectOk('Job', await hs.GET('/v1/jobs/{id}', { params: { path: { id: accepted.jobId } } }));
+    for (let i = 0; i < 600 && !['completed', 'failed', 'cancelled'].includes(job.state); i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      job = expectOk('Job', await hs.GET('/v1/jobs/{id}', { params: { path: { id: accepted.jobId } } }));
+    }
+    expect(job.state, job.error).toBe('completed');
+    const status = expectOk('CollectionStatus', await hs.GET('/v1/collections/{c}', { params: c }));
+    expect(status.hvs.index).toMatchObject({ state: 'ivf', deltaRows: 0, ivf: { rows: 3000 } });
+    const nprobe = status.hvs.index?.ivf?.nprobe;
+
+    const step = (plan: { steps: { step: string }[] }): unknown => plan.steps.find((st) => st.step === 'hvs-search');
+    const planned = expectOk('QueryPlan', await hs.POST('/v1/collections/{c}/explain', { params: c, body: { k: 10 } }));
+    expect(step(planned)).toMatchObject({ index: { index: 'ivf', nprobe } });
+    const exactPlan = expectOk('QueryPlan', await hs.POST('/v1/collections/{c}/explain', { params: c, body: { exact: true } }));
+    expect(step(exactPlan)).toMatchObject({ index: { index: 'flat', reason: 'exact: true' } });
+    const chosen = expectOk('QueryPlan', await hs.POST('/v1/collections/{c}/explain', { params: c, body: { nprobe: 3 } }));
+    expect(step(chosen)).toMatchObject({ index: { index: 'ivf', nprobe: 3 } });
+
+    const queries = draw(20).map((v) => ({ vector: Array.from(v) }));
+    const ask = async (extra: Record<string, unknown>) =>
+      expectOk('QueryResult', await hs.POST('/v1/collections/{c}/query', { params: c, body: { queries, k: 10, ...extra } }))
+        .results;
+    const exact = await ask({ exact: true });
+    expect(recallAt(exact, await ask({}))).toBeGreaterThanOrEqual(0.95);
+    expect(recallAt(exact, await ask({ targetRecall: 1 }))).toBe(1);
+    expect((await ask({ nprobe: 1 })).every((l) => l.length === 10)).toBe(true);
+
+    for (const body of [{ nprobe: 0 }, { exact: 'yes' }, { targetRecall: 1.5 }, { exact: true, nprobe: 2 }]) {
+      const bad = await hs.POST('/v1/collections/{c}/query', {
+        params: c,
+        body: { queries, k: 10, ...body } as never,
+      });
+      expect(bad.response.status, JSON.stringify(body)).toBe(400);
+      expect(bad.error?.error.code).toBe('invalid_argument');
+    }
+  }, 60_000);
 });

@@ -118,6 +118,16 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     const reindex = await run({ type: 'reindex', m: 8, efConstruction: 32 });
     expect(reindex.result).toMatchObject({ collection: C });
 
+    const index = await run({ type: 'index', nlist: 8 });
+    expect(index).toMatchObject({ type: 'index', progress: { percent: 100 } });
+    expect(index.result).toMatchObject({
+      collection: C,
+      trained: true,
+      nodes: [{ ok: true, result: { index: { state: 'ivf', ivf: { nlist: 8, rows: N } } } }],
+    });
+    const stats = await call('GET', `/v1/collections/${C}`);
+    expect(stats.json).toMatchObject({ hvs: { index: { state: 'ivf', deltaRows: 0, ivf: { nlist: 8 } } } });
+
     const texts = ['the cat sat on the mat', 'stock markets fell', 'a quiet afternoon'];
     const embed = await run({ type: 'embed', items: texts.map((text, i) => ({ id: `t${i}`, text, metadata: { i } })) });
     expect(embed.result).toMatchObject({ collection: C, stored: texts.length });
@@ -175,6 +185,9 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       ['no type', `/v1/collections/${C}/jobs`, { m: 8 }, 400, 'invalid_argument'],
       ['not an object', `/v1/collections/${C}/jobs`, [1, 2], 400, 'invalid_argument'],
       ['m below 2', `/v1/collections/${C}/jobs`, { type: 'reindex', m: 1 }, 400, 'invalid_argument'],
+      ['nlist 0', `/v1/collections/${C}/jobs`, { type: 'index', nlist: 0 }, 400, 'invalid_argument'],
+      ['targetRecall 1', `/v1/collections/${C}/jobs`, { type: 'index', targetRecall: 1 }, 400, 'invalid_argument'],
+      ['all collections: an index', '/v1/jobs', { type: 'index' }, 400, 'invalid_argument'],
       ['unknown parameter', `/v1/collections/${C}/jobs`, { type: 'rebuild', force: true }, 400, 'invalid_argument'],
       ['collection in the body', `/v1/collections/${C}/jobs`, { type: 'rebuild', collection: 'other' }, 400, 'invalid_argument'],
       ['no texts', `/v1/collections/${C}/jobs`, { type: 'embed', items: [] }, 400, 'invalid_argument'],
@@ -219,7 +232,7 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       return s?.$ref ? doc.components.schemas[s.$ref.replace('#/components/schemas/', '')] : s;
     };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/collections/{c}/jobs', '/v1/jobs', '/v1/jobs/{id}']));
-    expect(bodyOf('/v1/collections/{c}/jobs')?.oneOf).toHaveLength(6);
+    expect(bodyOf('/v1/collections/{c}/jobs')?.oneOf).toHaveLength(7);
     expect(bodyOf('/v1/jobs')?.oneOf).toHaveLength(3);
     expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
   });

@@ -133,6 +133,19 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     expect(reindex.done.result).toMatchObject({ collection: 'docs', m: 8, efConstruction: 32 });
     expect(reindex.seen.length).toBeGreaterThan(0);
 
+    // The serving process trains its IVF index when the worker asks over the control channel, and
+    // snapshots it; queries then run on the lists.
+    const index = await run('index', { collection: 'docs' });
+    expect(index.done.state, index.done.error).toBe('completed');
+    expect(index.done.result).toMatchObject({
+      collection: 'docs',
+      trained: true,
+      nodes: [{ ok: true, result: { collection: 'docs', index: { state: 'ivf', ivf: { rows: 2000 } } } }],
+    });
+    expect((await hs.stats('docs')).hvs.index?.state).toBe('ivf');
+    const [near] = await hs.query('docs', [vectors[7]], 1);
+    expect(near[0].id).toBe('d7');
+
     const texts = Array.from({ length: 300 }, (_, i) => `embedded text number ${i} about vector search`);
     const embed = await run('embed', {
       collection: 'docs',
@@ -166,7 +179,7 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
     expect(again[0].id).toBe('after-prune');
 
     // The CLI queues the same jobs for the worker and prints them when finished.
-    for (const args of [['rebuild', 'docs'], ['compact']]) {
+    for (const args of [['index', 'docs'], ['rebuild', 'docs'], ['compact']]) {
       const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';

@@ -10,6 +10,7 @@ const base: PlanInput = {
   minLsnWaitMs: 1000,
   extraChunkRows: 0,
   device: 'cpu',
+  index: { index: 'flat', reason: 'fewer than 50000 sealed rows' },
 };
 
 describe('planQuery', () => {
@@ -46,7 +47,7 @@ describe('planQuery', () => {
     const filter = { mode: 'gather' as const, matching: 12, selectivity: 0.012 };
     const hvs = planQuery({ ...base, filter, filtered: true, minScore: 0.5, include: ['metadata'] });
     expect(hvs.steps).toEqual([
-      { step: 'hvs-search', k: 5, device: 'cpu', filter },
+      { step: 'hvs-search', k: 5, device: 'cpu', index: base.index, filter },
       { step: 'min-score', minScore: 0.5 },
       { step: 'content', from: ['cache', 'wal', 'nvm'], fields: ['metadata'] },
     ]);
@@ -55,5 +56,22 @@ describe('planQuery', () => {
     expect(step.step).toBe('nvm-search');
     expect(step.step === 'nvm-search' ? step.filter?.note : undefined).toMatch(/SQL over jsonb/);
     expect(planQuery({ ...base }).steps[0]).not.toHaveProperty('filter');
+  });
+
+  it('shows the HVS index plan (IVF with its nprobe, or flat) and scans pgvector exactly for exact: true', () => {
+    const index = { index: 'ivf' as const, nprobe: 12, nlist: 1264, candidates: 40, expectedRecall: 0.97, deltaRows: 3 };
+    expect(planQuery({ ...base, index }).steps[0]).toEqual({ step: 'hvs-search', k: 5, device: 'cpu', index });
+    const flat = { index: 'flat' as const, reason: 'exact: true' };
+    expect(planQuery({ ...base, index: flat, exact: true }).steps[0]).toEqual({
+      step: 'hvs-search',
+      k: 5,
+      device: 'cpu',
+      index: flat,
+    });
+    expect(planQuery({ ...base, status: 'loading', exact: true }).steps[0]).toEqual({ step: 'nvm-search', mode: 'exact', k: 5 });
+    expect(planQuery({ ...base, status: 'loading' }).steps[0]).toEqual({ step: 'nvm-search', mode: 'hnsw', k: 5 });
+    const filtered = planQuery({ ...base, status: 'failed', exact: true, filtered: true }).steps[0];
+    expect(filtered).toMatchObject({ step: 'nvm-search', mode: 'exact' });
+    expect(filtered.step === 'nvm-search' ? filtered.filter?.note : undefined).toMatch(/exact scan/);
   });
 });

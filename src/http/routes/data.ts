@@ -58,6 +58,9 @@ export function dataRoutes(hs: HyperSync): Router {
           include: body.include,
           minLsn: body.minLsn,
           minScore: body.minScore,
+          exact: body.exact,
+          nprobe: body.nprobe,
+          targetRecall: body.targetRecall,
         }),
       ),
     );

@@ -45,6 +45,9 @@ export function itemRoutes(hs: HyperSync): Router {
       filter: body.filter as Filter | undefined,
       filters: perQuery as (Filter | undefined)[] | undefined,
       minScore: body.minScore,
+      exact: body.exact,
+      nprobe: body.nprobe,
+      targetRecall: body.targetRecall,
     });
     const results = await hs.query(req.params.c, queries, body.k, opts);
     res.json({

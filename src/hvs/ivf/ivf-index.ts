@@ -10,6 +10,18 @@ export interface IvfProgress {
   total: number;
 }
 
+/** The phases of a training run and the share of the whole (in percent) at which each ends. */
+const PHASE_ENDS: Record<IvfProgress['phase'], number> = { sample: 5, kmeans: 60, assign: 80, encode: 90, calibrate: 98 };
+const PHASE_STARTS: Record<IvfProgress['phase'], number> = { sample: 0, kmeans: 5, assign: 60, encode: 80, calibrate: 90 };
+
+/** A training run's progress as one percentage (k-means is the long part; calibration ends at 98). */
+export function trainingPercent(p: { phase: string; done: number; total: number }): number {
+  const phase = p.phase as IvfProgress['phase'];
+  const start = PHASE_STARTS[phase] ?? 0;
+  const end = PHASE_ENDS[phase] ?? start;
+  return Math.floor(start + (p.total > 0 ? ((end - start) * Math.min(p.done, p.total)) / p.total : 0));
+}
+
 /** How an IVF index is trained; every field has a default chosen from the data. */
 export interface IvfBuildOptions {
   /** Lists (default ≈ 4·√rows, at least 1, at most rows / 16). */
