@@ -32,7 +32,13 @@ if (existsSync(addon) && !process.argv.includes('--force')) {
 }
 if (candidates.length === 0) unavailable('node-gyp not found (it ships with npm)');
 rmSync(marker, { force: true });
-const r = spawnSync(process.execPath, [candidates[0], 'rebuild', '--release'], {
+// Node's own headers where this Node was installed with them (Debian's nodejs: /usr/include/node),
+// so node-gyp does not try to download them; npm's `nodedir` setting, when set, wins.
+const prefix = dirname(dirname(process.execPath));
+const nodedir =
+  process.env.npm_config_nodedir ?? (existsSync(join(prefix, 'include', 'node', 'node_api.h')) ? prefix : undefined);
+const args = [candidates[0], 'rebuild', '--release', ...(nodedir ? [`--nodedir=${nodedir}`] : [])];
+const r = spawnSync(process.execPath, args, {
   cwd: dir,
   stdio: ['ignore', 2, 'pipe'],
   encoding: 'utf8',
