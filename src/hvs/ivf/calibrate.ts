@@ -25,6 +25,11 @@ export const DEFAULT_TARGET_RECALL = 0.95;
 /** Calibration aims this much above the target, as its queries are a sample. */
 const MARGIN = 0.03;
 
+/** Recall at which the sweep stops: higher targets are served exactly. */
+const SWEEP_DONE = 0.999;
+/** The largest `nprobe` the sweep tries: a quarter of the lists (all of a small index's). */
+const nlistShare = (nlist: number): number => Math.max(32, Math.floor(nlist / 4));
+
 /** Rescored candidates per result slot by default. */
 export const DEFAULT_RERANK = 4;
 
@@ -70,8 +75,12 @@ export async function calibrate(
     const r = await index.search(queries, nq, k, nprobe, Math.ceil(k * rerank), mask, opts.threads);
     let found = 0;
     for (let q = 0; q < nq; q++) for (let j = 0; j < k; j++) if (sets[q].has(r.rows[q * k + j])) found++;
-    points.push({ nprobe, recall: found / (nq * k) });
-    if (found === nq * k) break;
+    const recall = found / (nq * k);
+    points.push({ nprobe, recall });
+    // Past 0.999 nothing is left to choose between (ties in the exact scores can keep recall just
+    // below 1 to the last list); past a quarter of the lists the sweep would cost more than the
+    // exact searches, and a target not reached by then is served exactly.
+    if (recall >= SWEEP_DONE || nprobe >= nlistShare(index.nlist)) break;
   }
   const chosen = points.find((p) => p.recall >= Math.min(1, targetRecall + MARGIN));
   return { k, queries: nq, rerank, points, targetRecall, nprobe: chosen?.nprobe ?? index.nlist };
@@ -79,7 +88,7 @@ export async function calibrate(
 
 /**
  * The `nprobe` for a query that asks for `recall`: the smallest calibrated one that reached it
- * (plus the margin), or every list.
+ * (plus the margin), or every list (an exact scan) when none did.
  */
 export function nprobeFor(c: Calibration, nlist: number, recall: number): number {
   const p = c.points.find((x) => x.recall >= Math.min(1, recall + MARGIN));
