@@ -49,7 +49,16 @@ export function nprobeSweep(nlist: number): number[] {
  */
 export async function calibrate(
   index: IvfIndex,
-  opts: { queries?: number; k?: number; rerank?: number; targetRecall?: number; seed?: number; threads?: number } = {},
+  opts: {
+    queries?: number;
+    /** The entries to hold out as queries (default: `queries` live entries drawn at random). */
+    entries?: Int32Array;
+    k?: number;
+    rerank?: number;
+    targetRecall?: number;
+    seed?: number;
+    threads?: number;
+  } = {},
 ): Promise<Calibration> {
   const k = opts.k ?? 10;
   const rerank = opts.rerank ?? DEFAULT_RERANK;
@@ -60,7 +69,13 @@ export async function calibrate(
   if (nq === 0 || live.length - nq < k) {
     return { k, queries: 0, rerank, points: [], targetRecall, nprobe: index.nlist };
   }
-  const picks = samplePicks(live.length, nq, mulberry32(opts.seed ?? 7)).map((i) => live[i]);
+  const given = opts.entries
+    ? Array.from(opts.entries)
+        .filter((e) => index.isLive(e))
+        .slice(0, nq)
+    : [];
+  const picks =
+    given.length === nq ? given : Array.from(samplePicks(live.length, nq, mulberry32(opts.seed ?? 7)), (i) => live[i]);
   const dim = index.dim;
   const queries = new Float32Array(nq * dim);
   const mask = new Float32Array(index.rows);

@@ -7,11 +7,11 @@ import type { IvfFileContents } from './ivf-file.js';
 import type { Segment } from '../segment.js';
 import type { CollectionParts } from '../types.js';
 import { calibrate, DEFAULT_RERANK, DEFAULT_TARGET_RECALL } from './calibrate.js';
-import { defaultNlist, defaultThreads, IvfIndex, type IvfBuildOptions } from './ivf-index.js';
+import { defaultNlist, defaultThreads, IvfIndex, type IvfBuildOptions, mulberry32, samplePicks } from './ivf-index.js';
 import { IvfSegment } from './ivf-segment.js';
 
 /** Options of a training run (see {@link IvfBuildOptions}). */
-export interface IvfTrainOptions extends Omit<IvfBuildOptions, 'reuse'> {
+export interface IvfTrainOptions extends Omit<IvfBuildOptions, 'reuse' | 'heldOut'> {
   /** Recall@10 the calibrated default `nprobe` must reach (default 0.95). */
   targetRecall?: number;
   /**
@@ -101,11 +101,20 @@ export async function trainIvfSegment(
   const cancelled = (): boolean => t.isClosed() || opts.cancelled?.() === true;
   // A fold keeps the lists while the rows have not outgrown them (half the lists they would get).
   const reuse = opts.reuse && current && current.index.nlist >= defaultNlist(rows) / 2 ? current : undefined;
+  // Calibration's queries are rows k-means does not train on, so they are as new to the centroids
+  // as real queries (rows it trained on find their neighbours in their own list more often).
+  const queries = rows > 200_000 ? 300 : 500;
+  const heldOutRows = reuse ? undefined : samplePicks(rows, Math.min(queries, Math.floor(rows / 10)), mulberry32(7));
+  const heldOut = heldOutRows ? new Uint8Array(rows) : undefined;
+  heldOutRows?.forEach((r) => (heldOut![r] = 1));
   const index = await IvfIndex.build(native.kernel, input.vectors, rows, t.dim, t.metric, {
     ...opts,
     cancelled,
     reuse: reuse && input.labels ? { from: reuse.index, labels: input.labels } : undefined,
+    ...(heldOut ? { heldOut } : {}),
   });
+  const entryOf = new Int32Array(rows);
+  index.order.forEach((r, e) => (entryOf[r] = e));
   opts.onProgress?.({ phase: 'calibrate', done: 0, total: 1 });
   const calibration =
     reuse && reuse.calibration.queries > 0
@@ -113,7 +122,8 @@ export async function trainIvfSegment(
       : await calibrate(index, {
           targetRecall: opts.targetRecall ?? DEFAULT_TARGET_RECALL,
           rerank: DEFAULT_RERANK,
-          queries: rows > 200_000 ? 300 : 500,
+          queries,
+          ...(heldOutRows ? { entries: heldOutRows.map((r) => entryOf[r]) } : {}),
           threads: opts.threads,
         });
   opts.onProgress?.({ phase: 'calibrate', done: 1, total: 1 });

@@ -30,6 +30,11 @@ export interface IvfBuildOptions {
   iterations?: number;
   /** Rows k-means trains on (default min(rows, max(64·nlist, 20,000), 131,072)). */
   sampleRows?: number;
+  /**
+   * Rows (flagged 1) k-means does not train on: the rows calibration measures recall with, so
+   * that they are as new to the centroids as a query is.
+   */
+  heldOut?: Uint8Array;
   /** Seed of the sample and the initial centroids (default 1). */
   seed?: number;
   /** Threads of the native kernel (default: the core count, at most 8). */
@@ -253,9 +258,19 @@ async function trainCentroids(
   report: (phase: IvfProgress['phase'], done: number, total: number) => void,
 ): Promise<{ centroids: Float32Array; range: { scale: Float32Array; offset: Float32Array } }> {
   const iterations = opts.iterations ?? 10;
-  const sampleRows = Math.min(rows, Math.max(nlist, opts.sampleRows ?? Math.min(Math.max(64 * nlist, 20_000), 131_072)));
+  // The rows k-means may train on: all but the held-out ones (while enough remain to seed every list).
+  const held = opts.heldOut;
+  let eligible: Int32Array | undefined;
+  if (held) {
+    const kept: number[] = [];
+    for (let r = 0; r < rows; r++) if (held[r] !== 1) kept.push(r);
+    if (kept.length >= nlist) eligible = Int32Array.from(kept);
+  }
+  const pool = eligible ? eligible.length : rows;
+  const sampleRows = Math.min(pool, Math.max(nlist, opts.sampleRows ?? Math.min(Math.max(64 * nlist, 20_000), 131_072)));
   const seed = opts.seed ?? 1;
-  const picks = samplePicks(rows, sampleRows, mulberry32(seed));
+  const drawn = samplePicks(pool, sampleRows, mulberry32(seed));
+  const picks = eligible ? drawn.map((i) => eligible[i]) : drawn;
   const sample = new Float32Array(sampleRows * dim);
   picks.forEach((row, i) => sample.set(vectors.subarray(row * dim, (row + 1) * dim), i * dim));
   report('sample', 1, 1);

@@ -101,7 +101,10 @@ export class IvfSegment implements Segment {
     const live = rows ? this.rows - rows.masked : all;
     const share = all === 0 ? 0 : live / all;
     const nprobe = share >= 1 ? probe.nprobe : Math.min(nlist, Math.ceil(probe.nprobe / Math.max(share, 1e-9)));
-    if (nprobe >= nlist || (live * nprobe) / nlist < 2 * probe.candidates) return this.search(queries, batch, k, rows);
+    // A selective filter leaves too few matching rows in the probed lists: search its rows exactly.
+    if (nprobe >= nlist || (share < 1 && (live * nprobe) / nlist < 2 * probe.candidates)) {
+      return this.search(queries, batch, k, rows);
+    }
     const mask = this.maskOf(rows);
     const out = await this.index.search(queries, batch, k, nprobe, probe.candidates, mask);
     const want = Math.min(k, live);
