@@ -99,7 +99,8 @@ const kOption = (v: string): number => {
   return n;
 };
 
-const positive = (v: string): number => {
+/** A positive integer option (`--nprobe`, `--nlist`). */
+export const positive = (v: string): number => {
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
   return n;

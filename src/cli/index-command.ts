@@ -5,6 +5,7 @@ import { definedOnly } from '../core/options.js';
 import { trainingPercent } from '../hvs/ivf/ivf-index.js';
 import type { HyperSync } from '../integration/hyper-sync.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
+import { positive } from './data-commands.js';
 
 /** What `hypersync index` needs from the CLI's entry point. */
 export interface IndexCommandDeps {
@@ -18,12 +19,6 @@ export interface IndexCommandDeps {
     hooks: { onQueued?: () => void; onProgress?: (info: JobInfo) => void; onDone?: () => void },
   ) => Promise<void>;
 }
-
-const positive = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
-  return n;
-};
 
 const recall = (v: string): number => {
   const n = Number(v);
