@@ -1,14 +1,14 @@
 /**
- * usearch (HNSW, prebuilt binding) in the ANN benchmark: connectivity 16, expansion_add 64,
+ * usearch (HNSW, prebuilt binding) in the peers benchmark: connectivity 16, expansion_add 64,
  * expansion_search swept. The JS binding fixes expansion_search at construction (no setter), and a
  * loaded index keeps the constructed value: the index is built once, saved to a temporary file,
  * and viewed (memory-mapped) by a new Index per setting. B = 1 searches with 1 thread, B = 64 is
- * one batched call with 2 threads.
+ * one batched call with 2 threads (usearch's multi-threaded batch search).
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type AnnData, type AnnRow, BATCH, K, log, measure, mib, rss, timed } from './ann-common.js';
+import { type AnnData, type AnnRow, BATCH, K, log, measure, mib, rss, timed } from './common.js';
 
 export const USEARCH_EFS = [10, 20, 40, 80, 160, 320];
 const BUILD_THREADS = 2;

@@ -1,10 +1,10 @@
 /**
- * hnswlib-node (HNSW, single-threaded build, one query per call) in the ANN benchmark: M = 16,
+ * hnswlib-node (HNSW, single-threaded build, one query per call) in the peers benchmark: M = 16,
  * ef_construction = 64, ef swept. B = 64 is 64 sequential calls (the binding has no batch search).
  */
-import { type AnnData, type AnnRow, K, log, measure, mib, rss, timed } from './ann-common.js';
+import { type AnnData, type AnnRow, K, log, measure, mib, rss, timed } from './common.js';
 
-export const HNSWLIB_EFS = [10, 20, 40, 80, 160, 320];
+export const HNSWLIB_EFS = [10, 20, 40, 80, 160, 320, 640];
 
 export async function runHnswlib(data: AnnData): Promise<AnnRow[]> {
   const { default: hnsw } = await import('hnswlib-node');

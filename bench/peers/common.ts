@@ -1,8 +1,8 @@
 /**
- * Shared parts of the ANN benchmark (bench/ann.ts): the data set shape, one result row, exact
- * ground truth, recall@k, and the timing of one system setting at B = 1 and B = 64.
+ * Shared parts of the peers benchmark (bench/peers/main.ts): the data set shape, one result row,
+ * exact ground truth, recall@k, and the timing of one system setting at B = 1 and B = 64.
  */
-import { median } from './stats.js';
+import { median } from '../lib/stats.js';
 
 export const K = 10;
 export const BATCH = 64;
@@ -26,9 +26,15 @@ export interface AnnData {
 export interface AnnRow {
   data: string;
   system: string;
+  /** The harness's key of the system (`hypersync`, `pgvector`, …), set by the harness. */
+  peer?: string;
+  /** The line this row belongs to in the charts (default: `system`). */
+  series?: string;
   setting: string;
-  /** Build (or load + build) time in seconds, on the first row of a system. */
+  /** Load + build time in seconds, on the first row of a system (or of a way of running it). */
   buildS?: number;
+  /** What `buildS` timed, for the load-time chart (default: `system`). */
+  buildLabel?: string;
   qpsB1?: number;
   qpsB64?: number;
   recall?: number;
@@ -37,6 +43,15 @@ export interface AnnRow {
   /** Memory of the index in MiB (how it was measured: `memNote`). */
   memMiB?: number;
   memNote?: string;
+  /**
+   * Peak memory of what ran the system, in MiB, on the first row of a system: for in-process
+   * systems the child process's peak RSS less its RSS once the data was loaded (filled in by the
+   * harness); for servers their own peak (`peakNote` says which).
+   */
+  peakMiB?: number;
+  peakNote?: string;
+  /** Queries in the B = 64 pass (recall is over these): fewer than the data set's for slow settings. */
+  queries?: number;
   /** Bytes per vector of the part searched first (hypersync's hot tier), and fp32 for reference. */
   hotBytesPerVector?: number;
   fp32BytesPerVector?: number;
@@ -51,12 +66,26 @@ export interface Searcher {
 }
 
 export interface Measured {
-  qpsB1: number;
+  qpsB1?: number;
   qpsB64: number;
   recall: number;
-  p50Ms: number;
-  p99Ms: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  queries: number;
 }
+
+/** How long one setting may take, and what it skips. */
+export interface MeasureOptions {
+  /**
+   * About how many seconds the setting may take (default {@link SETTING_BUDGET_S}): a slow one
+   * (an exact scan in PostgreSQL) times fewer queries, at least 20 one at a time and 128 batched.
+   */
+  budgetS?: number;
+  /** Only B = 64: for a row that differs from another one only in how a batch is issued. */
+  skipSingle?: boolean;
+}
+
+export const SETTING_BUDGET_S = Number(process.env.BENCH_SETTING_BUDGET_S ?? 45);
 
 function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -76,39 +105,52 @@ export function recallAt(truth: Int32Array, results: readonly ArrayLike<number>[
 
 /**
  * Times one setting: B = 1 as {@link SINGLE_REPS} passes over the first {@link SINGLE_QUERIES}
- * queries, one call each (median q/s of the passes; p50/p99 over every call), then B = 64 over all
- * queries in batches of 64 (q/s of the whole pass; recall@K from this pass).
+ * queries, one call each (median q/s of the passes; p50/p99 over every call), then B = 64 over the
+ * queries in batches of 64 (q/s of the whole pass; recall@K from this pass). A setting slower than
+ * its budget allows times fewer queries (see {@link MeasureOptions}).
  */
-export async function measure(data: AnnData, s: Searcher): Promise<Measured> {
+export async function measure(data: AnnData, s: Searcher, opts: MeasureOptions = {}): Promise<Measured> {
   const dim = data.dim;
-  const single = Math.min(SINGLE_QUERIES, data.nq);
+  const budgetMs = (opts.budgetS ?? SETTING_BUDGET_S) * 1000;
   const row = (i: number): Float32Array => data.queries.subarray(i * dim, (i + 1) * dim);
-  for (let i = 0; i < Math.min(10, single); i++) await s.one(row(i));
-  const latencies: number[] = [];
-  const qps: number[] = [];
-  for (let rep = 0; rep < SINGLE_REPS; rep++) {
-    const t0 = performance.now();
-    for (let i = 0; i < single; i++) {
-      const t = performance.now();
-      await s.one(row(i));
-      latencies.push(performance.now() - t);
+  const out: Partial<Measured> = {};
+  if (!opts.skipSingle) {
+    const warm = Math.min(10, data.nq);
+    const tw = performance.now();
+    for (let i = 0; i < warm; i++) await s.one(row(i));
+    const perQuery = (performance.now() - tw) / warm;
+    const affordable = Math.floor((0.4 * budgetMs) / (SINGLE_REPS * perQuery));
+    const single = Math.min(SINGLE_QUERIES, data.nq, Math.max(20, affordable));
+    const latencies: number[] = [];
+    const qps: number[] = [];
+    for (let rep = 0; rep < SINGLE_REPS; rep++) {
+      const t0 = performance.now();
+      for (let i = 0; i < single; i++) {
+        const t = performance.now();
+        await s.one(row(i));
+        latencies.push(performance.now() - t);
+      }
+      qps.push(single / ((performance.now() - t0) / 1000));
     }
-    qps.push(single / ((performance.now() - t0) / 1000));
+    Object.assign(out, { qpsB1: median(qps), p50Ms: percentile(latencies, 0.5), p99Ms: percentile(latencies, 0.99) });
   }
-  await s.batch(data.queries.subarray(0, BATCH * dim), Math.min(BATCH, data.nq));
+  const first = Math.min(BATCH, data.nq);
+  const tw = performance.now();
+  await s.batch(data.queries.subarray(0, first * dim), first);
+  const perQuery = (performance.now() - tw) / first;
+  const affordable = Math.ceil((0.6 * budgetMs) / perQuery / BATCH) * BATCH;
+  const nq = Math.min(data.nq, Math.max(2 * BATCH, affordable));
   const results: ArrayLike<number>[] = [];
   const t0 = performance.now();
-  for (let off = 0; off < data.nq; off += BATCH) {
-    const nb = Math.min(BATCH, data.nq - off);
+  for (let off = 0; off < nq; off += BATCH) {
+    const nb = Math.min(BATCH, nq - off);
     results.push(...(await s.batch(data.queries.subarray(off * dim, (off + nb) * dim), nb)));
   }
-  const qpsB64 = data.nq / ((performance.now() - t0) / 1000);
   return {
-    qpsB1: median(qps),
-    qpsB64,
+    ...out,
+    qpsB64: nq / ((performance.now() - t0) / 1000),
     recall: recallAt(data.truth, results),
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
+    queries: nq,
   };
 }
 
@@ -185,7 +227,7 @@ export const mib = (bytes: number): number => bytes / 2 ** 20;
 
 /** Progress and phase lines go to stderr, so that stdout holds only the tables. */
 export function log(msg: string): void {
-  process.stderr.write(`[ann ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+  process.stderr.write(`[peers ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 }
 
 /** Runs `fn` and returns its result with the elapsed seconds. */
