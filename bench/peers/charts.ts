@@ -63,7 +63,7 @@ export function recallSpec(result: DataResult): TopLevelSpec {
       height: 300,
       mark: { type: 'line', point: { size: 50 }, strokeWidth: 2 },
       encoding: {
-        x: { field: 'recall', type: 'quantitative', title: 'recall@10', scale: { domain: [floor, 1] } },
+        x: { field: 'recall', type: 'quantitative', title: 'recall@10', scale: { domain: [floor, 1], padding: 12 } },
         y: { field: 'qps', type: 'quantitative', title: 'queries per second (log)', scale: { type: 'log' } },
         color: { field: 'series', type: 'nominal', title: null, scale: { scheme: 'tableau20' } },
         order: { field: 'recall', type: 'quantitative' },

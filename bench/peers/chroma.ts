@@ -1,9 +1,9 @@
 /**
  * Chroma in the peers benchmark: its single-node server (`chroma run`, the Rust server inside the
  * chromadb npm package's native bindings) in its own process with a scratch directory, driven by
- * the chromadb JS client. One collection with `hnsw: {space: 'cosine', max_neighbors: 16,
- * ef_construction: 64}`, loaded by `add` in the server's largest batches, `ef_search` swept with
- * `modify`. B = 1 is one query per request, B = 64 one request of 64 query embeddings.
+ * the chromadb JS client. One collection per `ef_search` (set at creation: `modify` does not change
+ * the search of this server) with `hnsw: {space: 'cosine', max_neighbors: 16, ef_construction: 64}`,
+ * loaded by `add` in batches of up to 5,000, dropped after its queries. B = 1 is one query per request, B = 64 one request of 64 query embeddings.
  *
  * The server is chromadb-js-bindings 1.0.5, pinned by `overrides`: later builds need glibc 2.38 or
  * 2.39 and Debian bookworm has 2.36.
@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { type AnnData, type AnnRow, K, log, measure, timed } from './common.js';
 import { freePort, startServer } from './server.js';
 
-export const CHROMA_EFS = [10, 20, 40, 80, 160, 320];
+export const CHROMA_EFS = [10, 40, 100, 200, 400];
 
 export async function runChroma(data: AnnData): Promise<AnnRow[]> {
   const { ChromaClient } = await import('chromadb');
@@ -40,34 +40,35 @@ export async function runChroma(data: AnnData): Promise<AnnRow[]> {
     const client = new ChromaClient({ host: 'localhost', port });
     const version = await client.version();
     const system = `Chroma ${version}`;
-    const collection = await client.createCollection({
-      name: 'bench',
-      embeddingFunction: null,
-      configuration: { hnsw: { space: 'cosine', max_neighbors: 16, ef_construction: 64, ef_search: CHROMA_EFS[0] } },
-    });
     const maxBatch = await client.getMaxBatchSize();
     const chunk = Math.max(1, Math.min(maxBatch, 5000));
     const dim = data.dim;
     const toRows = (qs: Float32Array, nq: number): number[][] =>
       Array.from({ length: nq }, (_, i) => Array.from(qs.subarray(i * dim, (i + 1) * dim)));
-    const [, loadS] = await timed(async () => {
-      for (let off = 0; off < data.n; off += chunk) {
-        const end = Math.min(data.n, off + chunk);
-        await collection.add({
-          ids: Array.from({ length: end - off }, (_, i) => String(off + i)),
-          embeddings: toRows(data.base.subarray(off * dim, end * dim), end - off),
-        });
-        if (end % 50_000 === 0 || end === data.n) log(`chroma: ${end}/${data.n} added`);
-      }
-    });
-    const query = async (qs: Float32Array, nq: number): Promise<number[][]> => {
-      const r = await collection.query({ queryEmbeddings: toRows(qs, nq), nResults: K, include: [] });
-      return r.ids.map((ids) => ids.map(Number));
-    };
     const rows: AnnRow[] = [];
     for (const ef of CHROMA_EFS) {
+      // modify({configuration: {hnsw: {ef_search}}}) is accepted but does not change the search of
+      // this server (recall stayed the same at every ef): each ef_search gets its own collection.
+      const collection = await client.createCollection({
+        name: `bench_ef${ef}`,
+        embeddingFunction: null,
+        configuration: { hnsw: { space: 'cosine', max_neighbors: 16, ef_construction: 64, ef_search: ef } },
+      });
+      const [, loadS] = await timed(async () => {
+        for (let off = 0; off < data.n; off += chunk) {
+          const end = Math.min(data.n, off + chunk);
+          await collection.add({
+            ids: Array.from({ length: end - off }, (_, i) => String(off + i)),
+            embeddings: toRows(data.base.subarray(off * dim, end * dim), end - off),
+          });
+          if (end % 50_000 === 0 || end === data.n) log(`chroma (ef_search=${ef}): ${end}/${data.n} added`);
+        }
+      });
+      const query = async (qs: Float32Array, nq: number): Promise<number[][]> => {
+        const r = await collection.query({ queryEmbeddings: toRows(qs, nq), nResults: K, include: [] });
+        return r.ids.map((ids) => ids.map(Number));
+      };
       log(`chroma: ef_search=${ef}`);
-      await collection.modify({ configuration: { hnsw: { ef_search: ef } } });
       const m = await measure(data, { one: async (q) => (await query(q, 1))[0], batch: query });
       rows.push({
         data: data.name,
@@ -77,10 +78,13 @@ export async function runChroma(data: AnnData): Promise<AnnRow[]> {
         ...(rows.length === 0
           ? {
               buildS: loadS,
-              note: `chroma run (chromadb-js-bindings ${bindings}) in its own process; add in batches of ${chunk}; B=64 one request`,
+              note:
+                `chroma run (chromadb-js-bindings ${bindings}) in its own process; add in batches of ${chunk}; ` +
+                'B=64 one request; one collection per ef_search (modify() did not change the search)',
             }
           : {}),
       });
+      await client.deleteCollection({ name: collection.name });
     }
     const peak = server.peakMiB();
     if (peak !== undefined) Object.assign(rows[0], { peakMiB: peak, peakNote: 'the Chroma server process' });

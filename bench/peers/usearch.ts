@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type AnnData, type AnnRow, BATCH, K, log, measure, mib, rss, timed } from './common.js';
 
-export const USEARCH_EFS = [10, 20, 40, 80, 160, 320];
+export const USEARCH_EFS = [10, 20, 40, 80, 160, 320, 640];
 const BUILD_THREADS = 2;
 const BATCH_THREADS = 2;
 
@@ -47,6 +47,8 @@ export async function runUsearch(data: AnnData): Promise<AnnRow[]> {
       return index;
     });
     const memMiB = mib(rss() - rssBefore);
+    // Each setting maps the saved index again (the binding cannot unmap it): the peak is taken here.
+    const peakMiB = mib(process.resourceUsage().maxRSS * 1024 - rssBefore);
     built.save(file);
     const fileMiB = mib((await stat(file)).size);
     const rows: AnnRow[] = [];
@@ -72,6 +74,8 @@ export async function runUsearch(data: AnnData): Promise<AnnRow[]> {
               buildS,
               memMiB,
               memNote: `RSS delta; file ${fileMiB.toFixed(0)} MiB`,
+              peakMiB,
+              peakNote: 'process through the build',
               note: `build ${BUILD_THREADS} threads; B=1 1 thread, B=${BATCH} batched ${BATCH_THREADS} threads`,
             }
           : {}),
