@@ -87,17 +87,37 @@ export class ServiceMetrics {
     }
   }
 
-  /** Observes each request's latency under its route pattern (`/v1/collections/:c/query`), not its URL. */
+  /**
+   * Observes each request's latency under its route template (`/v1/collections/:c/query`), not its
+   * URL: the same label whether it answered 2xx or an error (see {@link routeLabel}).
+   */
   middleware(): RequestHandler {
     return (req, res, next) => {
       const end = this.latency.startTimer({ method: req.method });
       res.on('finish', () => {
-        const route = req.route ? `${req.baseUrl}${String((req.route as { path: unknown }).path)}` : 'unmatched';
-        end({ route, status: String(res.statusCode) });
+        const template = (req.route as { path?: unknown } | undefined)?.path;
+        end({
+          route: routeLabel(req.originalUrl, typeof template === 'string' ? template : undefined),
+          status: String(res.statusCode),
+        });
       });
       next();
     };
   }
+}
+
+/**
+ * The metric label of a request: its mount point and route template, without a trailing slash,
+ * or `unmatched`. The mount point is taken from the URL (as many leading segments as the URL has
+ * beyond the template's), since Express resets `req.baseUrl` once an error leaves the router: from
+ * `baseUrl` a 4xx would be labelled `/:c/items/:id` and its 2xx `/v1/collections/:c/items/:id`.
+ */
+export function routeLabel(originalUrl: string, template: string | undefined): string {
+  if (template === undefined) return 'unmatched';
+  const url = originalUrl.split('?')[0].split('/').filter(Boolean);
+  const route = template.split('/').filter(Boolean);
+  if (route.length > url.length) return 'unmatched';
+  return `/${[...url.slice(0, url.length - route.length), ...route].join('/')}`;
 }
 
 /** The queue's counts, or undefined when they fail or take longer than `ms`. */

@@ -147,6 +147,34 @@ describe('metrics and the OpenAPI document', () => {
     expect(text).toMatch(/hypersync_wal_pending_records 0/);
   });
 
+  it('labels a route by its template, the same for 2xx and errors, without a trailing slash', async () => {
+    await call('POST', '/v1/collections', { name: 'labels', dim: 2, metric: 'l2' });
+    await call('POST', '/v1/collections/labels/items', { items: [{ id: 'a', vector: [1, 2] }] });
+    expect((await call('GET', '/v1/collections/labels/items/a')).status).toBe(200);
+    expect((await call('GET', '/v1/collections/labels/items/missing')).status).toBe(404);
+    expect((await call('GET', '/v1/collections')).status).toBe(200);
+    expect((await call('GET', '/v1/jobs/nope')).status).toBeGreaterThanOrEqual(400);
+    expect((await call('GET', '/v1/collections/labels/items/a?include=vector')).status).toBeLessThan(500);
+    const text = await (await fetch(`${base}/metrics`)).text();
+    const routes = new Set(
+      [...text.matchAll(/hypersync_http_request_duration_seconds_count\{[^}]*route="([^"]*)"/g)].map((m) => m[1]),
+    );
+    const item = '/v1/collections/:c/items/:id';
+    expect(text).toMatch(new RegExp(`route="${item}",status="200"`));
+    expect(text).toMatch(new RegExp(`route="${item}",status="404"`));
+    expect(routes).toContain('/v1/collections');
+    expect(routes).toContain('/v1/jobs/:id');
+    for (const r of routes) {
+      expect(
+        r === 'unmatched' ||
+          r.startsWith('/v1/') ||
+          ['/metrics', '/healthz', '/readyz', '/openapi.json', '/v1/collections'].includes(r),
+        r,
+      ).toBe(true);
+      expect(r.length > 1 && r.endsWith('/'), r).toBe(false);
+    }
+  });
+
   it('serves an OpenAPI 3.1 document whose request schemas come from the validators', async () => {
     type Schema = { properties?: Record<string, unknown>; required?: string[]; $ref?: string };
     const doc = (await (await fetch(`${base}/openapi.json`)).json()) as {
