@@ -17,8 +17,16 @@ export interface CheckedBatch {
  * Checks a batch (dimension, finiteness, and for cosine a non-zero norm) without copying a flat
  * input: the rows are copied once, later, where they are stored.
  * @param expected how many vectors the batch must hold, if known.
+ * @param row how a row is named in messages (default `${what}[i]`), e.g. `items[i].vector`.
  */
-export function checkBatch(batch: VectorBatch, dim: number, metric: Metric, what: string, expected?: number): CheckedBatch {
+export function checkBatch(
+  batch: VectorBatch,
+  dim: number,
+  metric: Metric,
+  what: string,
+  expected?: number,
+  row: (i: number) => string = (i) => `${what}[${i}]`,
+): CheckedBatch {
   let data: Float32Array;
   let count: number;
   if (batch instanceof Float32Array) {
@@ -55,12 +63,13 @@ export function checkBatch(batch: VectorBatch, dim: number, metric: Metric, what
     if (!Number.isFinite(norm)) {
       let j = 0;
       while (j < dim && Number.isFinite(data[base + j])) j++;
-      throw new InvalidVectorError(`${what}[${i}][${j}] is ${data[base + j]}; vectors must hold finite numbers`, {
+      throw new InvalidVectorError(`${row(i)}[${j}] is ${data[base + j]}; vectors must hold finite numbers`, {
         details: { index: i, component: j },
       });
     }
     if (scale) {
-      if (norm === 0) throw new InvalidVectorError(`${what}[${i}] is the zero vector; cosine needs a direction`);
+      if (norm === 0)
+        throw new InvalidVectorError(`${row(i)} is the zero vector; cosine needs a direction`, { details: { index: i } });
       scale[i] = unitScale(norm);
     }
   }

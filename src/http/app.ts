@@ -15,7 +15,7 @@ import { errorMiddleware } from './error-middleware.js';
 import { ServiceMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { encodeBody } from './schemas.js';
-import { parse } from './validate.js';
+import { parse, requireJsonBody } from './validate.js';
 import { pinoHttp } from 'pino-http';
 
 /** What the HTTP app serves. */
@@ -64,6 +64,7 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
   });
 
   app.use('/v1', requireApiKey(apiKeys));
+  app.use('/v1', requireJsonBody);
 
   app.use('/v1/collections', collectionRoutes(hs));
   app.use('/v1/collections', itemRoutes(hs));

@@ -14,13 +14,32 @@ export const collectionName = z
  * A vector: a JSON array of finite numbers, or for large batches the base64 of its little-endian
  * float32 bytes (decoded straight into a Float32Array, see vector-body.ts).
  */
-export const vectorValue = z.union([
-  z.array(z.number()).min(1, 'a vector needs at least one number').max(LIMITS.dim, `at most ${LIMITS.dim} dimensions`),
-  z
-    .string()
-    .min(1, 'an empty base64 vector')
-    .max(Math.ceil((LIMITS.dim * 4) / 3) + 4, `at most ${LIMITS.dim} dimensions`),
-]);
+export const vectorValue = z.union(
+  [
+    z.array(z.number()).min(1, 'a vector needs at least one number').max(LIMITS.dim, `at most ${LIMITS.dim} dimensions`),
+    z
+      .string()
+      .min(1, 'an empty base64 vector')
+      .max(Math.ceil((LIMITS.dim * 4) / 3) + 4, `at most ${LIMITS.dim} dimensions`),
+  ],
+  { error: (iss) => badVector(iss.input) },
+);
+
+/** Why a value is not a vector, naming the element at fault (a union alone says "Invalid input"). */
+export function badVector(input: unknown): string {
+  const kind = (x: unknown): string => (x === null ? 'null' : Array.isArray(x) ? 'an array' : `a ${typeof x}`);
+  if (typeof input === 'string') return input.length === 0 ? 'an empty base64 vector' : `at most ${LIMITS.dim} dimensions`;
+  if (!Array.isArray(input)) return `a vector is an array of numbers or a base64 string of float32s, not ${kind(input)}`;
+  if (input.length === 0) return 'a vector needs at least one number';
+  if (input.length > LIMITS.dim) return `at most ${LIMITS.dim} dimensions`;
+  const i = input.findIndex((x) => typeof x !== 'number' || !Number.isFinite(x));
+  const x: unknown = input[i];
+  if (typeof x === 'number') {
+    return `element ${i} is ${x}: vectors hold finite numbers (a literal such as 1e999 overflows to Infinity)`;
+  }
+  if (i >= 0) return `element ${i} is ${kind(x)}, not a number`;
+  return 'not a vector';
+}
 
 export const createCollectionBody = z.strictObject({
   name: collectionName,

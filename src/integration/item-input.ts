@@ -71,7 +71,7 @@ export async function prepareItems(
   texts.forEach((t, j) => (vectors[t.index] = encoded[j]));
   // Checks finiteness (and non-zero norms for cosine) of the whole batch, then copies each row
   // once: the caller's arrays are never kept, so changing them later changes nothing stored.
-  const checked = checkBatch(vectors, state.dim, state.metric, 'items[].vector');
+  const checked = checkBatch(vectors, state.dim, state.metric, 'items', undefined, (i) => `items[${i}].vector`);
   const byId = new Map<string, PreparedBlock>();
   const ids: string[] = [];
   items.forEach((item, i) => {

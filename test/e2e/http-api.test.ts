@@ -80,6 +80,84 @@ describe('v1 collections, items and queries over HTTP', () => {
     expect((await call('GET', '/v1/collections/docs')).status).toBe(404);
   });
 
+  it('names the problem and the field: non-finite numbers, strings in vectors, zero vectors, a missing content-type', async () => {
+    await call('POST', '/v1/collections', { name: 'msgs', dim: 3, metric: 'cosine' });
+    const json = { 'content-type': 'application/json' };
+    const cases: [string, string, string, Record<string, string>, number, RegExp][] = [
+      [
+        '1e999 in a vector',
+        'items',
+        '{"items":[{"vector":[1,1e999,3]}]}',
+        json,
+        400,
+        /body\.items\.0\.vector: element 1 is Infinity/,
+      ],
+      [
+        'a string in a vector',
+        'items',
+        '{"items":[{"vector":[1,"2",3]}]}',
+        json,
+        400,
+        /body\.items\.0\.vector: element 1 is a string, not a number/,
+      ],
+      [
+        'null in a vector',
+        'items',
+        '{"items":[{"vector":[1,2,null]}]}',
+        json,
+        400,
+        /body\.items\.0\.vector: element 2 is null, not a number/,
+      ],
+      [
+        'an object for a vector',
+        'items',
+        '{"items":[{"vector":{"x":1}}]}',
+        json,
+        400,
+        /body\.items\.0\.vector: a vector is an array of numbers or a base64 string/,
+      ],
+      [
+        '-1e999 in a query',
+        'query',
+        '{"queries":[{"vector":[-1e999,1,1]}],"k":1}',
+        json,
+        400,
+        /body\.queries\.0\.vector: element 0 is -Infinity/,
+      ],
+      [
+        'the zero vector at item 2',
+        'items',
+        '{"items":[{"vector":[1,2,3]},{"vector":[1,2,3]},{"vector":[0,0,0]}]}',
+        json,
+        400,
+        /^items\[2\]\.vector is the zero vector/,
+      ],
+      [
+        'no content-type',
+        'items',
+        '{"items":[{"vector":[1,2,3]}]}',
+        {},
+        415,
+        /content-type: application\/json \(the request has content-type 'text\/plain/,
+      ],
+      [
+        'a form body',
+        'items',
+        'a=1',
+        { 'content-type': 'application/x-www-form-urlencoded' },
+        415,
+        /application\/x-www-form-urlencoded/,
+      ],
+    ];
+    for (const [what, route, body, headers, status, message] of cases) {
+      const res = await fetch(`${base}/v1/collections/msgs/${route}`, { method: 'POST', headers, body });
+      const out = (await res.json()) as ApiBody;
+      expect(res.status, what).toBe(status);
+      expect(out.error?.message, what).toMatch(message);
+    }
+    expect((await call('GET', '/v1/collections/msgs')).json).toMatchObject({ count: 0 });
+  });
+
   it('answers every bad input with the right 4xx and a message, and changes nothing', async () => {
     await call('POST', '/v1/collections', { name: 'm', dim: 3, metric: 'cosine' });
     await call('POST', '/v1/collections/m/items', { items: [{ id: 'keep', vector: [1, 2, 3] }] });
