@@ -45,7 +45,9 @@ export async function rebuildJob(run: JobRun, ctx: JobContext): Promise<unknown>
     );
     requireReplies('rebuild', nodes);
     await run.progress({ phase: 'done', percent: 100 });
-    return { collection, built, nodes, ms: Math.round(performance.now() - t0) };
+    // Where the build waited is the server's business, not the job's result.
+    const summary = built && (({ dir: _dir, ...rest }) => rest)(built);
+    return { collection, built: summary, nodes, ms: Math.round(performance.now() - t0) };
   } finally {
     if (built) await rm(dir, { recursive: true, force: true });
   }

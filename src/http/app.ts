@@ -15,6 +15,7 @@ import { errorMiddleware } from './error-middleware.js';
 import { ServiceMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { encodeBody } from './schemas.js';
+import { publicMessage } from './public-message.js';
 import { parse, requireJsonBody } from './validate.js';
 import { pinoHttp } from 'pino-http';
 
@@ -60,6 +61,7 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
   // Ready: the NVM answers and the HVS has loaded every collection.
   app.get('/readyz', async (_req, res) => {
     const health = await hs.health();
+    if (health.nvm.error !== undefined) health.nvm.error = publicMessage(health.nvm.error);
     res.status(health.ready ? 200 : 503).json(health);
   });
 

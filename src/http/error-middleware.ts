@@ -1,10 +1,12 @@
 import type { ErrorRequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { HyperSyncError, PayloadTooLargeError } from '../core/errors.js';
+import { publicMessage } from './public-message.js';
 
 /**
  * The one place errors become HTTP answers: `{ error: { code, message, details? } }` with the
- * error's status. Unknown errors are logged and answered as a bare 500, never with a stack.
+ * error's status. Unknown errors are logged and answered as a bare 500, never with a stack; a 5xx
+ * message goes out without host addresses or file paths ({@link publicMessage}).
  */
 export function errorMiddleware(log: Logger): ErrorRequestHandler {
   return (err: unknown, _req, res, next) => {
@@ -14,7 +16,12 @@ export function errorMiddleware(log: Logger): ErrorRequestHandler {
     }
     const typed = err instanceof HyperSyncError ? err : fromBodyParser(err);
     if (typed) {
-      if (typed.httpStatus >= 500) log.error({ err }, typed.message);
+      if (typed.httpStatus >= 500) {
+        // The log has the whole story; the client gets it without addresses, paths or details.
+        log.error({ err }, typed.message);
+        res.status(typed.httpStatus).json({ error: { code: typed.code, message: publicMessage(typed.message) } });
+        return;
+      }
       res.status(typed.httpStatus).json({
         error: { code: typed.code, message: typed.message, ...(typed.details ? { details: typed.details } : {}) },
       });

@@ -118,6 +118,9 @@ describe.skipIf(skip)('hypersync worker: BullMQ on Redis, a separate worker proc
       nodes: { ok: boolean; result: { from: string; rows: number } }[];
     };
     expect(rb.built.rows).toBe(2001);
+    // Where the worker built the snapshot is the server's business: no path in the result.
+    expect(rb.built).not.toHaveProperty('dir');
+    expect(JSON.stringify(rebuild.done.result)).not.toMatch(/"\/[^"]*\//);
     expect(rb.nodes[0]).toMatchObject({ ok: true, result: { from: 'snapshot', rows: 2001 } });
     const [hit] = await hs.query('docs', [vectors[5]], 1);
     expect(hit[0]).toMatchObject({ id: 'd5', source: 'hvs' });

@@ -4,6 +4,7 @@ import type { HyperSync } from '../../integration/hyper-sync.js';
 import { JOB_TYPES, type JobQueue } from '../../jobs/job-queue.js';
 import { ALL_COLLECTION_JOB_TYPES, allCollectionsJobBody, jobBody } from '../schemas.js';
 import { parse } from '../validate.js';
+import { publicMessage } from '../public-message.js';
 
 /**
  * Background jobs, mounted under `/v1`: `POST /collections/:c/jobs` queues one (202 and a
@@ -48,12 +49,12 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
   r.get('/jobs/:id', async (req, res) => {
     const info = await queue().get(req.params.id);
     if (!info) throw new NotFoundError(`no job ${JSON.stringify(req.params.id)}`);
-    res.json(info);
+    res.json(info.error === undefined ? info : { ...info, error: publicMessage(info.error) });
   });
   r.delete('/jobs/:id', async (req, res) => {
     const info = await queue().cancel(req.params.id);
     if (!info) throw new NotFoundError(`no job ${JSON.stringify(req.params.id)}`);
-    res.json(info);
+    res.json(info.error === undefined ? info : { ...info, error: publicMessage(info.error) });
   });
   return r;
 }
