@@ -43,7 +43,7 @@ export async function loadCollection(ctx: LoadContext, state: CollectionState): 
       if (c.dim !== state.dim || c.metric !== state.metric || c.lsn > newest) {
         ctx.log.warn(
           { collection: state.name, snapshotLsn: c.lsn, nvmLsn: newest },
-          'snapshot does not match the NVM; rebuilding from it',
+          'snapshot does not match the NVM; rebuilding from the NVM',
         );
         await ctx.hvs.dropCollection(state.name, { removeSnapshot: false });
         c = undefined;

@@ -89,7 +89,10 @@ export class Catalogue {
     return rows.map(toCollection);
   }
 
-  /** Drops the collection, its vectors table and its change-log rows, in one transaction. */
+  /**
+   * Drops the collection, its vectors table and its change-log rows, in one transaction; the
+   * newest lsn among those rows is kept as the log's floor, so the newest lsn never moves back.
+   */
   async dropCollection(name: string): Promise<void> {
     assertCollectionName(name);
     this.known.delete(name);
@@ -98,6 +101,12 @@ export class Catalogue {
         const { rows } = await tx.query<{ id: number }>('DELETE FROM hs_collections WHERE name = $1 RETURNING id', [name]);
         if (rows.length === 0) throw new CollectionNotFoundError(name);
         await tx.query(`DROP TABLE IF EXISTS ${vectorsTable(rows[0].id)}`);
+        await tx.query(
+          `INSERT INTO hs_lsn_floor (singleton, lsn)
+             SELECT true, max(lsn) FROM hs_changes WHERE collection = $1 HAVING max(lsn) IS NOT NULL
+           ON CONFLICT (singleton) DO UPDATE SET lsn = greatest(hs_lsn_floor.lsn, excluded.lsn)`,
+          [name],
+        );
         await tx.query('DELETE FROM hs_changes WHERE collection = $1', [name]);
       }),
     );

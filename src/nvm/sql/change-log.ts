@@ -84,11 +84,12 @@ export async function changesPrunedThrough(db: SqlDriver): Promise<number> {
 
 /** The newest lsn logged, pruned or not. */
 export async function lastLsn(db: SqlDriver): Promise<number> {
-  // Pruned rows still count: the log's newest lsn never moves back.
+  // Pruned rows and dropped collections' rows still count: the log's newest lsn never moves back.
   const { rows } = await mapDbErrors(() =>
     db.query<{ lsn: string }>(
       `SELECT greatest(coalesce((SELECT max(lsn) FROM hs_changes), 0),
-                       coalesce((SELECT max(pruned_through) FROM hs_change_horizon), 0)) AS lsn`,
+                       coalesce((SELECT max(pruned_through) FROM hs_change_horizon), 0),
+                       coalesce((SELECT max(lsn) FROM hs_lsn_floor), 0)) AS lsn`,
     ),
   );
   return Number(rows[0].lsn);
