@@ -357,6 +357,10 @@ program.parseAsync().catch((err: unknown) => {
     process.stderr.write(`hypersync: ${err.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`hypersync: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // A system error (a file, a socket, the disk) is one line; anything else is a bug: its stack helps.
+  const systemError = err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
+  process.stderr.write(
+    `hypersync: ${err instanceof Error ? (systemError ? err.message : (err.stack ?? err.message)) : String(err)}\n`,
+  );
   process.exit(1);
 });

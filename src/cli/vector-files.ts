@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, open, stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { InvalidArgumentError } from '../core/errors.js';
@@ -17,12 +17,35 @@ export interface VectorFile {
 
 /** Opens a `.jsonl`, `.npy` (float32, 2-D, C order) or `.fvecs` file. */
 export async function openVectorFile(path: string): Promise<VectorFile> {
+  await checkReadableFile(path);
   const ext = extname(path).toLowerCase();
   const stem = basename(path, extname(path));
   if (ext === '.jsonl' || ext === '.ndjson') return jsonl(path, stem);
   if (ext === '.npy') return npy(path, stem);
   if (ext === '.fvecs') return fvecs(path, stem);
   throw new InvalidArgumentError(`${path}: unknown format ${ext || '(none)'}; use .jsonl, .npy or .fvecs`);
+}
+
+/** Throws {@link InvalidArgumentError} with one line unless `path` is a regular file this process can read. */
+async function checkReadableFile(path: string): Promise<void> {
+  try {
+    const st = await stat(path);
+    if (!st.isFile())
+      throw new InvalidArgumentError(
+        `${path}: ${st.isDirectory() ? 'a directory' : 'not a regular file'}; give a .jsonl, .npy or .fvecs file`,
+      );
+    await access(path, constants.R_OK);
+  } catch (err) {
+    if (err instanceof InvalidArgumentError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file'
+        : code === 'EACCES' || code === 'EPERM'
+          ? 'not readable (permission denied)'
+          : (err as Error).message;
+    throw new InvalidArgumentError(`${path}: ${why}`, { cause: err });
+  }
 }
 
 function jsonl(path: string, stem: string): VectorFile {

@@ -179,6 +179,18 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     const r = await cli('import', join(dir, 'bad.csv'), '-c', 'other');
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/unknown format/);
+    // A missing file or a directory: one line naming it, exit code 2, no stack.
+    for (const [path, why] of [
+      [join(dir, 'missing.npy'), 'no such file'],
+      [join(dir, 'missing.jsonl'), 'no such file'],
+      [dir, 'a directory'],
+    ]) {
+      const m = await cli('import', path, '-c', 'other');
+      expect(m.code, path).toBe(2);
+      expect(m.err.trim()).toBe(
+        `hypersync: ${path}: ${why}${why === 'a directory' ? '; give a .jsonl, .npy or .fvecs file' : ''}`,
+      );
+    }
     const q = await cli('query', 'vecs', '--vector', '[1,2]', '-k', '1');
     expect(q.code).toBe(2);
     expect(q.err).toMatch(/dimension/i);
