@@ -14,6 +14,7 @@ const schema = z.object({
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_RATE_LIMIT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_QUEUE_PREFIX: z.preprocess(
@@ -53,6 +54,8 @@ export interface Config {
   /** Rows at which a collection's IVF index is trained in the background by itself (0: only when asked). */
   ivfMinRows: number;
   apiKeys: string[];
+  /** Requests per second per API key, or per client address without one (undefined: no limit). */
+  rateLimit: number | undefined;
   modelDir: string | undefined;
   /** The ONNX file inside `modelDir` (e.g. `model_qint8.onnx`); default `model.onnx`, else `onnx/model.onnx`. */
   modelFile: string | undefined;
@@ -96,6 +99,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       .split(',')
       .map((k) => k.trim())
       .filter((k) => k.length > 0),
+    rateLimit: e.HYPERSYNC_RATE_LIMIT,
     modelDir: e.HYPERSYNC_MODEL_DIR,
     modelFile: e.HYPERSYNC_MODEL_FILE,
     requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',

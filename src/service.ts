@@ -59,7 +59,14 @@ export class Service {
       throw err;
     }
     try {
-      const app = createApp({ hs, jobs: jobs.queue, log, apiKeys: config.apiKeys, version: VERSION });
+      const app = createApp({
+        hs,
+        jobs: jobs.queue,
+        log,
+        apiKeys: config.apiKeys,
+        version: VERSION,
+        rateLimit: config.rateLimit,
+      });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
       });

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'closed'
   | 'config_invalid'
   | 'payload_too_large'
+  | 'rate_limited'
   | 'cancelled'
   | 'internal';
 

@@ -15,6 +15,7 @@ import { errorMiddleware } from './error-middleware.js';
 import { ServiceMetrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { encodeBody } from './schemas.js';
+import { rateLimiter, securityHeaders } from './guard.js';
 import { publicMessage } from './public-message.js';
 import { parse, requireJsonBody } from './validate.js';
 import { pinoHttp } from 'pino-http';
@@ -29,15 +30,18 @@ export interface AppDeps {
   apiKeys?: readonly string[];
   /** The service version, for `/openapi.json`. */
   version?: string;
+  /** Requests per second per API key or client address on `/v1` and `/admin` (none: no limit). */
+  rateLimit?: number;
 }
 
 /**
  * The Express app: liveness, readiness, metrics and the OpenAPI document; the v1 API (behind the
  * bearer keys); and with BullMQ jobs, the bull-board dashboard at `/admin/queues` (same keys).
  */
-export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: AppDeps): Express {
+export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0', rateLimit }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  app.use(securityHeaders());
   const metrics = new ServiceMetrics(hs, jobs);
   const openapi = openApiDocument(version);
   app.use(metrics.middleware());
@@ -65,6 +69,12 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0' }: Ap
     res.status(health.ready ? 200 : 503).json(health);
   });
 
+  // Limited before the key check, so wrong keys count against their client address.
+  if (rateLimit !== undefined) {
+    const limiter = rateLimiter(rateLimit, apiKeys);
+    app.use('/v1', limiter);
+    app.use('/admin', limiter);
+  }
   app.use('/v1', requireApiKey(apiKeys));
   app.use('/v1', requireJsonBody);
 

@@ -1,0 +1,92 @@
+/**
+ * Security headers on every answer, and the per-key (or per-address) rate limit: a real service
+ * on an ephemeral port, the embedded store.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { Service } from '../../src/service.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => undefined);
+});
+
+async function start(env: Record<string, string>): Promise<string> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'http-guard-'));
+  cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
+  const svc = await Service.start(
+    loadConfig({
+      HYPERSYNC_PORT: '0',
+      HYPERSYNC_HOST: '127.0.0.1',
+      HYPERSYNC_DATA_DIR: dataDir,
+      HYPERSYNC_DEVICE: 'cpu',
+      ...env,
+    }),
+    pino({ level: 'silent' }),
+  );
+  cleanups.push(() => svc.close());
+  return `http://127.0.0.1:${svc.port}`;
+}
+
+describe('HTTP guard', () => {
+  it('sends security headers on API answers, errors and probes alike', async () => {
+    const base = await start({});
+    for (const path of ['/healthz', '/v1/collections', '/v1/collections/nope', '/nowhere']) {
+      const res = await fetch(`${base}${path}`);
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+      expect(res.headers.get('content-security-policy'), path).toContain("default-src 'self'");
+      expect(res.headers.get('x-frame-options'), path).toBe('SAMEORIGIN');
+      expect(res.headers.get('x-powered-by'), path).toBeNull();
+    }
+  });
+
+  it('without HYPERSYNC_RATE_LIMIT nothing is limited', async () => {
+    const base = await start({});
+    const statuses = await Promise.all(Array.from({ length: 60 }, () => fetch(`${base}/v1/collections`).then((r) => r.status)));
+    expect(statuses.every((s) => s === 200)).toBe(true);
+  });
+
+  it('limits each key, and requests without a valid key by address, with 429 and Retry-After', async () => {
+    const base = await start({ HYPERSYNC_RATE_LIMIT: '5', HYPERSYNC_API_KEYS: 'k-one,k-two' });
+    const get = (key?: string) => fetch(`${base}/v1/collections`, { headers: key ? { authorization: `Bearer ${key}` } : {} });
+
+    // Guessing keys: every wrong key counts against the one client address. The windows are fixed
+    // seconds: a burst may straddle a boundary or two (5 more each), never more on this machine.
+    const guesses = await Promise.all(Array.from({ length: 30 }, (_, i) => get(`guess-${i}`)));
+    const codes = guesses.map((r) => r.status);
+    expect(codes.every((s) => s === 401 || s === 429)).toBe(true);
+    expect(codes.filter((s) => s === 401).length).toBeLessThanOrEqual(15);
+    expect(codes.filter((s) => s === 429).length).toBeGreaterThanOrEqual(15);
+    const limited = guesses.find((r) => r.status === 429);
+    expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const body = (await limited?.json()) as { error: { code: string; message: string } };
+    expect(body.error).toMatchObject({ code: 'rate_limited' });
+    expect(body.error.message).toContain('at most 5 requests per second');
+
+    // A valid key has its own budget, untouched by the guesses; past it, it is limited too.
+    const mine = await Promise.all(Array.from({ length: 16 }, () => get('k-one')));
+    expect(mine.every((r) => r.status === 200 || r.status === 429)).toBe(true);
+    expect(mine.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(5);
+    expect(mine.filter((r) => r.status === 200).length).toBeLessThanOrEqual(10);
+    const other = await get('k-two');
+    expect(other.status).toBe(200);
+    expect(other.headers.get('ratelimit-policy')).toContain('5');
+
+    // Probes are never limited.
+    const probes = await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/healthz`).then((r) => r.status)));
+    expect(probes.every((s) => s === 200)).toBe(true);
+
+    // The next second, the budget is back.
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await get('k-one')).status).toBe(200);
+  });
+
+  it('refuses a rate limit that is not a positive integer', () => {
+    expect(() => loadConfig({ HYPERSYNC_RATE_LIMIT: '0' })).toThrow(/HYPERSYNC_RATE_LIMIT/);
+    expect(() => loadConfig({ HYPERSYNC_RATE_LIMIT: 'fast' })).toThrow(/HYPERSYNC_RATE_LIMIT/);
+  });
+});
