@@ -15,6 +15,24 @@ afterAll(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
 });
 
+interface Layer {
+  name: string;
+  rawPath?: string;
+  route?: { path: string; methods: Record<string, boolean> };
+  handle: { stack?: Layer[] };
+}
+
+/** Every route of an Express app: method and full path, nested routers included. */
+function routeTable(stack: Layer[], prefix = ''): { method: string; path: string }[] {
+  return stack.flatMap((l) => {
+    if (l.route) return Object.keys(l.route.methods).map((m) => ({ method: m.toUpperCase(), path: prefix + l.route!.path }));
+    if (l.handle.stack) return routeTable(l.handle.stack, prefix + (l.rawPath ?? ''));
+    return [];
+  });
+}
+
+let lastService: Service | undefined;
+
 async function start(env: Record<string, string>): Promise<string> {
   const dataDir = await mkdtemp(join(tmpdir(), 'http-guard-'));
   cleanups.push(() => rm(dataDir, { recursive: true, force: true }));
@@ -29,6 +47,7 @@ async function start(env: Record<string, string>): Promise<string> {
     pino({ level: 'silent' }),
   );
   cleanups.push(() => svc.close());
+  lastService = svc;
   return `http://127.0.0.1:${svc.port}`;
 }
 
@@ -83,6 +102,31 @@ describe('HTTP guard', () => {
     // The next second, the budget is back.
     await new Promise((r) => setTimeout(r, 1100));
     expect((await get('k-one')).status).toBe(200);
+  });
+
+  it('every /v1 route in the route table needs a key: a new route cannot be forgotten', async () => {
+    const base = await start({ HYPERSYNC_API_KEYS: 'secret' });
+    const app = lastService!.server.listeners('request')[0] as unknown as { router: { stack: Layer[] } };
+    const routes = routeTable(app.router.stack);
+    const v1 = routes.filter((r) => r.path.startsWith('/v1/'));
+    expect(v1.length).toBeGreaterThanOrEqual(20); // the walk found the nested routers
+    expect(
+      routes
+        .filter((r) => !r.path.startsWith('/v1/'))
+        .map((r) => r.path)
+        .sort(),
+    ).toEqual(['/healthz', '/metrics', '/openapi.json', '/readyz']);
+    for (const { method, path } of v1) {
+      const url = base + path.replace(/:c\b/, 'docs').replace(/:(\w+)/g, 'x');
+      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+        const res = await fetch(url, {
+          method,
+          headers: { 'content-type': 'application/json', ...headers },
+          ...(method === 'GET' || method === 'HEAD' ? {} : { body: '{}' }),
+        });
+        expect(res.status, `${method} ${path}`).toBe(401);
+      }
+    }
   });
 
   it('refuses a rate limit that is not a positive integer', () => {
