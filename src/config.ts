@@ -14,6 +14,7 @@ const schema = z.object({
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_PROBE_DETAIL: z.preprocess(emptyToUndefined, z.enum(['full', 'counts']).optional()),
   HYPERSYNC_RATE_LIMIT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_MODEL_FILE: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -56,6 +57,11 @@ export interface Config {
   apiKeys: string[];
   /** Requests per second per API key, or per client address without one (undefined: no limit). */
   rateLimit: number | undefined;
+  /**
+   * What the open probes (`/readyz`, `/metrics`) tell of collections: `full` names them, `counts`
+   * only counts them (the default when API keys are set, since the probes need no key).
+   */
+  probeDetail: 'full' | 'counts';
   modelDir: string | undefined;
   /** The ONNX file inside `modelDir` (e.g. `model_qint8.onnx`); default `model.onnx`, else `onnx/model.onnx`. */
   modelFile: string | undefined;
@@ -86,6 +92,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     });
   }
   const e = parsed.data;
+  const apiKeys = (e.HYPERSYNC_API_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter((k) => k.length > 0);
   return {
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
@@ -95,11 +105,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     device: e.HYPERSYNC_DEVICE,
     cacheMb: e.HYPERSYNC_CACHE_MB,
     ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,
-    apiKeys: (e.HYPERSYNC_API_KEYS ?? '')
-      .split(',')
-      .map((k) => k.trim())
-      .filter((k) => k.length > 0),
+    apiKeys,
     rateLimit: e.HYPERSYNC_RATE_LIMIT,
+    probeDetail: e.HYPERSYNC_PROBE_DETAIL ?? (apiKeys.length > 0 ? 'counts' : 'full'),
     modelDir: e.HYPERSYNC_MODEL_DIR,
     modelFile: e.HYPERSYNC_MODEL_FILE,
     requireServices: e.HYPERSYNC_REQUIRE_SERVICES === '1',

@@ -66,6 +66,7 @@ export class Service {
         apiKeys: config.apiKeys,
         version: VERSION,
         rateLimit: config.rateLimit,
+        probeDetail: config.probeDetail,
       });
       const server = await new Promise<Server>((resolve, reject) => {
         const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));

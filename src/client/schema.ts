@@ -638,8 +638,15 @@ export interface components {
         device: string;
         reason: string;
         runtime: string;
-        collections: {
+        /** @description Each collection and its state (HYPERSYNC_PROBE_DETAIL=full) */
+        collections?: {
           [key: string]: 'loading' | 'ready' | 'failed';
+        };
+        /** @description How many collections are in each state, without their names (HYPERSYNC_PROBE_DETAIL=counts) */
+        collectionStates?: {
+          loading: number;
+          ready: number;
+          failed: number;
         };
         hostBytes: number;
         deviceBytes: number;

@@ -4,6 +4,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import type { HealthReport } from '../integration/types.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import type { JobQueue } from '../jobs/job-queue.js';
 import { requireApiKey } from './auth.js';
@@ -32,17 +33,19 @@ export interface AppDeps {
   version?: string;
   /** Requests per second per API key or client address on `/v1` and `/admin` (none: no limit). */
   rateLimit?: number;
+  /** Whether the open probes name collections (`full`, the default) or only count them. */
+  probeDetail?: 'full' | 'counts';
 }
 
 /**
  * The Express app: liveness, readiness, metrics and the OpenAPI document; the v1 API (behind the
  * bearer keys); and with BullMQ jobs, the bull-board dashboard at `/admin/queues` (same keys).
  */
-export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0', rateLimit }: AppDeps): Express {
+export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0', rateLimit, probeDetail = 'full' }: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(securityHeaders());
-  const metrics = new ServiceMetrics(hs, jobs);
+  const metrics = new ServiceMetrics(hs, jobs, { perCollection: probeDetail === 'full' });
   const openapi = openApiDocument(version);
   app.use(metrics.middleware());
   // One log line per request; probes and scrapes would drown the rest.
@@ -66,7 +69,8 @@ export function createApp({ hs, jobs, log, apiKeys = [], version = '0.0.0', rate
   app.get('/readyz', async (_req, res) => {
     const health = await hs.health();
     if (health.nvm.error !== undefined) health.nvm.error = publicMessage(health.nvm.error);
-    res.status(health.ready ? 200 : 503).json(health);
+    const body = probeDetail === 'full' ? health : { ...health, hvs: countCollections(health.hvs) };
+    res.status(health.ready ? 200 : 503).json(body);
   });
 
   // Limited before the key check, so wrong keys count against their client address.
@@ -103,4 +107,14 @@ function bullBoard(queue: BullJobQueue): RequestHandler {
   const serverAdapter = new ExpressAdapter().setBasePath('/admin/queues');
   createBullBoard({ queues: queue.bullQueues().map((q) => new BullMQAdapter(q)), serverAdapter });
   return serverAdapter.getRouter() as RequestHandler;
+}
+
+/** The HVS part of a health report with its collections counted by state instead of named. */
+function countCollections(hvs: HealthReport['hvs']): Omit<HealthReport['hvs'], 'collections'> & {
+  collectionStates: Record<'loading' | 'ready' | 'failed', number>;
+} {
+  const { collections, ...rest } = hvs;
+  const collectionStates = { loading: 0, ready: 0, failed: 0 };
+  for (const state of Object.values(collections)) collectionStates[state]++;
+  return { ...rest, collectionStates };
 }

@@ -16,7 +16,8 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly latency: Histogram<'method' | 'route' | 'status'>;
 
-  constructor(hs: HyperSync, jobs?: JobQueue) {
+  /** `perCollection: false` sums the HVS gauges instead of labelling them by collection name. */
+  constructor(hs: HyperSync, jobs?: JobQueue, { perCollection = true }: { perCollection?: boolean } = {}) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'hypersync_' });
     this.latency = new Histogram({
@@ -26,26 +27,23 @@ export class ServiceMetrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     });
-    new Gauge({
-      name: 'hypersync_hvs_vectors',
-      help: 'Vectors held by the HVS, per collection',
-      labelNames: ['collection'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [name, u] of Object.entries(hs.hvsUsage())) this.set({ collection: name }, u.vectors);
-      },
-    });
-    new Gauge({
-      name: 'hypersync_hvs_bytes',
-      help: 'Bytes held by the HVS (host and device), per collection',
-      labelNames: ['collection'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [name, u] of Object.entries(hs.hvsUsage())) this.set({ collection: name }, u.bytes);
-      },
-    });
+    for (const [metric, field, what] of [
+      ['hypersync_hvs_vectors', 'vectors', 'Vectors held by the HVS'],
+      ['hypersync_hvs_bytes', 'bytes', 'Bytes held by the HVS (host and device)'],
+    ] as const) {
+      new Gauge({
+        name: metric,
+        help: perCollection ? `${what}, per collection` : `${what}, all collections`,
+        labelNames: perCollection ? ['collection'] : [],
+        registers: [registry],
+        collect() {
+          this.reset();
+          const usage = Object.entries(hs.hvsUsage());
+          if (perCollection) for (const [name, u] of usage) this.set({ collection: name }, u[field]);
+          else this.set(usage.reduce((sum, [, u]) => sum + u[field], 0));
+        },
+      });
+    }
     new Gauge({
       name: 'hypersync_cache_hit_ratio',
       help: 'Hits over lookups of the read cache since start',

@@ -180,7 +180,14 @@ export const healthReport = z.strictObject({
     device: z.string(),
     reason: z.string(),
     runtime: z.string(),
-    collections: z.record(z.string(), tierState),
+    collections: z
+      .record(z.string(), tierState)
+      .optional()
+      .describe('Each collection and its state (HYPERSYNC_PROBE_DETAIL=full)'),
+    collectionStates: z
+      .strictObject({ loading: int, ready: int, failed: int })
+      .optional()
+      .describe('How many collections are in each state, without their names (HYPERSYNC_PROBE_DETAIL=counts)'),
     hostBytes: int,
     deviceBytes: int,
   }),

@@ -118,7 +118,7 @@ describe('HTTP guard', () => {
     ).toEqual(['/healthz', '/metrics', '/openapi.json', '/readyz']);
     for (const { method, path } of v1) {
       const url = base + path.replace(/:c\b/, 'docs').replace(/:(\w+)/g, 'x');
-      for (const headers of [{}, { authorization: 'Bearer wrong' }]) {
+      for (const headers of [{}, { authorization: 'Bearer wrong' }] as Record<string, string>[]) {
         const res = await fetch(url, {
           method,
           headers: { 'content-type': 'application/json', ...headers },
@@ -127,6 +127,36 @@ describe('HTTP guard', () => {
         expect(res.status, `${method} ${path}`).toBe(401);
       }
     }
+  });
+
+  it('with API keys the open probes count collections instead of naming them, unless HYPERSYNC_PROBE_DETAIL=full', async () => {
+    const names = async (env: Record<string, string>, key?: string) => {
+      const base = await start(env);
+      const auth: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+      const created = await fetch(`${base}/v1/collections`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth },
+        body: JSON.stringify({ name: 'secret_plans', dim: 2 }),
+      });
+      expect(created.status).toBe(201);
+      const ready = (await (await fetch(`${base}/readyz`)).json()) as { hvs: Record<string, unknown> };
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      return { ready, metrics };
+    };
+    const keyed = await names({ HYPERSYNC_API_KEYS: 'k' }, 'k');
+    expect(keyed.ready.hvs.collections).toBeUndefined();
+    expect(keyed.ready.hvs.collectionStates).toEqual({ loading: 0, ready: 1, failed: 0 });
+    expect(JSON.stringify(keyed.ready)).not.toContain('secret_plans');
+    expect(keyed.metrics).not.toContain('secret_plans');
+    expect(keyed.metrics).toMatch(/^hypersync_hvs_vectors 0$/m);
+
+    const full = await names({ HYPERSYNC_API_KEYS: 'k', HYPERSYNC_PROBE_DETAIL: 'full' }, 'k');
+    expect(full.ready.hvs.collections).toEqual({ secret_plans: 'ready' });
+    expect(full.metrics).toMatch(/hypersync_hvs_vectors\{collection="secret_plans"\} 0/);
+
+    const open = await names({});
+    expect(open.ready.hvs.collections).toEqual({ secret_plans: 'ready' });
+    expect(() => loadConfig({ HYPERSYNC_PROBE_DETAIL: 'some' })).toThrow(/HYPERSYNC_PROBE_DETAIL/);
   });
 
   it('refuses a rate limit that is not a positive integer', () => {
