@@ -7,6 +7,7 @@ import type { BlockPatch, NvmCollection, NvmStore } from '../nvm/nvm-store.js';
 import { reconcile } from './sync-manager.js';
 import type { CollectionRegistry } from './collection-registry.js';
 import { CollectionState } from './collection-state.js';
+import { GroupCommitter } from './group-commit.js';
 import { checkIds, prepareItems } from './item-input.js';
 import type { Tiers } from './tiers.js';
 import { Transaction, type PreparedDelete, type PreparedOp, type PreparedUpsert, type TransactionHost } from './transaction.js';
@@ -27,11 +28,15 @@ export interface WalPersister {
  * write-ahead log (fsync'd) and applied to the HVS until a sync persists it.
  */
 export class WritePath implements TransactionHost {
+  private readonly committer: GroupCommitter;
+
   constructor(
     private readonly tiers: Tiers,
     private readonly registry: CollectionRegistry,
     private readonly syncer: WalPersister,
-  ) {}
+  ) {
+    this.committer = new GroupCommitter(tiers.nvm);
+  }
 
   /**
    * Stores items (upserts: an existing id gets a new version). With `persist` (default) one
@@ -134,8 +139,9 @@ export class WritePath implements TransactionHost {
   }
 
   /**
-   * Commits writes to the NVM in one transaction, then applies them to the HVS; returns the lsn
-   * and how many blocks the deletes removed.
+   * Commits writes to the NVM in one transaction (with other writers' that wait at the same
+   * time: {@link GroupCommitter}), then applies them to the HVS; returns the lsn and how many
+   * blocks the deletes removed.
    */
   private async commit(ops: readonly PreparedOp[]): Promise<{ lsn: number; deleted: number }> {
     // An id with a WAL-only write is persisted first, so the NVM sees its writes in order.
@@ -143,17 +149,7 @@ export class WritePath implements TransactionHost {
       (op.type === 'upsert' ? op.blocks.map((b) => b.id) : op.ids).some((id) => op.state.walEntries.has(id)),
     );
     if (walHeld) await this.syncer.persistWal();
-    const versions: (Map<string, number> | undefined)[] = [];
-    let deleted = 0;
-    const { lsn } = await this.tiers.nvm.unitOfWork(async (uow) => {
-      for (const op of ops) {
-        if (op.type === 'upsert') versions.push((await uow.writeBlocks(op.state.name, op.blocks)).versions);
-        else {
-          deleted += (await uow.deleteBlocks(op.state.name, op.ids)).deleted;
-          versions.push(undefined);
-        }
-      }
-    });
+    const { lsn, deleted, versions } = await this.committer.commit(ops);
     for (const [i, op] of ops.entries()) await this.applyCommitted(op, lsn, versions[i]);
     return { lsn, deleted };
   }

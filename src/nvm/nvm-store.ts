@@ -55,9 +55,16 @@ export interface StoredBlock {
   vectors: Float32Array[];
 }
 
+/** What a block write did: its last lsn, and each block's new version and lsn. */
+export interface WriteOutcome {
+  lsn: number;
+  versions: Map<string, number>;
+  lsns: Map<string, number>;
+}
+
 /** The writes of one {@link NvmStore.unitOfWork}: all committed together, or none. */
 export interface UnitOfWork {
-  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }>;
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome>;
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }>;
   /** {@link NvmStore.patchBlock} inside the unit of work. */
   patchBlock(collection: string, id: string, patch: BlockPatch): Promise<{ version: number; lsn: number } | undefined>;
@@ -206,7 +213,7 @@ export interface NvmStore {
    * Writes blocks (an id given twice keeps the last) in one transaction with their change-log
    * rows; returns each block's new version and the last `lsn` written.
    */
-  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }>;
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome>;
   /**
    * Runs `work` in one transaction: its writes and deletes (any collections), with their
    * change-log rows, commit together when it resolves and not at all when it throws; one NOTIFY

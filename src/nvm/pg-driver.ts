@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ClosedError, UnavailableError } from '../core/errors.js';
-import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
+import { notifySql, type QueryResult, type SqlDriver, type TransactionExecutor, type TransactionOptions } from './sql-driver.js';
 
 /**
  * The `pg` driver raises a `DatabaseError` carrying a SQLSTATE for everything the server answered;
@@ -72,7 +72,7 @@ export class PgDriver implements SqlDriver {
     await onTransport(() => this.pool.query(script));
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: TransactionExecutor) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     if (this.closing) throw new ClosedError('PostgreSQL driver');
     const client = await onTransport(() => this.pool.connect());
     // A checked-out client whose server goes away emits 'error'; without a listener that would
@@ -83,8 +83,14 @@ export class PgDriver implements SqlDriver {
     };
     client.on('error', onError);
     try {
-      await onTransport(() => client.query('BEGIN'));
-      const tx: SqlExecutor = {
+      // One round trip each for BEGIN (with the opening script) and COMMIT (with the NOTIFY):
+      // under a write lock every round trip is time all other writers wait.
+      await onTransport(() => client.query(opts.begin ? `BEGIN; ${opts.begin}` : 'BEGIN'));
+      let notify: string | undefined;
+      const tx: TransactionExecutor = {
+        notifyOnCommit: (channel, payload) => {
+          notify = notifySql(channel, payload);
+        },
         query: async <R>(text: string, params: readonly unknown[] = []) => ({
           rows: (await onTransport(() => client.query(text, params as unknown[]))).rows as R[],
         }),
@@ -96,7 +102,7 @@ export class PgDriver implements SqlDriver {
         },
       };
       const out = await fn(tx);
-      await onTransport(() => client.query('COMMIT'));
+      await onTransport(() => client.query(notify ? `${notify}; COMMIT` : 'COMMIT'));
       return out;
     } catch (err) {
       broken ??= err instanceof UnavailableError || isConnectionState(err) ? (err as Error) : undefined;

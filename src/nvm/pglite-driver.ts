@@ -3,7 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { ClosedError } from '../core/errors.js';
 import { DirLock } from './dir-lock.js';
-import type { QueryResult, SqlDriver, SqlExecutor } from './sql-driver.js';
+import { notifySql, type QueryResult, type SqlDriver, type TransactionExecutor, type TransactionOptions } from './sql-driver.js';
 
 /** {@link SqlDriver} on embedded PGlite (PostgreSQL in WASM) with the pgvector extension. */
 export class PgliteDriver implements SqlDriver {
@@ -45,18 +45,25 @@ export class PgliteDriver implements SqlDriver {
     await this.db.exec(script);
   }
 
-  async transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: TransactionExecutor) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
     if (this.closing) throw new ClosedError('embedded database');
-    return this.db.transaction(async (t) =>
-      fn({
+    return this.db.transaction(async (t) => {
+      if (opts.begin) await t.exec(opts.begin);
+      let notify: string | undefined;
+      const out = await fn({
         query: async <R>(text: string, params: readonly unknown[] = []) => ({
           rows: (await t.query<R>(text, params as unknown[])).rows,
         }),
         exec: async (script: string) => {
           await t.exec(script);
         },
-      }),
-    );
+        notifyOnCommit: (channel, payload) => {
+          notify = notifySql(channel, payload);
+        },
+      });
+      if (notify) await t.exec(notify);
+      return out;
+    });
   }
 
   // In-process: the subscription cannot be lost, so there is never a reconnect to report.

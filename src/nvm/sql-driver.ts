@@ -12,6 +12,30 @@ export interface SqlExecutor {
   copyFrom?(sql: string, payload: Buffer): Promise<void>;
 }
 
+/** A transaction's executor: also queues a notification sent as it commits. */
+export interface TransactionExecutor extends SqlExecutor {
+  /**
+   * Sends `NOTIFY channel, payload` with the COMMIT (in the same round trip where the driver
+   * can); the last call wins. `channel` must be a plain lower-case identifier.
+   */
+  notifyOnCommit(channel: string, payload: string): void;
+}
+
+/** Options of {@link SqlDriver.transaction}. */
+export interface TransactionOptions {
+  /**
+   * A fixed script (no parameters, no values from input) run first in the transaction, sent
+   * with the BEGIN where the driver can: e.g. taking an advisory lock, without a round trip of its own.
+   */
+  begin?: string;
+}
+
+/** The SQL of a NOTIFY (identifier checked, payload quoted as a literal). */
+export function notifySql(channel: string, payload: string): string {
+  if (!/^[a-z_][a-z0-9_]*$/.test(channel)) throw new Error(`bad NOTIFY channel ${JSON.stringify(channel)}`);
+  return `NOTIFY ${channel}, '${payload.replace(/'/g, "''")}'`;
+}
+
 /**
  * The database under an NVM store: PostgreSQL through a `pg` Pool, or embedded PGlite. Both
  * speak the same SQL; the store is written once against this interface.
@@ -19,7 +43,7 @@ export interface SqlExecutor {
 export interface SqlDriver extends SqlExecutor {
   readonly kind: 'postgres' | 'pglite';
   /** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: TransactionExecutor) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /**
    * Subscribes to a NOTIFY channel; resolves to the unsubscribe function. `onReconnect` is
    * called after the subscription was lost and re-established (notifications in between are lost).

@@ -21,6 +21,7 @@ import type {
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,
+  WriteOutcome,
 } from './nvm-store.js';
 import { PgDriver } from './pg-driver.js';
 import { PgliteDriver } from './pglite-driver.js';
@@ -99,7 +100,7 @@ export class SqlNvmStore implements NvmStore {
     return this.catalogue.dropCollection(name);
   }
 
-  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<{ lsn: number; versions: Map<string, number> }> {
+  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome> {
     return writes.writeBlocks(this.db, collection, blocks);
   }
 

@@ -4,14 +4,13 @@ import { assertCollectionName } from '../../core/collection-name.js';
 import { assertId, isArray } from '../../core/ids.js';
 import { encodeVectorRows } from '../copy-binary.js';
 import { mapDbErrors } from '../db-errors.js';
-import type { BlockInput, BlockPatch, UnitOfWork } from '../nvm-store.js';
+import type { BlockInput, BlockPatch, UnitOfWork, WriteOutcome } from '../nvm-store.js';
 import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
 import { checkChunkVectors, vectorToText } from '../vector-codec.js';
 import { toCollection, vectorsTable } from './catalogue.js';
 import { patchInTx, preparePatch } from './block-patch.js';
-import { CHANGES_CHANNEL } from './change-log.js';
 import { filterToSql } from './filter-sql.js';
-import { lockCollection, takeWriteLock } from './write-lock.js';
+import { lockCollection, underWriteLock } from './write-lock.js';
 
 /** A write checked in full, ready for {@link writeInTx}. */
 interface PreparedWrite {
@@ -24,7 +23,7 @@ interface PreparedWrite {
 }
 
 /** Chunk vectors from which a write uses binary COPY where the driver has it. */
-const COPY_THRESHOLD = 256;
+const COPY_THRESHOLD = 16;
 
 /** Checks a write in full before any of it reaches the database. */
 function prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
@@ -57,24 +56,19 @@ function prepareWrite(collection: string, blocks: readonly BlockInput[]): Prepar
 }
 
 /** Writes `blocks` in one transaction under the write lock, logs them and announces the lsn. */
-export async function writeBlocks(
-  db: SqlDriver,
-  collection: string,
-  blocks: readonly BlockInput[],
-): Promise<{ lsn: number; versions: Map<string, number> }> {
+export async function writeBlocks(db: SqlDriver, collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome> {
   const prepared = prepareWrite(collection, blocks);
   return mapDbErrors(() =>
-    db.transaction(async (tx) => {
-      await takeWriteLock(tx);
-      const out = await writeInTx(tx, prepared);
-      await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
-      return out;
-    }),
+    underWriteLock(
+      db,
+      (tx) => writeInTx(tx, prepared),
+      (out) => out.lsn,
+    ),
   );
 }
 
 /** The SQL of a write, inside a transaction that holds the write lock. */
-async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: number; versions: Map<string, number> }> {
+async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<WriteOutcome> {
   const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
   const c = toCollection(await lockCollection(tx, collection));
   list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
@@ -82,7 +76,7 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: numb
   // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
   // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
   // its lsn, and logs the changes: each block row is written once, with its final values.
-  const { rows } = await tx.query<{ id: string; version: string; lsn: string; existed: boolean }>(
+  const { rows } = await tx.query<{ id: string; version: string; lsn: string }>(
     `WITH u AS (
        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
      existing AS (
@@ -99,8 +93,11 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: numb
        RETURNING id, version, lsn),
      logged AS (
        INSERT INTO hs_changes (lsn, collection, block_id, op, version)
-       SELECT lsn, $1, id, 'upsert', version FROM up)
-     SELECT up.id, up.version, up.lsn, e.id IS NOT NULL AS existed FROM up LEFT JOIN existing e ON e.id = up.id`,
+       SELECT lsn, $1, id, 'upsert', version FROM up),
+     -- Only blocks that existed can have old vectors (the new ones are written after this statement).
+     replaced AS (
+       DELETE FROM ${table} v USING existing e WHERE v.block_id = e.id)
+     SELECT up.id, up.version, up.lsn FROM up`,
     [
       collection,
       ids,
@@ -110,9 +107,6 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: numb
       list.map((b) => b.version ?? -1),
     ],
   );
-  // Only blocks that existed can have old vectors.
-  const replaced = rows.filter((r) => r.existed).map((r) => r.id);
-  if (replaced.length > 0) await tx.query(`DELETE FROM ${table} WHERE block_id = ANY($1)`, [replaced]);
   if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
     // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
     await tx.copyFrom(
@@ -128,9 +122,10 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<{ lsn: numb
     );
   }
   const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+  const lsns = new Map(rows.map((r) => [r.id, Number(r.lsn)]));
   let lsn = 0;
-  for (const r of rows) lsn = Math.max(lsn, Number(r.lsn));
-  return { lsn, versions };
+  for (const l of lsns.values()) lsn = Math.max(lsn, l);
+  return { lsn, versions, lsns };
 }
 
 /** Deletes the blocks of `ids` in one transaction under the write lock, logs them and announces the lsn. */
@@ -142,12 +137,14 @@ export async function deleteBlocks(
   assertCollectionName(collection);
   checkIds(ids);
   return mapDbErrors(() =>
-    db.transaction(async (tx) => {
-      await takeWriteLock(tx);
-      const { deleted, lsn } = await deleteInTx(tx, collection, { ids });
-      if (deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
-      return { deleted, lsn };
-    }),
+    underWriteLock(
+      db,
+      async (tx) => {
+        const { deleted, lsn } = await deleteInTx(tx, collection, { ids });
+        return { deleted, lsn };
+      },
+      (out) => out.lsn,
+    ),
   );
 }
 
@@ -162,12 +159,11 @@ export async function deleteWhere(
   const params: unknown[] = [collection];
   const where = filterToSql(filter, 'metadata', params);
   return mapDbErrors(() =>
-    db.transaction(async (tx) => {
-      await takeWriteLock(tx);
-      const out = await deleteInTx(tx, collection, { sql: where, params });
-      if (out.deleted > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
-      return out;
-    }),
+    underWriteLock(
+      db,
+      (tx) => deleteInTx(tx, collection, { sql: where, params }),
+      (out) => out.lsn,
+    ),
   );
 }
 
@@ -209,47 +205,50 @@ export async function patchBlock(
 ): Promise<{ version: number; lsn: number } | undefined> {
   const checked = preparePatch(collection, id, patch);
   return mapDbErrors(() =>
-    db.transaction(async (tx) => {
-      await takeWriteLock(tx);
-      await lockCollection(tx, collection);
-      const out = await patchInTx(tx, checked);
-      if (out) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(out.lsn)]);
-      return out;
-    }),
+    underWriteLock(
+      db,
+      async (tx) => {
+        await lockCollection(tx, collection);
+        return patchInTx(tx, checked);
+      },
+      (out) => out?.lsn ?? 0,
+    ),
   );
 }
 
 /** Runs `work`'s writes and deletes in one transaction under the write lock; announces its last lsn. */
 export async function unitOfWork<T>(db: SqlDriver, work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
   return mapDbErrors(() =>
-    db.transaction(async (tx) => {
-      await takeWriteLock(tx);
-      let lsn = 0;
-      const uow: UnitOfWork = {
-        writeBlocks: async (collection, blocks) => {
-          const out = await writeInTx(tx, prepareWrite(collection, blocks));
-          lsn = Math.max(lsn, out.lsn);
-          return out;
-        },
-        deleteBlocks: async (collection, ids) => {
-          assertCollectionName(collection);
-          checkIds(ids);
-          const { deleted, lsn: last } = await deleteInTx(tx, collection, { ids });
-          lsn = Math.max(lsn, last);
-          return { deleted, lsn: last };
-        },
-        patchBlock: async (collection, id, patch) => {
-          const checked = preparePatch(collection, id, patch);
-          await lockCollection(tx, collection);
-          const out = await patchInTx(tx, checked);
-          if (out) lsn = Math.max(lsn, out.lsn);
-          return out;
-        },
-      };
-      const result = await work(uow);
-      if (lsn > 0) await tx.query('SELECT pg_notify($1, $2)', [CHANGES_CHANNEL, String(lsn)]);
-      return { result, lsn };
-    }),
+    underWriteLock(
+      db,
+      async (tx) => {
+        let lsn = 0;
+        const uow: UnitOfWork = {
+          writeBlocks: async (collection, blocks) => {
+            const out = await writeInTx(tx, prepareWrite(collection, blocks));
+            lsn = Math.max(lsn, out.lsn);
+            return out;
+          },
+          deleteBlocks: async (collection, ids) => {
+            assertCollectionName(collection);
+            checkIds(ids);
+            const { deleted, lsn: last } = await deleteInTx(tx, collection, { ids });
+            lsn = Math.max(lsn, last);
+            return { deleted, lsn: last };
+          },
+          patchBlock: async (collection, id, patch) => {
+            const checked = preparePatch(collection, id, patch);
+            await lockCollection(tx, collection);
+            const out = await patchInTx(tx, checked);
+            if (out) lsn = Math.max(lsn, out.lsn);
+            return out;
+          },
+        };
+        const result = await work(uow);
+        return { result, lsn };
+      },
+      (out) => out.lsn,
+    ),
   );
 }
 
