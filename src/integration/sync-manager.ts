@@ -46,6 +46,8 @@ export class SyncManager {
   private tailing: Promise<void> | undefined;
   private again = false;
   private persisting: Promise<number> | undefined;
+  /** The run after the one in flight, for calls made during it (see {@link persistWal}). */
+  private persistNext: Promise<number> | undefined;
   private refreshing: Promise<void> | undefined;
   private timers: NodeJS.Timeout[] = [];
   private unlisten: (() => Promise<void>) | undefined;
@@ -206,11 +208,22 @@ export class SyncManager {
 
   /**
    * Persists every WAL-only write to the NVM in one transaction (each block with the version the
-   * HVS gave it), then marks those log records complete; concurrent calls share one run.
-   * Resolves to the number of blocks written or deleted.
+   * HVS gave it), then marks those log records complete. When it resolves, every write appended
+   * before the call is persisted: a run in flight took its records when it began and may miss
+   * the latest, so a call during one waits for it and joins the next run (which all such calls
+   * share). Resolves to the number of blocks written or deleted by the run it joined.
    */
   persistWal(): Promise<number> {
-    this.persisting ??= this.persistNow().finally(() => {
+    if (this.persisting) {
+      this.persistNext ??= this.persisting
+        .catch(() => undefined)
+        .then(() => {
+          this.persistNext = undefined;
+          return this.persistWal();
+        });
+      return this.persistNext;
+    }
+    this.persisting = this.persistNow().finally(() => {
       this.persisting = undefined;
     });
     return this.persisting;
@@ -272,6 +285,7 @@ export class SyncManager {
     await this.tailing;
     await this.refreshing;
     await this.persisting?.catch(() => undefined);
+    await this.persistNext?.catch(() => undefined);
   }
 }
 
