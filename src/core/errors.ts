@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'wal_corrupt'
   | 'device_unavailable'
   | 'unavailable'
+  | 'insufficient_storage'
   | 'locked'
   | 'closed'
   | 'config_invalid'
@@ -116,6 +117,16 @@ export class DeviceUnavailableError extends HyperSyncError {
 export class UnavailableError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'unavailable', 503, opts);
+  }
+}
+
+/**
+ * The disk under the write-ahead log is full: the write was not stored; it is accepted again once
+ * space is freed (507).
+ */
+export class InsufficientStorageError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'insufficient_storage', 507, opts);
   }
 }
 

@@ -2,7 +2,13 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ClosedError, InvalidArgumentError, UnavailableError } from '../core/errors.js';
+import {
+  ClosedError,
+  type HyperSyncError,
+  InsufficientStorageError,
+  InvalidArgumentError,
+  UnavailableError,
+} from '../core/errors.js';
 import { syncDir } from '../core/sync-dir.js';
 import {
   appendOpSchema,
@@ -266,6 +272,19 @@ export class WriteAheadLog {
     }
     try {
       await writeFully(this.fh, Buffer.concat(batch.map((q) => q.frame)));
+    } catch (err) {
+      if (isDiskFull(err)) {
+        // Nothing after `size` was acknowledged: cut what part of the batch reached the file and
+        // the log stays usable, refusing writes only while the disk is full.
+        const full = await this.cutAfterDiskFull(err);
+        for (const q of batch) q.reject(full);
+        return;
+      }
+      const failure = this.fail(err);
+      for (const q of batch) q.reject(failure);
+      return;
+    }
+    try {
       await this.fh.datasync();
       this.fsyncs++;
     } catch (err) {
@@ -341,9 +360,33 @@ export class WriteAheadLog {
     }
   }
 
+  /**
+   * After a write that found the disk full: truncates the file back to its last acknowledged
+   * frame and returns the error for the batch. If the cut itself fails, the tail is unknown and
+   * the log fails as after any other write error.
+   */
+  private async cutAfterDiskFull(err: unknown): Promise<HyperSyncError> {
+    try {
+      await this.fh.truncate(this.size);
+      await this.fh.datasync();
+    } catch (cutErr) {
+      return this.fail(cutErr);
+    }
+    return new InsufficientStorageError(
+      "the write-ahead log's disk is full: the write was not stored; writes are accepted again once space is freed",
+      { cause: err },
+    );
+  }
+
   /** Marks the log failed (the first cause wins) and returns the error later writes get. */
   private fail(err: unknown): UnavailableError {
     const message = `write-ahead log ${this.path}: a write failed; it refuses writes until reopened`;
     return (this.failure ??= new UnavailableError(message, { cause: err }));
   }
+}
+
+/** A write refused for lack of space (or quota). */
+function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }

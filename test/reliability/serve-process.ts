@@ -8,17 +8,10 @@ import { join } from 'node:path';
 
 const MAIN = join(import.meta.dirname, '..', '..', 'src', 'cli', 'main.ts');
 
-export interface ServeProcess {
-  readonly child: ChildProcess;
+export interface ServeProcess extends CliProcess {
   readonly port: number;
   /** `http://127.0.0.1:<port>` */
   readonly url: string;
-  /** Resolves with the exit signal (or code) once the process is gone. */
-  readonly exited: Promise<NodeJS.Signals | number | null>;
-  /** The last lines it printed (for failure messages). */
-  output(): string;
-  /** Sends `signal` and waits for the exit. */
-  stop(signal?: NodeJS.Signals): Promise<NodeJS.Signals | number | null>;
 }
 
 /** A port nobody listens on now (bound once by the OS, then released). */
@@ -33,25 +26,31 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts the service with `env` over the test's environment; resolves once `/readyz` says ready. */
-export async function startServe(env: Record<string, string | undefined>, readyTimeoutMs = 120_000): Promise<ServeProcess> {
-  const port = await freePort();
+/** A CLI process (`hypersync <command>`) with `env` over the test's environment. */
+export interface CliProcess {
+  readonly child: ChildProcess;
+  readonly exited: Promise<NodeJS.Signals | number | null>;
+  output(): string;
+  stop(signal?: NodeJS.Signals): Promise<NodeJS.Signals | number | null>;
+}
+
+/** Spawns `hypersync <command>` (from the sources, through tsx) with `env` over a clean base. */
+export function spawnCli(command: string, env: Record<string, string | undefined>): CliProcess {
   const childEnv: NodeJS.ProcessEnv = {
     ...process.env,
-    HYPERSYNC_PORT: String(port),
     HYPERSYNC_HOST: '127.0.0.1',
     HYPERSYNC_DEVICE: 'cpu',
     HYPERSYNC_VERIFY_INTERVAL_MS: '0',
     HYPERSYNC_COMPACT_INTERVAL_MS: '0',
     LOG_LEVEL: 'warn',
   };
-  // The service under test takes only what the caller gives it (no stray REDIS_URL or keys).
+  // The process under test takes only what the caller gives it (no stray REDIS_URL or keys).
   for (const key of ['DATABASE_URL', 'REDIS_URL', 'HYPERSYNC_API_KEYS', 'HYPERSYNC_RATE_LIMIT']) delete childEnv[key];
   for (const [k, v] of Object.entries(env)) {
     if (v === undefined) delete childEnv[k];
     else childEnv[k] = v;
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, 'serve'], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, command], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
   const keep = (d: Buffer): void => {
     tail = (tail + d.toString()).slice(-6000);
@@ -63,25 +62,39 @@ export async function startServe(env: Record<string, string | undefined>, readyT
   );
   let gone = false;
   void exited.then(() => (gone = true));
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM'): Promise<NodeJS.Signals | number | null> => {
-    if (!gone) child.kill(signal);
-    return exited;
+  return {
+    child,
+    exited,
+    output: () => tail,
+    stop: async (signal: NodeJS.Signals = 'SIGTERM') => {
+      if (!gone) child.kill(signal);
+      return exited;
+    },
   };
+}
+
+/** Starts the service with `env`; resolves once `/readyz` says ready. */
+export async function startServe(env: Record<string, string | undefined>, readyTimeoutMs = 120_000): Promise<ServeProcess> {
+  const port = await freePort();
+  const proc = spawnCli('serve', { HYPERSYNC_PORT: String(port), ...env });
+  let gone = false;
+  void proc.exited.then(() => (gone = true));
+  const lastLines = (): string => proc.output().split('\n').slice(-8).join('\n');
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
-    if (gone) throw new Error(`serve exited before it was ready: ${tail.split('\n').slice(-8).join('\n')}`);
+    if (gone) throw new Error(`serve exited before it was ready: ${lastLines()}`);
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
       (r) => r.status === 200,
       () => false,
     );
     if (ready) break;
     if (Date.now() > deadline) {
-      await stop('SIGKILL');
-      throw new Error(`serve not ready after ${readyTimeoutMs} ms: ${tail.split('\n').slice(-8).join('\n')}`);
+      await proc.stop('SIGKILL');
+      throw new Error(`serve not ready after ${readyTimeoutMs} ms: ${lastLines()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { child, port, url: `http://127.0.0.1:${port}`, exited, output: () => tail, stop };
+  return { ...proc, port, url: `http://127.0.0.1:${port}` };
 }
 
 /** A JSON call to the service; resolves to status and parsed body (never throws on 4xx/5xx). */
