@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { DevicePreference } from './core/device-preference.js';
 import { ConfigError } from './core/errors.js';
@@ -10,6 +11,7 @@ const schema = z.object({
   HYPERSYNC_PORT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).max(65535).default(8080)),
   HYPERSYNC_HOST: z.preprocess(emptyToUndefined, z.string().default('0.0.0.0')),
   HYPERSYNC_DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./.hypersync')),
+  HYPERSYNC_BACKUP_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_DEVICE: z.preprocess(emptyToUndefined, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
@@ -50,6 +52,8 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** Where `backup` jobs write and `restore` jobs read backups, by name (default `<dataDir>/backups`). */
+  backupDir: string;
   device: DevicePreference;
   cacheMb: number;
   /** Rows at which a collection's IVF index is trained in the background by itself (0: only when asked). */
@@ -102,6 +106,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.HYPERSYNC_PORT,
     host: e.HYPERSYNC_HOST,
     dataDir: e.HYPERSYNC_DATA_DIR,
+    backupDir: e.HYPERSYNC_BACKUP_DIR ?? join(e.HYPERSYNC_DATA_DIR, 'backups'),
     device: e.HYPERSYNC_DEVICE,
     cacheMb: e.HYPERSYNC_CACHE_MB,
     ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,

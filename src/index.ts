@@ -29,6 +29,7 @@ export type {
   NvmStore,
   NvmScrollOptions,
   NvmScrollPage,
+  NvmSnapshot,
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,
@@ -41,6 +42,8 @@ export { Transaction } from './integration/transaction.js';
 export type { QueryPlan, PlanStep } from './integration/query-planner.js';
 export type { LoadResult } from './integration/collection-loader.js';
 export type { VerifyOptions } from './integration/consistency.js';
+export type { BackupCollectionSummary, BackupOptions, BackupProgress, BackupResult } from './integration/backup.js';
+export type { RestoreOptions, RestoreResult } from './integration/restore.js';
 export type {
   CollectionInfo,
   CollectionStatus,

@@ -47,7 +47,14 @@ export async function serviceJobs(config: Config, hs: HyperSync, log: Logger): P
       processors: PROCESSORS,
       concurrency: DEFAULT_CONCURRENCY,
       drainMs: config.jobDrainMs,
-      context: { nvm: hs.nvm, encoders: hs.encoderSet, fleet: new LocalFleet(hs), rebuildDir: rebuildDirOf(config.dataDir), log },
+      context: {
+        nvm: hs.nvm,
+        encoders: hs.encoderSet,
+        fleet: new LocalFleet(hs),
+        rebuildDir: rebuildDirOf(config.dataDir),
+        backupDir: config.backupDir,
+        log,
+      },
     });
   }
   // Over every collection: verify both tiers; compact, snapshot and prune the change log.
@@ -105,6 +112,7 @@ export async function startWorker(config: Config, encoders: ConfiguredEncoders, 
         encoders: encoderSetOf(encoders.encoder, encoders.encoders),
         fleet,
         rebuildDir: rebuildDirOf(config.dataDir),
+        backupDir: config.backupDir,
         buildSnapshot: (collection, dir, opts) => buildSnapshot({ hvs, nvm, log }, collection, dir, opts),
         log,
       },

@@ -1,10 +1,12 @@
 import type { JobType } from '../src/jobs/job-queue.js';
 import type { Processor } from '../src/jobs/processor.js';
+import { backupJob } from './backup.js';
 import { compactJob } from './compact.js';
 import { embedJob } from './embed.js';
 import { indexJob } from './train-index.js';
 import { rebuildJob } from './rebuild.js';
 import { reindexJob } from './reindex.js';
+import { restoreJob } from './restore.js';
 import { syncJob } from './sync.js';
 import { verifyJob } from './verify.js';
 
@@ -17,11 +19,13 @@ export const PROCESSORS: Record<JobType, Processor> = {
   embed: embedJob,
   compact: compactJob,
   index: indexJob,
+  backup: backupJob,
+  restore: restoreJob,
 };
 
 /**
  * Jobs of a type one worker process runs at once: rebuilds and re-indexes hold a collection's
- * worth of memory or a PostgreSQL backend each; syncs are small.
+ * worth of memory or a PostgreSQL backend each; backups and restores a backend and a file; syncs are small.
  */
 export const DEFAULT_CONCURRENCY: Record<JobType, number> = {
   sync: 4,
@@ -31,4 +35,6 @@ export const DEFAULT_CONCURRENCY: Record<JobType, number> = {
   embed: 1,
   compact: 1,
   index: 1,
+  backup: 1,
+  restore: 1,
 };

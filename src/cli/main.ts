@@ -16,6 +16,7 @@ import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
 import { openVectorFile } from './vector-files.js';
+import { backupCommands } from './backup-commands.js';
 import { collectionsCommand } from './collections.js';
 import { dataCommands } from './data-commands.js';
 import { indexCommand } from './index-command.js';
@@ -350,6 +351,7 @@ program
 
 program.addCommand(collectionsCommand({ withStore, print }));
 for (const c of dataCommands({ withStore, print })) program.addCommand(c);
+for (const c of backupCommands({ withStore, print })) program.addCommand(c);
 program.addCommand(indexCommand({ withStore, print, queueAndWait }));
 
 program.parseAsync().catch((err: unknown) => {

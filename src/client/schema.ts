@@ -224,7 +224,7 @@ export interface paths {
     /** Jobs per type and state */
     get: operations['countJobs'];
     put?: never;
-    /** Queue a job over every collection: sync, verify, or compact (which prunes the change log) */
+    /** Queue a job over every collection: sync, verify, compact (which prunes the change log), backup (by name, into the backup directory), or restore (a backup by name, into collections that do not exist yet) */
     post: operations['queueJob'];
     delete?: never;
     options?: never;
@@ -541,7 +541,7 @@ export interface components {
     Job: {
       id: string;
       /** @enum {string} */
-      type: 'sync' | 'rebuild' | 'verify' | 'reindex' | 'embed' | 'compact' | 'index';
+      type: 'sync' | 'rebuild' | 'verify' | 'reindex' | 'embed' | 'compact' | 'index' | 'backup' | 'restore';
       /** @enum {string} */
       state: 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'cancelled';
       progress:
@@ -609,6 +609,20 @@ export interface components {
           failed: number;
         };
         index: {
+          waiting: number;
+          active: number;
+          delayed: number;
+          completed: number;
+          failed: number;
+        };
+        backup: {
+          waiting: number;
+          active: number;
+          delayed: number;
+          completed: number;
+          failed: number;
+        };
+        restore: {
           waiting: number;
           active: number;
           delayed: number;
@@ -813,6 +827,13 @@ export interface components {
           type: 'index';
           key?: string;
           attempts?: number;
+        }
+      | {
+          name: string;
+          /** @constant */
+          type: 'backup';
+          key?: string;
+          attempts?: number;
         };
     JobRequest:
       | {
@@ -838,6 +859,22 @@ export interface components {
       | {
           /** @constant */
           type: 'compact';
+          key?: string;
+          attempts?: number;
+        }
+      | {
+          name: string;
+          collections?: string[];
+          /** @constant */
+          type: 'backup';
+          key?: string;
+          attempts?: number;
+        }
+      | {
+          name: string;
+          collections?: string[];
+          /** @constant */
+          type: 'restore';
           key?: string;
           attempts?: number;
         };

@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'encoder_mismatch'
   | 'unauthorized'
   | 'snapshot_corrupt'
+  | 'backup_corrupt'
+  | 'backup_exists'
   | 'wal_corrupt'
   | 'device_unavailable'
   | 'unavailable'
@@ -96,6 +98,23 @@ export class CollectionExistsError extends HyperSyncError {
 export class SnapshotCorruptError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {
     super(message, 'snapshot_corrupt', 500, opts);
+  }
+}
+
+/**
+ * A backup file that is not one, or is truncated, fails a checksum or is of a format this build
+ * cannot read; nothing of it is restored (400).
+ */
+export class BackupCorruptError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'backup_corrupt', 400, opts);
+  }
+}
+
+/** A backup of that name or file exists already; backups are never overwritten (409). */
+export class BackupExistsError extends HyperSyncError {
+  constructor(what: string, opts?: HyperSyncErrorOptions) {
+    super(`backup ${what} exists already`, 'backup_exists', 409, opts);
   }
 }
 

@@ -20,6 +20,12 @@ export class ServiceMetrics {
   constructor(hs: HyperSync, jobs?: JobQueue, { perCollection = true }: { perCollection?: boolean } = {}) {
     const registry = this.registry;
     collectDefaultMetrics({ register: registry, prefix: 'hypersync_' });
+    // prom-client names three gauges `*_total`, which Prometheus reserves for counters (promtool
+    // rejects them). They go: `hypersync_nodejs_active_resources` (by type) has the same figures,
+    // and the handle and request lists they also read are private to Node.
+    for (const name of ['active_handles', 'active_requests', 'active_resources']) {
+      registry.removeSingleMetric(`hypersync_nodejs_${name}_total`);
+    }
     this.latency = new Histogram({
       name: 'hypersync_http_request_duration_seconds',
       help: 'HTTP request latency by route',

@@ -203,7 +203,9 @@ function jobPaths(): Record<string, unknown> {
       },
       post: {
         operationId: 'queueJob',
-        summary: 'Queue a job over every collection: sync, verify, or compact (which prunes the change log)',
+        summary:
+          'Queue a job over every collection: sync, verify, compact (which prunes the change log), backup (by name, into ' +
+          'the backup directory), or restore (a backup by name, into collections that do not exist yet)',
         requestBody: body('JobRequest'),
         responses: { '202': jobAccepted, ...errors },
       },

@@ -155,14 +155,17 @@ export const jobBody = z.discriminatedUnion('type', [
   JOB_DATA.embed.omit({ collection: true }).extend({ type: z.literal('embed'), ...jobOptions }),
   JOB_DATA.compact.omit({ collection: true }).extend({ type: z.literal('compact'), ...jobOptions }),
   JOB_DATA.index.omit({ collection: true }).extend({ type: z.literal('index'), ...jobOptions }),
+  JOB_DATA.backup.omit({ collection: true, collections: true }).extend({ type: z.literal('backup'), ...jobOptions }),
 ]);
 
 /** The job types that can run over every collection at once, and their bodies (`POST /v1/jobs`). */
-export const ALL_COLLECTION_JOB_TYPES = ['sync', 'verify', 'compact'] as const;
+export const ALL_COLLECTION_JOB_TYPES = ['sync', 'verify', 'compact', 'backup', 'restore'] as const;
 export const allCollectionsJobBody = z.discriminatedUnion('type', [
   JOB_DATA.sync.omit({ collection: true }).extend({ type: z.literal('sync'), ...jobOptions }),
   JOB_DATA.verify.omit({ collection: true }).extend({ type: z.literal('verify'), ...jobOptions }),
   JOB_DATA.compact.omit({ collection: true }).extend({ type: z.literal('compact'), ...jobOptions }),
+  JOB_DATA.backup.omit({ collection: true }).extend({ type: z.literal('backup'), ...jobOptions }),
+  JOB_DATA.restore.extend({ type: z.literal('restore'), ...jobOptions }),
 ]);
 
 const includeValue = z

@@ -4,6 +4,7 @@ import { withDefaults } from '../core/options.js';
 import type { Hvs } from '../hvs/hvs.js';
 import type { NvmStore } from '../nvm/nvm-store.js';
 import type { LoadResult } from './collection-loader.js';
+import { Backups } from './backups.js';
 import { CollectionRegistry } from './collection-registry.js';
 import { DataReads } from './data-reads.js';
 import type { EncoderSet } from './item-input.js';
@@ -26,6 +27,7 @@ export interface HyperSyncParts {
   router: QueryRouter;
   reads: DataReads;
   maintenance: Maintenance;
+  backups: Backups;
   snapshotOnClose: boolean;
 }
 
@@ -40,7 +42,7 @@ export interface FacadeHooks {
   closed: AbortSignal;
 }
 
-/** Builds the registry, sync manager, write path, query router, data reads and maintenance over the opened tiers. */
+/** Builds the registry, sync manager, write path, query router, data reads, maintenance and backups over the opened tiers. */
 export function wireParts(
   opened: { nvm: NvmStore; hvs: Hvs; wal: WriteAheadLog; log: Logger; encoders: EncoderSet },
   options: HyperSyncOptions,
@@ -76,6 +78,7 @@ export function wireParts(
     router: new QueryRouter(tiers, opts.minLsnWaitMs),
     reads: new DataReads(tiers),
     maintenance: new Maintenance(tiers, registry, hooks.sync, () => syncer.persistWal(), hooks.closed),
+    backups: new Backups(tiers, registry, syncer),
     snapshotOnClose: opts.snapshotOnClose,
   };
 }

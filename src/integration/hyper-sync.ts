@@ -47,6 +47,7 @@ import { definedOnly } from '../core/options.js';
 import type { Filter } from '../core/filter.js';
 import type { DataReads } from './data-reads.js';
 import { wireParts } from './hyper-sync-parts.js';
+import type { BackupOptions, BackupResult, Backups, RestoreOptions, RestoreResult } from './backups.js';
 
 /**
  * One vector store over both tiers: the HVS (hot, in device memory, searched by tensor kernels)
@@ -64,6 +65,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
   private readonly router: QueryRouter;
   private readonly reads: DataReads;
   private readonly maintenance: Maintenance;
+  private readonly backups: Backups;
   private readonly tiers: Tiers;
   private closing: Promise<void> | undefined;
   /** Aborted when close() begins: rebuilds in flight stop. */
@@ -97,6 +99,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
       router: this.router,
       reads: this.reads,
       maintenance: this.maintenance,
+      backups: this.backups,
       snapshotOnClose: this.snapshotOnClose,
     } = parts);
   }
@@ -170,10 +173,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.registry.create(name, spec);
   }
 
-  /**
-   * Encodes texts with the default encoder, or the one named; one batch. For `POST /v1/encode`
-   * and pipelines that want the vectors themselves.
-   */
+  /** Encodes texts with the default encoder, or the one named; one batch (`POST /v1/encode`, pipelines wanting vectors). */
   async encode(
     texts: readonly string[],
     opts: { encoder?: string } = {},
@@ -192,10 +192,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return infoOf(this.registry.state(name));
   }
 
-  /**
-   * The collection as the NVM's catalogue has it, whether or not this process holds it yet (a
-   * worker may serve a collection another process created); {@link CollectionNotFoundError} if none.
-   */
+  /** The collection as the NVM's catalogue has it, held here or not yet; {@link CollectionNotFoundError} if none. */
   async findCollection(name: string): Promise<CollectionInfo> {
     this.assertOpen();
     return infoOf(await this.nvm.getCollection(name));
@@ -279,10 +276,7 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.router.explain(this.registry.state(collection), opts);
   }
 
-  /**
-   * k nearest blocks per query (vectors, or texts the encoder turns into vectors), best first,
-   * each tagged with the tiers that answered.
-   */
+  /** k nearest blocks per query (vectors, or texts the encoder encodes), best first, each tagged with the tiers that answered. */
   async query(
     collection: string,
     queries: readonly (Float32Array | string)[],
@@ -358,15 +352,24 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.nvm.pruneChanges(throughLsn);
   }
 
+  /** A point-in-time copy of collections (default all) in `file`, WAL-only writes included (see {@link writeBackup}). */
+  async backup(file: string, opts: BackupOptions = {}): Promise<BackupResult> {
+    this.assertOpen();
+    return this.backups.backup(file, opts);
+  }
+
+  /** Restores a backup into new collections of both tiers (see {@link restoreBackup}); resolves once the HVS serves them. */
+  async restore(file: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+    this.assertOpen();
+    return this.backups.restore(file, opts);
+  }
+
   /** Cache counters (hits, misses, bytes) and WAL counters. */
   metrics(): { cache: ReturnType<TieredCache['stats']>; wal: ReturnType<WriteAheadLog['stats']> } {
     return { cache: this.tiers.cache.stats(), wal: this.wal.stats() };
   }
 
-  /**
-   * Stops syncing, persists WAL-only writes (when the NVM is reachable), writes HVS snapshots,
-   * and closes the WAL, the HVS and the NVM; safe to call twice.
-   */
+  /** Stops syncing, persists WAL-only writes (NVM reachable), writes HVS snapshots, closes WAL, HVS and NVM; safe twice. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed.abort(new ClosedError('HyperSync'));

@@ -1,10 +1,34 @@
 import { z } from 'zod';
 import { InvalidArgumentError } from '../core/errors.js';
+import { checkMetadata } from '../core/filter.js';
 import { LIMITS } from '../core/limits.js';
 import { randomUUID } from 'node:crypto';
 import { type AddJobOptions, checkKey, jobId, JOB_TYPES, type JobType } from './job-queue.js';
 
 const collection = z.string().min(1).max(63);
+
+/**
+ * An item's metadata, checked as the write path checks it: a job never carries what the store
+ * would refuse, nor a nesting too deep to serialise into the queue (that overflowed the stack).
+ */
+const itemMetadata = z.record(z.string(), z.unknown()).superRefine((metadata, ctx) => {
+  try {
+    checkMetadata(metadata, 'metadata');
+  } catch (err) {
+    if (!(err instanceof InvalidArgumentError)) throw err;
+    ctx.addIssue({ code: 'custom', message: err.message });
+  }
+});
+
+/**
+ * A backup's name in the service's backup directory: a file name, never a path (no separators,
+ * no `..`, not hidden), so a job can only read and write there.
+ */
+export const backupName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, _ . - only (1 to 128, not starting with . _ -)')
+  .refine((n) => !n.includes('..'), 'may not contain ".."')
+  .refine((n) => !n.includes('.partial-'), 'may not contain ".partial-" (names of backups being written)');
 
 /** The data each job type takes (HTTP bodies and processors check it with these). */
 export const JOB_DATA = {
@@ -32,7 +56,7 @@ export const JOB_DATA = {
           id: z.string().min(1).max(LIMITS.idLength).optional(),
           text: z.string().max(LIMITS.textChars),
           content: z.string().max(LIMITS.textChars).nullable().optional(),
-          metadata: z.record(z.string(), z.unknown()).optional(),
+          metadata: itemMetadata.optional(),
         }),
       )
       .min(1)
@@ -53,6 +77,17 @@ export const JOB_DATA = {
       .optional(),
     /** Recall@10 the calibrated default nprobe must reach (default 0.95). */
     targetRecall: z.number().gt(0).lt(1).optional(),
+  }),
+  /** A point-in-time copy of one collection, some, or (unset) every one, as `name` in the backup directory. */
+  backup: z.strictObject({
+    name: backupName,
+    collection: collection.optional(),
+    collections: z.array(collection).min(1).max(10_000).optional(),
+  }),
+  /** Restores the backup `name` into collections that do not exist yet (all in it, or those named). */
+  restore: z.strictObject({
+    name: backupName,
+    collections: z.array(collection).min(1).max(10_000).optional(),
   }),
 } as const satisfies Record<JobType, z.ZodType>;
 

@@ -1,10 +1,10 @@
 import { InvalidArgumentError } from '../core/errors.js';
 
 /**
- * Long-running work (sync, rebuild, verify, re-index, embed, compaction, IVF training), run by BullMQ workers on
+ * Long-running work (sync, rebuild, verify, re-index, embed, compaction, IVF training, backup, restore), run by BullMQ workers on
  * Redis or inline in the process, through one interface and the same processor code.
  */
-export const JOB_TYPES = ['sync', 'rebuild', 'verify', 'reindex', 'embed', 'compact', 'index'] as const;
+export const JOB_TYPES = ['sync', 'rebuild', 'verify', 'reindex', 'embed', 'compact', 'index', 'backup', 'restore'] as const;
 export type JobType = (typeof JOB_TYPES)[number];
 
 /** Where a job is in its life. `delayed`: waiting for its retry (backoff) or its start time. */

@@ -61,6 +61,11 @@ export interface JobContext {
   ) => Promise<{ dir: string; lsn: number; rows: number }>;
   /** Where built snapshots wait for the HVS processes (shared with them: same data directory). */
   rebuildDir: string;
+  /**
+   * Where `backup` jobs write and `restore` jobs read backups, by name (`HYPERSYNC_BACKUP_DIR`);
+   * without one those jobs fail.
+   */
+  backupDir?: string;
   log: Logger;
 }
 

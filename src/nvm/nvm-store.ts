@@ -194,6 +194,24 @@ export interface HnswIndexBuild {
   efConstruction: number;
 }
 
+/**
+ * One consistent, read-only view of the whole store (see {@link NvmStore.readSnapshot}): every
+ * read through it sees the same committed state, whatever is written meanwhile.
+ */
+export interface NvmSnapshot {
+  /** The newest lsn visible in the snapshot: every change up to it is in, none after it. */
+  readonly lsn: number;
+  /** Every collection, by name. */
+  readonly collections: readonly NvmCollection[];
+  /** Blocks of the collection in the snapshot. */
+  count(collection: string): Promise<number>;
+  /**
+   * The collection's blocks with their chunk vectors, a page of up to `pageBlocks` (default 1,000)
+   * at a time, in code-point order of ids; memory stays bounded by the page.
+   */
+  blocks(collection: string, pageBlocks?: number): AsyncGenerator<StoredBlock[]>;
+}
+
 /** One change-log row. */
 export interface Change {
   lsn: number;
@@ -249,6 +267,12 @@ export interface NvmStore {
   streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage>;
   /** The newest lsn in the change log, pruned rows included (0 when nothing was ever written). */
   lastLsn(): Promise<number>;
+  /**
+   * Runs `read` on one consistent snapshot of every collection (PostgreSQL: a `REPEATABLE READ,
+   * READ ONLY` transaction; PGlite: one transaction, which holds writes off until it ends), for a
+   * point-in-time copy while writes go on. Resolves to what `read` resolves to.
+   */
+  readSnapshot<T>(read: (snap: NvmSnapshot) => Promise<T>): Promise<T>;
   /**
    * Calls `listener` with the last lsn of every committed change (LISTEN/NOTIFY), from this or
    * any other process; resolves to an unsubscribe function. If the server drops the listening

@@ -18,6 +18,7 @@ import type {
   NvmStore,
   NvmScrollOptions,
   NvmScrollPage,
+  NvmSnapshot,
   StoredBlock,
   UnitOfWork,
   VectorBatchPage,
@@ -36,6 +37,7 @@ import { HnswIndexes } from './sql/hnsw-index.js';
 import { CHUNK_OVERFETCH, checkSearch, search as searchIn } from './sql/search.js';
 import { vectorsTable } from './sql/catalogue.js';
 import * as stream from './sql/stream.js';
+import { readSnapshot } from './sql/snapshot-reads.js';
 import { QueryBatch } from '../core/vector.js';
 
 /** Options of {@link SqlNvmStore.open}. */
@@ -159,6 +161,10 @@ export class SqlNvmStore implements NvmStore {
 
   onChange(listener: (lsn: number) => void): Promise<() => Promise<void>> {
     return changeLog.onChange(this.db, listener);
+  }
+
+  readSnapshot<T>(read: (snap: NvmSnapshot) => Promise<T>): Promise<T> {
+    return readSnapshot(this.db, read);
   }
 
   streamVectors(collection: string, batchBlocks?: number): AsyncGenerator<VectorBatchPage> {

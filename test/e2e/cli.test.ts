@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -199,6 +199,54 @@ describe('hypersync CLI: import, query, verify, stats', () => {
     expect(big.code).not.toBe(0);
     expect(big.err).toContain(`at most ${LIMITS.k}`);
   }, 60_000);
+});
+
+describe('hypersync CLI: backup and restore', () => {
+  it('backs up a collection and --all, restores into an empty store with equal digests, and refuses what it must', async () => {
+    await writeFile(join(dir, 'bk.npy'), npy(500, 6));
+    expect((await cli('import', join(dir, 'bk.npy'), '-c', 'bk', '-m', 'ip')).code).toBe(0);
+    const source = JSON.parse((await cli('verify', 'bk')).out) as { nvm: { count: number; digest: string } };
+    const one = await cli('backup', 'bk', join(dir, 'bk.hsb'));
+    expect(one.code, one.err).toBe(0);
+    expect(JSON.parse(one.out)).toMatchObject({
+      collections: [{ name: 'bk', blocks: 500, digest: source.nvm.digest }],
+      blocks: 500,
+    });
+    expect(one.err).toMatch(/backup \|/);
+    const all = await cli('backup', '--all', join(dir, 'all.hsb.gz'));
+    expect(all.code, all.err).toBe(0);
+    expect((JSON.parse(all.out) as { collections: { name: string }[] }).collections.map((c) => c.name)).toContain('bk');
+
+    // Into an empty store: another data directory.
+    const other = { HYPERSYNC_DATA_DIR: join(dir, 'restored') };
+    const r = await cliWith(other, 'restore', join(dir, 'all.hsb.gz'), '--collection', 'bk');
+    expect(r.code, r.err).toBe(0);
+    expect(JSON.parse(r.out)).toMatchObject({ collections: [{ name: 'bk', blocks: 500, digest: source.nvm.digest }] });
+    expect(r.err).toMatch(/restore \|/);
+    const v = await cliWith(other, 'verify', 'bk');
+    expect(v.code, v.err).toBe(0);
+    expect(JSON.parse(v.out)).toMatchObject({ consistent: true, nvm: source.nvm, hvs: source.nvm });
+    const listed = JSON.parse((await cliWith(other, 'collections', 'list')).out) as { name: string; metric: string }[];
+    expect(listed).toEqual([expect.objectContaining({ name: 'bk', dim: 6, metric: 'ip' })]);
+
+    // Refusals: one line, exit code 2.
+    const again = await cliWith(other, 'restore', join(dir, 'bk.hsb'));
+    expect(again.code).toBe(2);
+    expect(again.err).toMatch(/^hypersync: collection "bk" already exists$/m);
+    const exists = await cli('backup', 'bk', join(dir, 'bk.hsb'));
+    expect(exists.code).toBe(2);
+    expect(exists.err).toMatch(/^hypersync: backup bk\.hsb exists already$/m);
+    await writeFile(join(dir, 'cut.hsb'), (await readFile(join(dir, 'bk.hsb'))).subarray(0, 2000));
+    const cut = await cliWith({ HYPERSYNC_DATA_DIR: join(dir, 'restored-cut') }, 'restore', join(dir, 'cut.hsb'));
+    expect(cut.code).toBe(2);
+    expect(cut.err).toMatch(/^hypersync: cut\.hsb is truncated at byte \d+$/m);
+    const missing = await cli('restore', join(dir, 'nope.hsb'));
+    expect(missing.code).toBe(2);
+    expect(missing.err.trim()).toBe(`hypersync: ${join(dir, 'nope.hsb')}: no such file`);
+    const usage = await cli('backup', 'bk');
+    expect(usage.code).toBe(2);
+    expect(usage.err).toMatch(/give a collection and a file/);
+  }, 300_000);
 });
 
 describe('hypersync CLI: quantize', () => {

@@ -80,6 +80,17 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  /** Polls a job until it is finished, whatever its end. */
+  async function finished(id: string): Promise<JobInfo> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const info = (await call('GET', `/v1/jobs/${id}`)).json as unknown as JobInfo;
+      if (['completed', 'failed', 'cancelled'].includes(info.state)) return info;
+      if (Date.now() > deadline) throw new Error(`job ${id} still ${info.state} after 60 s`);
+      await sleep(50);
+    }
+  }
+
   /** Queues a job on the collection (or, with `path`, there) and polls it until it is finished. */
   async function run(body: Record<string, unknown>, path = `/v1/collections/${C}/jobs`): Promise<JobInfo> {
     const r = await call('POST', path, body);
@@ -164,6 +175,63 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     expect(metrics).toMatch(/hypersync_jobs\{type="verify",state="waiting"\} 0/);
   }, 120_000);
 
+  it('backs up and restores by name as jobs: results name the backup, never a path; digests survive a drop and restore', async () => {
+    const S = 'spare';
+    expect((await call('POST', '/v1/collections', { name: S, dim: 16, metric: 'l2' })).status).toBe(201);
+    const vectors = randomVectors(rng(freshSeed()), 40, 16);
+    const items = Array.from({ length: 40 }, (_, i) => ({
+      id: `s${i}`,
+      vector: b64(vectors.subarray(i * 16, (i + 1) * 16)),
+      content: `spare ${i}`,
+      metadata: { i },
+    }));
+    expect((await call('POST', `/v1/collections/${S}/items`, { items })).status).toBe(200);
+    const before = (await call('GET', `/v1/collections/${S}/consistency`)).json as { nvm: { count: number; digest: string } };
+
+    const one = await run({ type: 'backup', name: 'spare-1.hsb' }, `/v1/collections/${S}/jobs`);
+    expect(one).toMatchObject({ type: 'backup', progress: { percent: 100 } });
+    expect(one.result).toMatchObject({
+      name: 'spare-1.hsb',
+      collections: [{ name: S, blocks: 40, digest: before.nvm.digest }],
+      blocks: 40,
+    });
+    const r1 = one.result as { lsn: number; bytes: number };
+    expect(r1.lsn).toBeGreaterThan(0);
+    expect(r1.bytes).toBeGreaterThan(40 * 16 * 4);
+    const all = await run({ type: 'backup', name: 'all.hsb.gz' }, '/v1/jobs');
+    expect((all.result as { collections: { name: string }[] }).collections.map((c) => c.name)).toEqual(
+      expect.arrayContaining([C, S]),
+    );
+    // A name that exists is refused, not overwritten.
+    const dup = await call('POST', '/v1/jobs', { type: 'backup', name: 'all.hsb.gz', attempts: 1 });
+    const failed = await finished(dup.json.jobId as string);
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatch(/backup all\.hsb\.gz exists already/);
+
+    expect((await call('DELETE', `/v1/collections/${S}`)).status).toBe(204);
+    const restored = await run({ type: 'restore', name: 'spare-1.hsb' }, '/v1/jobs');
+    expect(restored.result).toMatchObject({
+      name: 'spare-1.hsb',
+      collections: [{ name: S, blocks: 40, digest: before.nvm.digest }],
+      backupLsn: r1.lsn,
+      consistent: true,
+    });
+    const after = (await call('GET', `/v1/collections/${S}/consistency`)).json;
+    expect(after).toMatchObject({ consistent: true, nvm: before.nvm, hvs: before.nvm });
+    expect((await call('GET', `/v1/collections/${S}/items/s7`)).json).toMatchObject({ content: 'spare 7', metadata: { i: 7 } });
+    for (const job of [one, all, restored, failed]) expect(JSON.stringify(job)).not.toContain(dataDir);
+
+    // The collection exists now: a second restore fails at once (409, not retried), naming it.
+    const twice = await call('POST', '/v1/jobs', { type: 'restore', name: 'spare-1.hsb' });
+    const twiceJob = await finished(twice.json.jobId as string);
+    expect(twiceJob).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(twiceJob.error).toMatch(/collection "spare" already exists/);
+    const none = await call('POST', '/v1/jobs', { type: 'restore', name: 'no-such.hsb' });
+    const noneJob = await finished(none.json.jobId as string);
+    expect(noneJob).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(noneJob.error).toMatch(/no backup "no-such\.hsb"/);
+  }, 120_000);
+
   it('answers a known idempotency key with the job it names', async () => {
     const key = `k-${randomUUID()}`;
     const first = await call('POST', `/v1/collections/${C}/jobs`, { type: 'verify', key, attempts: 1 });
@@ -198,6 +266,21 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       ['all collections: a collection in the body', '/v1/jobs', { type: 'compact', collection: C }, 400, 'invalid_argument'],
       ['all collections: unknown type', '/v1/jobs', { type: 'defrag' }, 400, 'invalid_argument'],
       ['all collections: unknown parameter', '/v1/jobs', { type: 'verify', deep: true }, 400, 'invalid_argument'],
+      ['backup: no name', `/v1/collections/${C}/jobs`, { type: 'backup' }, 400, 'invalid_argument'],
+      ['backup: a path', `/v1/collections/${C}/jobs`, { type: 'backup', name: 'a/b' }, 400, 'invalid_argument'],
+      ['backup: a parent', '/v1/jobs', { type: 'backup', name: '..' }, 400, 'invalid_argument'],
+      ['backup: dots inside', '/v1/jobs', { type: 'backup', name: 'x..y' }, 400, 'invalid_argument'],
+      ['backup: hidden', '/v1/jobs', { type: 'backup', name: '.x' }, 400, 'invalid_argument'],
+      ['backup: absolute', '/v1/jobs', { type: 'backup', name: '/etc/passwd' }, 400, 'invalid_argument'],
+      [
+        'backup: collections on a collection',
+        `/v1/collections/${C}/jobs`,
+        { type: 'backup', name: 'x', collections: [C] },
+        400,
+        'invalid_argument',
+      ],
+      ['restore on a collection', `/v1/collections/${C}/jobs`, { type: 'restore', name: 'x' }, 400, 'invalid_argument'],
+      ['restore: a path', '/v1/jobs', { type: 'restore', name: '../../x' }, 400, 'invalid_argument'],
     ];
     for (const [what, path, body, status, code] of cases) {
       const r = await call('POST', path, body);
@@ -208,7 +291,9 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
     const unknown = await call('POST', `/v1/collections/${C}/jobs`, { type: 'defrag' });
     expect(unknown.json.error?.message).toMatch(/sync, rebuild, verify, reindex, embed, compact/);
     const needsOne = await call('POST', '/v1/jobs', { type: 'embed', items: [{ text: 'x' }] });
-    expect(needsOne.json.error?.message).toMatch(/embed job needs a collection .*sync, verify, compact/);
+    expect(needsOne.json.error?.message).toMatch(/embed job needs a collection .*sync, verify, compact, backup, restore/);
+    const restoreHere = await call('POST', `/v1/collections/${C}/jobs`, { type: 'restore', name: 'x' });
+    expect(restoreHere.json.error?.message).toMatch(/POST \/v1\/jobs/);
     const bad = await call('POST', `/v1/collections/${C}/jobs`, { type: 'reindex', m: 1 });
     expect(bad.json.error?.message).toMatch(/\bm\b/);
     for (const id of ['rebuild-no-such-job', 'nonsense']) {
@@ -217,6 +302,23 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
         expect(r.status, `${method} ${id}`).toBe(404);
         expect(r.json.error?.code).toBe('not_found');
       }
+    }
+  });
+
+  it('answers a job type nested 5,000 deep with a 400 naming body.type, not a 500 (found by the fuzz)', async () => {
+    // Raw JSON: JSON.stringify itself overflows at this depth, as the old message did.
+    for (const [path, deep] of [
+      [`/v1/collections/${C}/jobs`, '{"a":'.repeat(5000) + '1' + '}'.repeat(5000)],
+      ['/v1/jobs', '['.repeat(5000) + ']'.repeat(5000)],
+    ]) {
+      const res = await fetch(`http://127.0.0.1:${svc.port}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"type":${deep}}`,
+      });
+      const body = (await res.json()) as ApiBody;
+      expect(res.status, path).toBe(400);
+      expect(body.error?.message, path).toMatch(/^body\.type: must be one of .*, got an (object|array)$/);
     }
   });
 
@@ -232,8 +334,8 @@ describe('background jobs over HTTP, inline (no REDIS_URL)', () => {
       return s?.$ref ? doc.components.schemas[s.$ref.replace('#/components/schemas/', '')] : s;
     };
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/collections/{c}/jobs', '/v1/jobs', '/v1/jobs/{id}']));
-    expect(bodyOf('/v1/collections/{c}/jobs')?.oneOf).toHaveLength(7);
-    expect(bodyOf('/v1/jobs')?.oneOf).toHaveLength(3);
+    expect(bodyOf('/v1/collections/{c}/jobs')?.oneOf).toHaveLength(8);
+    expect(bodyOf('/v1/jobs')?.oneOf).toHaveLength(5);
     expect(Object.keys(doc.paths['/v1/jobs/{id}'])).toEqual(expect.arrayContaining(['get', 'delete']));
   });
 
@@ -321,6 +423,24 @@ describe.skipIf(redisDown !== null && !servicesRequired)('background jobs over H
     const queues = ((await api.json()) as { queues: { name: string }[] }).queues.map((q) => q.name);
     expect(queues).toEqual(expect.arrayContaining(['rebuild', 'sync', 'verify', 'reindex', 'embed', 'compact']));
     expect((await fetch(`${base()}/admin/queues`)).status).toBe(401);
+  });
+
+  it('refuses an embed job whose metadata nests 5,000 deep with a 400, not a 503 from a stack overflow (found by the fuzz)', async () => {
+    const deep = '{"a":'.repeat(5000) + '1' + '}'.repeat(5000);
+    const res = await fetch(`${base()}/v1/collections/queued/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${KEY}` },
+      body: `{"type":"embed","items":[{"text":"hi","metadata":{"a":${deep}}}]}`,
+    });
+    const body = (await res.json()) as ApiBody;
+    expect(res.status).toBe(400);
+    expect(body.error?.message).toMatch(/^body\.items\.0\.metadata: metadata\.a(\.a)+: metadata nests at most 16 levels deep$/);
+    const nul = await call('POST', '/v1/collections/queued/jobs', {
+      type: 'embed',
+      items: [{ text: 'hi', metadata: { 'k\u0000': 1 } }],
+    });
+    expect(nul.status).toBe(400);
+    expect(nul.json.error?.message).toMatch(/items\.0\.metadata: .*without NUL/);
   });
 
   it('answers 503 while Redis is down, keeps /metrics up, and recovers when Redis is back', async () => {

@@ -84,7 +84,7 @@ const cases: [string, boolean, () => Promise<Closable>][] = [
         prefix: prefix(),
         processors: {} as Parameters<typeof JobWorkers.start>[0]['processors'],
         context: { log } as unknown as JobContext,
-        concurrency: { sync: 1, rebuild: 1, verify: 1, reindex: 1, embed: 1, compact: 1, index: 1 },
+        concurrency: { sync: 1, rebuild: 1, verify: 1, reindex: 1, embed: 1, compact: 1, index: 1, backup: 1, restore: 1 },
         log,
       });
       return { close: () => w.close() };

@@ -73,7 +73,7 @@ function processors(probe: Probe): Record<JobType, Processor> {
   return out;
 }
 
-const concurrency = { sync: 2, rebuild: 1, verify: 1, reindex: 1, embed: 1, compact: 1, index: 1 };
+const concurrency = { sync: 2, rebuild: 1, verify: 1, reindex: 1, embed: 1, compact: 1, index: 1, backup: 1, restore: 1 };
 const log = pino({ level: 'silent' });
 const context = { log, rebuildDir: '/nonexistent' } as unknown as JobContext;
 

@@ -8,7 +8,7 @@ import { publicMessage } from '../public-message.js';
 
 /**
  * Background jobs, mounted under `/v1`: `POST /collections/:c/jobs` queues one (202 and a
- * `Location`), `POST /jobs` one over every collection (sync, verify, compact), `GET /jobs/:id` and
+ * `Location`), `POST /jobs` one over every collection (sync, verify, compact, backup, restore), `GET /jobs/:id` and
  * `DELETE /jobs/:id` read and cancel it, `GET /jobs` counts them.
  * Without a job queue every route answers 503.
  */
@@ -22,13 +22,19 @@ export function jobRoutes(hs: HyperSync, jobs: JobQueue | undefined): Router {
   r.post('/collections/:c/jobs', async (req, res) => {
     const q = queue();
     checkEnvelope(req.body);
+    if ((req.body as { type: string }).type === 'restore') {
+      throw new InvalidArgumentError(
+        'body.type: a restore job creates its collections, which must not exist: POST /v1/jobs {"type": "restore", "name", "collections"?}',
+      );
+    }
     const { type, key, attempts, ...params } = parse(jobBody, req.body);
     // The collection is the NVM's to know (a worker may serve it before this process loads it).
     await hs.findCollection(req.params.c);
     accepted(res, await q.add(type, { ...params, collection: req.params.c }, { key, attempts }));
   });
 
-  // Over every collection: a compact prunes the change log, a verify checks them all.
+  // Over every collection: a compact prunes the change log, a verify checks them all, a backup copies them
+  // (or those named), a restore creates those of a backup.
   r.post('/jobs', async (req, res) => {
     const q = queue();
     checkEnvelope(req.body);
@@ -71,13 +77,22 @@ function accepted(res: Response, { id, created }: { id: string; created: boolean
 function checkEnvelope(body: unknown): void {
   const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
   if (!(JOB_TYPES as readonly unknown[]).includes(b.type)) {
-    throw new InvalidArgumentError(
-      `body.type: must be one of ${JOB_TYPES.join(', ')}, got ${b.type === undefined ? 'none' : JSON.stringify(b.type)}`,
-    );
+    throw new InvalidArgumentError(`body.type: must be one of ${JOB_TYPES.join(', ')}, got ${shown(b.type)}`);
   }
   if ('collection' in b) {
     throw new InvalidArgumentError(
       'body.collection: not a parameter (the path names the collection: POST /v1/collections/:c/jobs)',
     );
   }
+}
+
+/**
+ * A value a client sent, for a message: a scalar as JSON, an array or object by its kind (a
+ * deeply nested one would overflow `JSON.stringify`'s stack and answer 500).
+ */
+function shown(value: unknown): string {
+  if (value === undefined) return 'none';
+  if (Array.isArray(value)) return 'an array';
+  if (value !== null && typeof value === 'object') return 'an object';
+  return JSON.stringify(value);
 }

@@ -2,7 +2,7 @@ import { ChangeLogGapError, InvalidArgumentError } from '../../core/errors.js';
 import { assertCollectionName } from '../../core/collection-name.js';
 import { mapDbErrors } from '../db-errors.js';
 import type { Change } from '../nvm-store.js';
-import type { SqlDriver } from '../sql-driver.js';
+import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
 
 /** The channel every committed change is announced on (payload: the transaction's last lsn). */
 export const CHANGES_CHANNEL = 'hs_changes';
@@ -83,7 +83,7 @@ export async function changesPrunedThrough(db: SqlDriver): Promise<number> {
 }
 
 /** The newest lsn logged, pruned or not. */
-export async function lastLsn(db: SqlDriver): Promise<number> {
+export async function lastLsn(db: SqlExecutor): Promise<number> {
   // Pruned rows and dropped collections' rows still count: the log's newest lsn never moves back.
   const { rows } = await mapDbErrors(() =>
     db.query<{ lsn: string }>(
