@@ -1,10 +1,9 @@
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
 import { Presets, SingleBar } from 'cli-progress';
 import { Command } from 'commander';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { BackupProgress } from '../integration/backup.js';
 import type { CollectionsCommandDeps } from './collections.js';
+import { checkReadableFile } from './vector-files.js';
 
 /** A progress bar on stderr: a line a second where stderr is not a terminal, and one at the end. */
 function progressBar(what: string): SingleBar {
@@ -25,25 +24,6 @@ const showOn =
     bar.setTotal(p.total);
     bar.update(p.blocks, { phase: p.phase, collection: p.collection });
   };
-
-/** Throws {@link InvalidArgumentError} with one line unless `path` is a regular file this process can read. */
-async function checkBackupFile(path: string): Promise<void> {
-  try {
-    const st = await stat(path);
-    if (!st.isFile()) throw new InvalidArgumentError(`${path}: ${st.isDirectory() ? 'a directory' : 'not a regular file'}`);
-    await access(path, constants.R_OK);
-  } catch (err) {
-    if (err instanceof InvalidArgumentError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EACCES' || code === 'EPERM'
-          ? 'not readable (permission denied)'
-          : (err as Error).message;
-    throw new InvalidArgumentError(`${path}: ${why}`, { cause: err });
-  }
-}
 
 /**
  * `hypersync backup <collection|--all> <file>` and `hypersync restore <file> [--collection name...]`,
@@ -85,7 +65,7 @@ export function backupCommands({ withStore, print }: CollectionsCommandDeps): Co
     .argument('<file>', 'the backup file')
     .option('-c, --collection <name...>', 'restore only these collections')
     .action(async (file: string, opts: { collection?: string[] }) => {
-      await checkBackupFile(file);
+      await checkReadableFile(file, '');
       await withStore(async (hs) => {
         const bar = progressBar('restore');
         bar.start(0, 0, { phase: 'start', collection: '' });

@@ -26,14 +26,15 @@ export async function openVectorFile(path: string): Promise<VectorFile> {
   throw new InvalidArgumentError(`${path}: unknown format ${ext || '(none)'}; use .jsonl, .npy or .fvecs`);
 }
 
-/** Throws {@link InvalidArgumentError} with one line unless `path` is a regular file this process can read. */
-async function checkReadableFile(path: string): Promise<void> {
+/**
+ * Throws {@link InvalidArgumentError} with one line unless `path` is a regular file this process
+ * can read; `hint` follows the reason when it is not a file (what to give instead).
+ */
+export async function checkReadableFile(path: string, hint = '; give a .jsonl, .npy or .fvecs file'): Promise<void> {
   try {
     const st = await stat(path);
     if (!st.isFile())
-      throw new InvalidArgumentError(
-        `${path}: ${st.isDirectory() ? 'a directory' : 'not a regular file'}; give a .jsonl, .npy or .fvecs file`,
-      );
+      throw new InvalidArgumentError(`${path}: ${st.isDirectory() ? 'a directory' : 'not a regular file'}${hint}`);
     await access(path, constants.R_OK);
   } catch (err) {
     if (err instanceof InvalidArgumentError) throw err;
