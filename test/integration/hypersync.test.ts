@@ -123,6 +123,43 @@ describe.each(backends)('HyperSync over both tiers ($name)', (backend) => {
   });
 
   it.skipIf(backend.skip)(
+    'NVM reads racing a drop of their collection fail as not found, not with a raw database error (found by the fuzz)',
+    async () => {
+      // A read that took the catalogue row before the drop then met "relation hs_vec_N does not
+      // exist", which reached HTTP as a 500 (GET /v1/collections/:c while it was dropped).
+      const hs = await openBackend();
+      const reads = [() => hs.stats('r'), () => hs.count('r'), () => hs.scroll('r'), () => hs.storedVersions('r', ['a'])];
+      const unexpected: string[] = [];
+      let churning = true;
+      const churn = (async () => {
+        try {
+          for (let i = 0; i < 60; i++) {
+            await hs.createCollection('r', { dim: 3 });
+            await hs.store('r', [{ id: 'a', vector: new Float32Array([1, 0, 0]) }]);
+            await hs.dropCollection('r');
+          }
+        } finally {
+          churning = false;
+        }
+      })();
+      const reader = async (): Promise<void> => {
+        while (churning) {
+          // PGlite answers in microtasks: without a turn of the event loop the readers would starve the churn.
+          await new Promise((resolve) => setImmediate(resolve));
+          for (const read of reads) {
+            await read().catch((err: unknown) => {
+              if (!(err instanceof CollectionNotFoundError)) unexpected.push(String(err));
+            });
+          }
+        }
+      };
+      await Promise.all([churn, reader(), reader(), reader()]);
+      expect(unexpected).toEqual([]);
+    },
+    120_000,
+  );
+
+  it.skipIf(backend.skip)(
     'a transaction that throws leaves both tiers untouched; one that commits is fully visible',
     async () => {
       const hs = await openBackend();

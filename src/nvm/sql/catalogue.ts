@@ -113,23 +113,28 @@ export class Catalogue {
   }
 
   /**
-   * Runs `fn` with the collection's catalogue row, from the cache when it has one. If another
-   * process dropped and re-created the collection meanwhile (its vectors table is gone), the row
-   * is read again and `fn` runs once more.
+   * Runs `fn` with the collection's catalogue row, from the cache when it has one. If the
+   * collection was dropped meanwhile (its vectors table is gone) — by another process, or by a
+   * drop here that ran while `fn` was under way — the row is read again: a dropped collection is
+   * a {@link CollectionNotFoundError}, a re-created one runs `fn` again (a few times at most: one
+   * dropped and re-created under every try counts as dropped).
    */
   async withCollection<T>(name: string, fn: (c: NvmCollection) => Promise<T>): Promise<T> {
     assertCollectionName(name);
-    const cached = this.known.get(name);
-    const c = cached ?? (await this.getCollection(name));
+    let c = this.known.get(name) ?? (await this.getCollection(name));
     this.known.set(name, c);
-    try {
-      return await fn(c);
-    } catch (err) {
-      if (!cached || (err as { code?: unknown } | null)?.code !== '42P01') throw err;
-      this.known.delete(name);
-      const fresh = await this.getCollection(name);
-      this.known.set(name, fresh);
-      return fn(fresh);
+    for (let tries = 1; ; tries++) {
+      try {
+        return await fn(c);
+      } catch (err) {
+        if ((err as { code?: unknown } | null)?.code !== '42P01') throw err;
+        this.known.delete(name);
+        const fresh = await this.getCollection(name);
+        if (fresh.id === c.id) throw err;
+        if (tries === 3) throw new CollectionNotFoundError(name, { cause: err });
+        this.known.set(name, fresh);
+        c = fresh;
+      }
     }
   }
 }
