@@ -1,12 +1,12 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import { assertId, isArray } from '../core/ids.js';
 import type { GrowingSegment } from './growing-segment.js';
-import { loc, locRow, locSegment } from './row-location.js';
+import { loc, locRow, locSegment, ROW_BITS } from './row-location.js';
 import type { CheckedBatch } from '../core/vector.js';
 import { SealedSegment } from './sealed-segment.js';
 import { IvfSegment } from './ivf/ivf-segment.js';
 import type { Segment } from './segment.js';
-import type { CollectionParts, MemoryUsage } from './types.js';
+import type { CollectionParts, HvsCollectionOptions, MemoryUsage } from './types.js';
 
 /**
  * Every live row of a collection, a segment at a time (a sealed segment's vectors are read from
@@ -119,4 +119,17 @@ export function appendRows(
     for (const row of deadInRun) g.tombstone(row);
     i += take;
   }
+}
+
+/** `opts` with their defaults, each checked (an integer in its range). */
+export function collectionOptions(opts: HvsCollectionOptions): Required<HvsCollectionOptions> {
+  const all = { sealThreshold: 32_768, maxSegmentRows: 262_144, ivfMinRows: 50_000, compactTombstonePercent: 20, ...opts };
+  for (const [k, v] of Object.entries(all)) {
+    const min = k === 'ivfMinRows' || k === 'compactTombstonePercent' ? 0 : 1;
+    const max = k === 'compactTombstonePercent' ? 100 : ROW_BITS - 1;
+    if (!Number.isInteger(v) || v < min || v > max) {
+      throw new InvalidArgumentError(`${k} must be an integer in [${min}, ${max}], got ${String(v)}`);
+    }
+  }
+  return all;
 }

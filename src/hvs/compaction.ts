@@ -1,6 +1,28 @@
+import { IvfSegment } from './ivf/ivf-segment.js';
 import { loc } from './row-location.js';
 import { SealedSegment } from './sealed-segment.js';
+import type { Segment } from './segment.js';
 import type { CollectionParts } from './types.js';
+
+/** Fewer tombstones than this are not worth a background rewrite. */
+const AUTO_COMPACT_MIN_TOMBSTONES = 1000;
+
+/**
+ * Whether tombstones (deleted or overwritten rows) make up `percent` of the sealed and indexed
+ * rows, and at least {@link AUTO_COMPACT_MIN_TOMBSTONES}: then a collection compacts itself, or one
+ * whose ids are overwritten would grow until someone ran the compaction job. `percent` 0: never.
+ */
+export function compactionDue(segments: Iterable<Segment>, percent: number): boolean {
+  if (percent === 0) return false;
+  let rows = 0;
+  let dead = 0;
+  for (const s of segments) {
+    if (!(s instanceof SealedSegment || s instanceof IvfSegment)) continue;
+    rows += s.rows;
+    dead += s.tombstones;
+  }
+  return dead >= AUTO_COMPACT_MIN_TOMBSTONES && dead * 100 >= rows * percent;
+}
 
 /**
  * Groups sealed segments for a rewrite: neighbours with tombstones or under half of

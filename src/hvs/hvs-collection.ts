@@ -2,16 +2,16 @@ import type { SearchKernel } from '../../kernels/search-kernel.js';
 import { LIMITS } from '../core/limits.js';
 import { type Metric } from '../core/metric.js';
 import { ClosedError, InvalidArgumentError } from '../core/errors.js';
-import { compactSegments } from './compaction.js';
+import { compactionDue, compactSegments } from './compaction.js';
 import { GrowingSegment } from './growing-segment.js';
 import { isArray } from '../core/ids.js';
-import { locRow, locSegment, ROW_BITS } from './row-location.js';
+import { locRow, locSegment } from './row-location.js';
 import { restoreSegments } from './restore-segments.js';
 import { SealScheduler } from './seal-scheduler.js';
 import { SealedSegment } from './sealed-segment.js';
 import type { Segment } from './segment.js';
 import { estimateFilter, FilterMaskCache, type FilterRun, searchFiltered } from './filtered-search.js';
-import { appendRows, checkUpsert, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
+import { appendRows, checkUpsert, collectionOptions, memoryOf, scanLiveRows, segmentCounts } from './collection-rows.js';
 import { MetadataColumns } from './metadata-columns.js';
 import { CollectionIndex, type AnnPlan } from './ivf/collection-index.js';
 import type { IvfTrainOptions } from './ivf/ivf-build.js';
@@ -39,6 +39,8 @@ export class HvsCollection {
   private _lsn = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
+  /** A compaction started by {@link maybeCompact}, until it ends. */
+  private autoCompaction: Promise<void> | undefined;
   /** What sealing, compaction and restoring work on. */
   private readonly parts: CollectionParts;
   /** Seals full growing segments behind the writes and orders structural work. */
@@ -57,13 +59,7 @@ export class HvsCollection {
     readonly dir: string,
     opts: HvsCollectionOptions = {},
   ) {
-    this.opts = { sealThreshold: 32_768, maxSegmentRows: 262_144, ivfMinRows: 50_000, ...opts };
-    for (const [k, v] of Object.entries(this.opts)) {
-      const min = k === 'ivfMinRows' ? 0 : 1;
-      if (!Number.isInteger(v) || v < min || v >= ROW_BITS) {
-        throw new InvalidArgumentError(`${k} must be an integer in [${min}, ${ROW_BITS - 1}], got ${String(v)}`);
-      }
-    }
+    this.opts = collectionOptions(opts);
     this.parts = {
       dim,
       metric,
@@ -121,6 +117,7 @@ export class HvsCollection {
     // flight, writes wait, so the memory held by segments being sealed stays bounded.
     await this.seals.throttle();
     this.index.maybeStart();
+    this.maybeCompact();
   }
 
   /** Deletes ids (tombstones their rows); returns how many existed. */
@@ -136,6 +133,7 @@ export class HvsCollection {
       this.columns.delete(id);
       n++;
     }
+    if (n > 0) this.maybeCompact();
     return n;
   }
 
@@ -230,11 +228,12 @@ export class HvsCollection {
   }
 
   /**
-   * Waits until segments being sealed are on the device (writes return before that: a seal runs
-   * beside them) and reports a sealing failure.
+   * Waits until segments being sealed are on the device and a background compaction has ended (writes
+   * return before that: both run beside them) and reports a sealing failure.
    */
   async idle(): Promise<void> {
     this.assertOpen();
+    await this.autoCompaction;
     await this.seals.settle();
   }
 
@@ -337,6 +336,7 @@ export class HvsCollection {
     this.closing ??= (async () => {
       this.closed = true;
       await this.index.close();
+      await this.autoCompaction;
       await this.seals.quiesce();
       for (const s of this.segments.values()) {
         if (s instanceof SealedSegment) await s.retire();
@@ -373,6 +373,18 @@ export class HvsCollection {
     // A collection that filled a segment is likely to fill the next: allocate it whole.
     this.growing = this.newGrowing(old.full ? this.opts.sealThreshold : undefined);
     this.seals.seal(old);
+  }
+
+  /** Starts a background compaction when tombstones are due one ({@link compactionDue}); one at a time. */
+  private maybeCompact(): void {
+    if (this.autoCompaction || this.closed || !compactionDue(this.segments.values(), this.opts.compactTombstonePercent)) return;
+    // A failure leaves the old segments serving; the next write tries again.
+    this.autoCompaction = this.compact()
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => (this.autoCompaction = undefined));
   }
 
   private assertOpen(): void {

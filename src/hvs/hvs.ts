@@ -222,8 +222,8 @@ export class Hvs {
   }
 
   private collectionOptions(): HvsCollectionOptions {
-    const { sealThreshold, maxSegmentRows, ivfMinRows } = this.opts;
-    return definedOnly({ sealThreshold, maxSegmentRows, ivfMinRows });
+    const { sealThreshold, maxSegmentRows, ivfMinRows, compactTombstonePercent } = this.opts;
+    return definedOnly({ sealThreshold, maxSegmentRows, ivfMinRows, compactTombstonePercent });
   }
 
   private assertOpen(): void {

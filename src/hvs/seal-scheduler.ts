@@ -59,10 +59,13 @@ export class SealScheduler {
     }
   }
 
-  /** Queues `work` after all structural work and in-flight seals. */
+  /** Queues `work` after all structural work and the seals in flight now. */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
+    // Only the seals started before this call: one started later begins after `work` (it is
+    // queued behind it), so waiting for it here would wait forever.
+    const before = [...this.sealsInFlight];
     const run = this.structural.then(async () => {
-      await Promise.all(this.sealsInFlight);
+      await Promise.all(before);
       return work();
     });
     this.structural = run.catch(() => undefined);

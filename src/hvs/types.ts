@@ -73,6 +73,12 @@ export interface HvsCollectionOptions {
    * (default 50,000; 0: only when asked). Below it, and until the index is ready, search is exact.
    */
   ivfMinRows?: number;
+  /**
+   * Share of the sealed and indexed rows, in percent, that may be tombstones (deleted or
+   * overwritten) before the collection compacts itself in the background (default 20, as
+   * Qdrant's vacuum and Milvus's compaction; 0: only when asked). At least 1,000 tombstones.
+   */
+  compactTombstonePercent?: number;
 }
 
 /** Options of {@link HvsCollection.search}: a filter, and how the index is used ({@link AnnOptions}). */
