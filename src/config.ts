@@ -14,6 +14,7 @@ const schema = z.object({
   HYPERSYNC_BACKUP_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_DEVICE: z.preprocess(emptyToUndefined, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
+  HYPERSYNC_RESULT_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(64)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_PROBE_DETAIL: z.preprocess(emptyToUndefined, z.enum(['full', 'counts']).optional()),
@@ -56,6 +57,8 @@ export interface Config {
   backupDir: string;
   device: DevicePreference;
   cacheMb: number;
+  /** Result-cache budget in MiB (repeated identical queries; 0 disables it). */
+  resultCacheMb: number;
   /** Rows at which a collection's IVF index is trained in the background by itself (0: only when asked). */
   ivfMinRows: number;
   apiKeys: string[];
@@ -109,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     backupDir: e.HYPERSYNC_BACKUP_DIR ?? join(e.HYPERSYNC_DATA_DIR, 'backups'),
     device: e.HYPERSYNC_DEVICE,
     cacheMb: e.HYPERSYNC_CACHE_MB,
+    resultCacheMb: e.HYPERSYNC_RESULT_CACHE_MB,
     ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,
     apiKeys,
     rateLimit: e.HYPERSYNC_RATE_LIMIT,

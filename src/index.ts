@@ -56,6 +56,7 @@ export type {
   ListedItem,
   QueryHit,
   QueryOptions,
+  ResultCacheCounts,
   ScrollOptions,
   ScrollPage,
   Source,

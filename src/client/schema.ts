@@ -416,6 +416,14 @@ export interface components {
       lsn: number;
       /** @description Writes held by the local write-ahead log only, waiting for a sync */
       walPending: number;
+      /** @description The result cache of the process that answered: repeated identical queries it answered (hits) or not (misses) since it took the collection up, and the answers it holds */
+      resultCache: {
+        hits: number;
+        misses: number;
+        hitRatio: number;
+        entries: number;
+        bytes: number;
+      };
     };
     StoreResult: {
       ids: string[];

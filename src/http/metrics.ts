@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { HyperSync } from '../integration/hyper-sync.js';
 import type { JobCounts, JobQueue } from '../jobs/job-queue.js';
 
@@ -8,9 +8,9 @@ const JOB_COUNTS_TIMEOUT_MS = 2000;
 
 /**
  * The service's Prometheus metrics (`GET /metrics`): request latency by route, and, read at each
- * scrape, the HVS's vectors and bytes per collection, the cache hit ratio and the write-ahead
- * log's backlog (records not yet persisted to PostgreSQL), and with a job queue, its jobs per type
- * and state.
+ * scrape, the HVS's vectors and bytes per collection, the read cache's hit ratio, the result
+ * cache's hits, misses, evictions and bytes, the write-ahead log's backlog (records not yet
+ * persisted to PostgreSQL), and with a job queue, its jobs per type and state.
  */
 export class ServiceMetrics {
   readonly registry = new Registry();
@@ -58,6 +58,35 @@ export class ServiceMetrics {
         this.set(hs.metrics().cache.hitRatio);
       },
     });
+    for (const [name, field, help] of [
+      ['hypersync_result_cache_hits_total', 'hits', 'Queries the result cache answered since start'],
+      ['hypersync_result_cache_misses_total', 'misses', 'Queries the result cache was asked and could not answer since start'],
+      ['hypersync_result_cache_evictions_total', 'evictions', 'Answers the result cache evicted to keep within its budget'],
+    ] as const) {
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(hs.metrics().results[field]);
+        },
+      });
+    }
+    for (const [name, field, help] of [
+      ['hypersync_result_cache_hit_ratio', 'hitRatio', 'Hits over lookups of the result cache since start'],
+      ['hypersync_result_cache_bytes', 'bytes', 'Bytes of the answers the result cache holds'],
+      ['hypersync_result_cache_entries', 'entries', 'Answers the result cache holds'],
+    ] as const) {
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(hs.metrics().results[field]);
+        },
+      });
+    }
     new Gauge({
       name: 'hypersync_wal_pending_records',
       help: 'Write-ahead-log records not yet persisted to PostgreSQL (the WAL lag)',

@@ -63,6 +63,11 @@ export const collectionStatus = collectionInfo.extend({
   nvm: z.strictObject({ count: int, vectors: int }),
   lsn: int.describe('The change-log position the HVS has applied for this collection'),
   walPending: int.describe('Writes held by the local write-ahead log only, waiting for a sync'),
+  resultCache: z
+    .strictObject({ hits: int, misses: int, hitRatio: z.number(), entries: int, bytes: int })
+    .describe(
+      'The result cache of the process that answered: repeated identical queries it answered (hits) or not (misses) since it took the collection up, and the answers it holds',
+    ),
 });
 
 export const storeResult = z.strictObject({

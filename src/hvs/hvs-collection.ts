@@ -86,6 +86,11 @@ export class HvsCollection {
     if (lsn > this._lsn) this._lsn = lsn;
   }
 
+  /** Moves whenever what a search reads may change (writes, deletes, index swaps): the result cache's stamp. */
+  get changes(): number {
+    return this.columns.edits + this.seals.structuralRuns;
+  }
+
   /** Live vectors. */
   get count(): number {
     return this.locations.size;

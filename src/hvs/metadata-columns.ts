@@ -67,6 +67,7 @@ export class MetadataColumns {
   private readonly slots = new Map<string, number>();
   private readonly free: number[] = [];
   private nextSlot = 0;
+  private editCount = 0;
   /** 1 for slots in use. */
   private live = new Uint8Array(INITIAL_SLOTS);
   private readonly columns = new Map<string, Column>();
@@ -83,8 +84,14 @@ export class MetadataColumns {
     return this.slots.size;
   }
 
+  /** Sets and deletes so far: every row a collection writes or deletes passes here (its change count). */
+  get edits(): number {
+    return this.editCount;
+  }
+
   /** Sets `key`'s metadata (replacing what it had); `{}` keeps a slot with no fields. */
   set(key: string, metadata: Metadata): void {
+    this.editCount++;
     let slot = this.slots.get(key);
     if (slot === undefined) {
       slot = this.free.pop() ?? this.nextSlot++;
@@ -113,6 +120,7 @@ export class MetadataColumns {
   delete(key: string): void {
     const slot = this.slots.get(key);
     if (slot === undefined) return;
+    this.editCount++;
     this.clearSlot(slot);
     this.slots.delete(key);
     this.live[slot] = 0;

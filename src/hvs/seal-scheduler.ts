@@ -26,6 +26,7 @@ export class SealScheduler {
   private readonly unsealed = new Set<GrowingSegment>();
   /** The vectors buffer of the last sealed growing segment, reused by the next one (one kept). */
   private readonly spareBuffers: Float32Array[] = [];
+  private runs = 0;
 
   constructor(private readonly target: CollectionParts) {}
 
@@ -59,6 +60,14 @@ export class SealScheduler {
     }
   }
 
+  /**
+   * Structural work started or ended (index swaps, compactions, snapshots): a search that saw the
+   * same count before and after ran over unchanged segments.
+   */
+  get structuralRuns(): number {
+    return this.runs;
+  }
+
   /** Queues `work` after all structural work and the seals in flight now. */
   exclusive<T>(work: () => Promise<T>): Promise<T> {
     // Only the seals started before this call: one started later begins after `work` (it is
@@ -66,7 +75,12 @@ export class SealScheduler {
     const before = [...this.sealsInFlight];
     const run = this.structural.then(async () => {
       await Promise.all(before);
-      return work();
+      this.runs++;
+      try {
+        return await work();
+      } finally {
+        this.runs++;
+      }
     });
     this.structural = run.catch(() => undefined);
     return run;

@@ -91,6 +91,7 @@ export class CollectionRegistry {
       nvm: { count: counts.blocks, vectors: counts.vectors },
       lsn: s.lsn,
       walPending: s.walEntries.size,
+      resultCache: this.tiers.results.collectionStats(name),
     };
   }
 
@@ -170,6 +171,7 @@ export class CollectionRegistry {
     state.cancelWaiters();
     if (hvs.has(state.name)) await hvs.dropCollection(state.name);
     cache.invalidateCollection(state.name);
+    this.tiers.results.forget(state.name);
     const seqs = [...state.walEntries.values()].map((e) => e.seq);
     state.walEntries.clear();
     if (seqs.length > 0) await wal.complete(seqs);

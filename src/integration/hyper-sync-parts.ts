@@ -11,6 +11,7 @@ import type { EncoderSet } from './item-input.js';
 import { Maintenance } from './maintenance.js';
 import type { HyperSyncOptions } from './options.js';
 import { QueryRouter } from './query-router.js';
+import { ResultCache, type ResultCacheStats } from './result-cache.js';
 import type { InstallResult } from './rebuild.js';
 import { SyncManager } from './sync-manager.js';
 import { TieredCache } from './tiered-cache.js';
@@ -42,6 +43,18 @@ export interface FacadeHooks {
   closed: AbortSignal;
 }
 
+/** Cache counters (the read cache's and the result cache's) and WAL counters. */
+export interface HyperSyncMetrics {
+  cache: ReturnType<TieredCache['stats']>;
+  results: ResultCacheStats;
+  wal: ReturnType<WriteAheadLog['stats']>;
+}
+
+/** The counters {@link HyperSync.metrics} answers. */
+export function metricsOf(tiers: Tiers): HyperSyncMetrics {
+  return { cache: tiers.cache.stats(), results: tiers.results.stats(), wal: tiers.wal.stats() };
+}
+
 /** Builds the registry, sync manager, write path, query router, data reads, maintenance and backups over the opened tiers. */
 export function wireParts(
   opened: { nvm: NvmStore; hvs: Hvs; wal: WriteAheadLog; log: Logger; encoders: EncoderSet },
@@ -49,11 +62,14 @@ export function wireParts(
   hooks: FacadeHooks,
 ): HyperSyncParts {
   const { nvm, hvs, wal, log, encoders } = opened;
-  const opts = withDefaults({ minLsnWaitMs: 1000, snapshotOnClose: true, cacheMb: 1024, listen: true }, options);
-  if (!Number.isFinite(opts.cacheMb) || opts.cacheMb < 0)
-    throw new InvalidArgumentError(`cacheMb must be ≥ 0, got ${opts.cacheMb}`);
+  const defaults = { minLsnWaitMs: 1000, snapshotOnClose: true, cacheMb: 1024, resultCacheMb: 64, listen: true };
+  const opts = withDefaults(defaults, options);
+  for (const k of ['cacheMb', 'resultCacheMb'] as const) {
+    if (!Number.isFinite(opts[k]) || opts[k] < 0) throw new InvalidArgumentError(`${k} must be ≥ 0, got ${opts[k]}`);
+  }
   const cache = new TieredCache({ maxBytes: opts.cacheMb * 2 ** 20 });
-  const tiers: Tiers = { nvm, hvs, wal, cache, encoders, log, closing: hooks.closing, fail: hooks.fail };
+  const results = new ResultCache({ maxBytes: opts.resultCacheMb * 2 ** 20 });
+  const tiers: Tiers = { nvm, hvs, wal, cache, results, encoders, log, closing: hooks.closing, fail: hooks.fail };
   const registry: CollectionRegistry = new CollectionRegistry(tiers, hooks.loaded, () => syncer.wake());
   const syncer: SyncManager = new SyncManager(
     {

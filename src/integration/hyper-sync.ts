@@ -19,7 +19,6 @@ import type { QueryPlan } from './query-planner.js';
 import type { QueryRouter } from './query-router.js';
 import type { InstallResult } from './rebuild.js';
 import type { SyncManager } from './sync-manager.js';
-import type { TieredCache } from './tiered-cache.js';
 import type { Tiers } from './tiers.js';
 import type { Transaction } from './transaction.js';
 import type {
@@ -46,7 +45,7 @@ import type { WritePath } from './write-path.js';
 import { definedOnly } from '../core/options.js';
 import type { Filter } from '../core/filter.js';
 import type { DataReads } from './data-reads.js';
-import { wireParts } from './hyper-sync-parts.js';
+import { type HyperSyncMetrics, metricsOf, wireParts } from './hyper-sync-parts.js';
 import type { BackupOptions, BackupResult, Backups, RestoreOptions, RestoreResult } from './backups.js';
 
 /**
@@ -364,9 +363,9 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     return this.backups.restore(file, opts);
   }
 
-  /** Cache counters (hits, misses, bytes) and WAL counters. */
-  metrics(): { cache: ReturnType<TieredCache['stats']>; wal: ReturnType<WriteAheadLog['stats']> } {
-    return { cache: this.tiers.cache.stats(), wal: this.wal.stats() };
+  /** Counters of the read cache and the result cache (hits, misses, bytes) and of the WAL. */
+  metrics(): HyperSyncMetrics {
+    return metricsOf(this.tiers);
   }
 
   /** Stops syncing, persists WAL-only writes (NVM reachable), writes HVS snapshots, closes WAL, HVS and NVM; safe twice. */

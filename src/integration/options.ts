@@ -15,6 +15,11 @@ export interface HyperSyncOptions {
   /** Byte budget of the read cache in MiB (default 1024; 0 disables it). */
   cacheMb?: number;
   /**
+   * Byte budget in MiB of the result cache, which answers a repeated identical query until its
+   * collection changes (default 64; 0 disables it).
+   */
+  resultCacheMb?: number;
+  /**
    * The default encoder: turns texts into vectors for collections that name none (when the
    * dimensions match) and for `encode()`; without one, such items and queries must carry vectors.
    */
@@ -49,8 +54,8 @@ export interface HyperSyncOptions {
 
 /** Options from the validated environment (`src/config.ts`). */
 export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOptions> = {}): HyperSyncOptions {
-  const { dataDir, device, cacheMb, ivfMinRows } = config;
-  const o: HyperSyncOptions = { dataDir, device, cacheMb, ivfMinRows, ...extra };
+  const { dataDir, device, cacheMb, resultCacheMb, ivfMinRows } = config;
+  const o: HyperSyncOptions = { dataDir, device, cacheMb, resultCacheMb, ivfMinRows, ...extra };
   if (config.databaseUrl !== undefined) o.databaseUrl = config.databaseUrl;
   return o;
 }
@@ -58,7 +63,7 @@ export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOption
 /** Throws {@link InvalidArgumentError} for options {@link HyperSync.open} cannot run with. */
 export function checkOptions(options: HyperSyncOptions): void {
   if (typeof options.dataDir !== 'string' || options.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
-  for (const k of ['minLsnWaitMs', 'pollIntervalMs', 'walSyncIntervalMs', 'cacheMb', 'ivfMinRows'] as const) {
+  for (const k of ['minLsnWaitMs', 'pollIntervalMs', 'walSyncIntervalMs', 'cacheMb', 'resultCacheMb', 'ivfMinRows'] as const) {
     const v = options[k];
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw new InvalidArgumentError(`${k} must be a number ≥ 0, got ${v}`);
   }

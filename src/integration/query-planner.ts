@@ -4,10 +4,18 @@ import type { Include } from './types.js';
 /** One step of a query plan, in the order it runs. */
 export type PlanStep =
   | { step: 'wait-lsn'; minLsn: number; appliedLsn: number; timeoutMs: number }
+  | { step: 'cache_result'; outcome: CacheOutcome }
   | { step: 'hvs-search'; k: number; device: string; index: AnnPlan; filter?: FilterChoice }
   | { step: 'nvm-search'; mode: 'hnsw' | 'exact'; k: number; filter?: { note: string } }
   | { step: 'min-score'; minScore: number }
   | { step: 'content'; from: ('cache' | 'wal' | 'nvm')[]; fields: Include[] };
+
+/**
+ * The result cache's part in a plan: `lookup` in `explain` (a repeated identical query since the
+ * collection last changed is answered from it), `hit` (it answered: nothing else ran) or `miss`
+ * (the search ran and its answer was kept) in a query's plan.
+ */
+export type CacheOutcome = 'lookup' | 'hit' | 'miss';
 
 /**
  * How the HVS runs a metadata filter: `gather` scores only the matching rows (few match), `mask`
@@ -54,14 +62,17 @@ export interface PlanInput {
   index: AnnPlan;
   /** The query asked for `exact: true`: pgvector scans exactly when the NVM answers. */
   exact?: boolean;
+  /** The result cache is on: answers the HVS gives are looked up there first. */
+  resultCache?: boolean;
 }
 
 /**
  * Picks how a query is answered. The HVS searches whenever it has the collection loaded and has
  * applied the caller's `minLsn` (waiting briefly for it); otherwise pgvector in the NVM searches
  * (HNSW when the collection has the index and the query did not ask for `exact`, an exact scan
- * otherwise). On the HVS, `index` says whether the IVF lists or a flat scan answer. Content, metadata and
- * vectors come from the cache, the write-ahead log and one batched NVM read.
+ * otherwise). On the HVS, `index` says whether the IVF lists or a flat scan answer, after a
+ * `cache_result` lookup when the result cache is on. Content, metadata and vectors come from the
+ * cache, the write-ahead log and one batched NVM read.
  */
 export function planQuery(p: PlanInput): QueryPlan {
   const steps: PlanStep[] = [];
@@ -96,6 +107,7 @@ export function planQuery(p: PlanInput): QueryPlan {
   // (more again, for the queries still short, until k blocks or every row).
   const k = p.extraChunkRows > 0 ? p.k * 4 : p.k;
   const { index } = p;
+  if (p.resultCache) steps.push({ step: 'cache_result', outcome: 'lookup' });
   steps.push(
     p.filter
       ? { step: 'hvs-search', k, device: p.device, index, filter: p.filter }
@@ -112,4 +124,17 @@ export function planQuery(p: PlanInput): QueryPlan {
         ? `the HVS holds the collection; it waits up to ${p.minLsnWaitMs} ms to apply minLsn ${p.minLsn} and falls back to pgvector otherwise`
         : 'the HVS holds the collection and is up to date',
   };
+}
+
+/**
+ * The plan with its `cache_result` step's outcome: on a hit, the steps after it did not run and
+ * go; the plan is returned as it is when it has no such step.
+ */
+export function withCacheOutcome(plan: QueryPlan, outcome: 'hit' | 'miss'): QueryPlan {
+  const at = plan.steps.findIndex((s) => s.step === 'cache_result');
+  if (at < 0) return plan;
+  const steps: PlanStep[] = [...plan.steps.slice(0, at), { step: 'cache_result', outcome }];
+  if (outcome === 'miss') return { ...plan, steps: [...steps, ...plan.steps.slice(at + 1)] };
+  const reason = 'the HVS holds the collection; the same query was answered since it last changed: the result cache answers';
+  return { ...plan, steps, reason };
 }

@@ -5,7 +5,8 @@ import type { SearchHit } from '../core/search-hit.js';
 import { QueryBatch } from '../core/vector.js';
 import type { CollectionState } from './collection-state.js';
 import { encodeTexts } from './item-input.js';
-import { planQuery, type PlanInput, type QueryPlan } from './query-planner.js';
+import { planQuery, type PlanInput, type QueryPlan, withCacheOutcome } from './query-planner.js';
+import { resultKey, resultStamp } from './result-cache.js';
 import { blockIdOf } from './row-keys.js';
 import type { CachedBlock } from './tiered-cache.js';
 import type { Tiers } from './tiers.js';
@@ -39,6 +40,7 @@ export class QueryRouter {
     const k = opts.k ?? 10;
     const ann = checkAnn(opts);
     return this.plan(state, k, checkInclude(opts.include), opts.minLsn, state.lsn, false, false, {
+      resultCache: this.tiers.results.enabled,
       index: indexPlan(h, k, ann),
       ...(ann.exact ? { exact: true } : {}),
       filtered: node !== undefined,
@@ -81,11 +83,24 @@ export class QueryRouter {
     }
     const h = state.hvs;
     const plan = this.plan(state, k, include, minLsn, appliedLsn, timedOut, h === undefined, {
+      resultCache: this.tiers.results.enabled,
       index: indexPlan(h, k, ann),
       ...(ann.exact ? { exact: true } : {}),
       filtered: filter !== undefined,
       ...(minScore === undefined ? {} : { minScore }),
     });
+    // The result cache answers only for the HVS, and keeps an answer only if the collection did
+    // not change from before the search to the end (its stamp is the same).
+    const { results: cache } = this.tiers;
+    const cached =
+      plan.path === 'hvs' && h && cache.enabled
+        ? {
+            key: resultKey(state.name, vectors, { k, include, filter, minScore, ann }),
+            stamp: cache.stampOf(state.name, resultStamp(state, h)),
+          }
+        : undefined;
+    const answer = cached && cache.get(state.name, cached.key, cached.stamp);
+    if (answer) return { results: answer, plan: withCacheOutcome(plan, 'hit') };
     let hits: SearchHit[][];
     if (plan.path === 'hvs' && h) {
       const search = plan.steps.find((s) => s.step === 'hvs-search');
@@ -105,7 +120,12 @@ export class QueryRouter {
       hits = hits.map((list) => list.filter((x) => keep(x.score)));
     }
     const source: Source = plan.path === 'nvm' ? 'nvm' : include.length > 0 ? 'hvs+nvm' : 'hvs';
-    return { results: await this.enrich(state, hits, include, source), plan };
+    const results = await this.enrich(state, hits, include, source);
+    if (!cached) return { results, plan };
+    const now = state.hvs;
+    if (now && cache.stampOf(state.name, resultStamp(state, now)) === cached.stamp)
+      cache.set(state.name, cached.key, cached.stamp, results);
+    return { results, plan: withCacheOutcome(plan, 'miss') };
   }
 
   /**
@@ -146,7 +166,7 @@ export class QueryRouter {
     appliedLsn: number,
     lsnTimedOut: boolean,
     hvsDetached = false,
-    extra: Pick<PlanInput, 'index' | 'exact' | 'filter' | 'filtered' | 'minScore'>,
+    extra: Pick<PlanInput, 'index' | 'exact' | 'filter' | 'filtered' | 'minScore' | 'resultCache'>,
   ): QueryPlan {
     const input: PlanInput = {
       collection: state.name,

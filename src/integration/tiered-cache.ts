@@ -33,7 +33,7 @@ export interface CacheTierStats {
 const key = (collection: string, id: string): string => `${collection}\u0000${id}`;
 
 /** Rough bytes of a JSON-like value (strings as UTF-16, numbers as 8). */
-function approxBytes(v: unknown): number {
+export function approxBytes(v: unknown): number {
   if (v === null || v === undefined) return 8;
   if (typeof v === 'string') return 2 * v.length + 16;
   if (typeof v !== 'object') return 8;

@@ -115,6 +115,18 @@ export interface CollectionStatus extends CollectionInfo {
   lsn: number;
   /** Writes held by the local write-ahead log only, waiting for a sync. */
   walPending: number;
+  /** This process's result cache for the collection (counters since it was taken up here). */
+  resultCache: ResultCacheCounts;
+}
+
+/** Lookups of the result cache (repeated identical queries) and what it holds. */
+export interface ResultCacheCounts {
+  hits: number;
+  misses: number;
+  /** Hits over lookups (0 before the first). */
+  hitRatio: number;
+  entries: number;
+  bytes: number;
 }
 
 /** One difference between the tiers. */

@@ -93,6 +93,8 @@ export class WritePath implements TransactionHost {
     const done = await this.tiers.nvm.patchBlock(collection, id, change);
     if (!done) throw new NotFoundError(`no item ${JSON.stringify(id)} in collection ${collection}`);
     this.tiers.cache.invalidate(collection, [id]);
+    // The HVS takes the patch from the change log, a moment later: cached answers go now.
+    this.tiers.results.invalidate(collection);
     if (state.loadingHvs) {
       try {
         await state.lock.runExclusive(async () => {

@@ -211,7 +211,12 @@ describe('metrics and the OpenAPI document', () => {
   it('serves Prometheus metrics with request latency by route and HVS, cache and WAL gauges', async () => {
     await call('POST', '/v1/collections', { name: 'metered', dim: 2, metric: 'ip' });
     await call('POST', '/v1/collections/metered/items', { items: [{ id: 'a', vector: [1, 2] }] });
-    await call('POST', '/v1/collections/metered/query', { queries: [{ vector: [1, 0] }], k: 1, include: ['content'] });
+    // The same query twice: the second is answered by the result cache.
+    for (let i = 0; i < 2; i++) {
+      await call('POST', '/v1/collections/metered/query', { queries: [{ vector: [1, 0] }], k: 1, include: ['content'] });
+    }
+    const { json: stats } = await call('GET', '/v1/collections/metered');
+    expect(stats.resultCache).toMatchObject({ hits: 1, misses: 1, hitRatio: 0.5, entries: 1 });
     const res = await fetch(`${base}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/text\/plain/);
@@ -222,6 +227,9 @@ describe('metrics and the OpenAPI document', () => {
     expect(text).toMatch(/hypersync_hvs_vectors\{collection="metered"\} 1/);
     expect(text).toMatch(/hypersync_hvs_bytes\{collection="metered"\} [1-9]/);
     expect(text).toMatch(/hypersync_cache_hit_ratio \d/);
+    expect(text).toMatch(/^hypersync_result_cache_hits_total [1-9]/m);
+    expect(text).toMatch(/^hypersync_result_cache_misses_total [1-9]/m);
+    expect(text).toMatch(/^hypersync_result_cache_bytes [1-9]/m);
     expect(text).toMatch(/hypersync_wal_pending_records 0/);
   });
 

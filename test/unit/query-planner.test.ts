@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planQuery, type PlanInput } from '../../src/integration/query-planner.js';
+import { planQuery, type PlanInput, withCacheOutcome } from '../../src/integration/query-planner.js';
 
 const base: PlanInput = {
   collection: 'c',
@@ -73,5 +73,21 @@ describe('planQuery', () => {
     const filtered = planQuery({ ...base, status: 'failed', exact: true, filtered: true }).steps[0];
     expect(filtered).toMatchObject({ step: 'nvm-search', mode: 'exact' });
     expect(filtered.step === 'nvm-search' ? filtered.filter?.note : undefined).toMatch(/exact scan/);
+  });
+
+  it('looks the result cache up before the HVS search; a hit runs nothing after it, a miss everything', () => {
+    const p = planQuery({ ...base, include: ['content'], minLsn: 12, resultCache: true });
+    expect(p.steps.map((s) => s.step)).toEqual(['wait-lsn', 'cache_result', 'hvs-search', 'content']);
+    expect(p.steps[1]).toEqual({ step: 'cache_result', outcome: 'lookup' });
+    const hit = withCacheOutcome(p, 'hit');
+    expect(hit.steps).toEqual([p.steps[0], { step: 'cache_result', outcome: 'hit' }]);
+    expect(hit.reason).toMatch(/result cache/);
+    const miss = withCacheOutcome(p, 'miss');
+    expect(miss.steps).toEqual([p.steps[0], { step: 'cache_result', outcome: 'miss' }, ...p.steps.slice(2)]);
+    expect(miss.reason).toBe(p.reason);
+    // pgvector's answers are not cached: no step, and nothing to settle.
+    const nvm = planQuery({ ...base, status: 'loading', resultCache: true });
+    expect(nvm.steps.map((s) => s.step)).toEqual(['nvm-search']);
+    expect(withCacheOutcome(nvm, 'hit')).toBe(nvm);
   });
 });
