@@ -17,6 +17,8 @@ const schema = z.object({
   HYPERSYNC_RESULT_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(64)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
   HYPERSYNC_API_KEYS: z.preprocess(emptyToUndefined, z.string().optional()),
+  HYPERSYNC_URL: z.preprocess(emptyToUndefined, z.string().url().optional()),
+  HYPERSYNC_API_KEY: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_PROBE_DETAIL: z.preprocess(emptyToUndefined, z.enum(['full', 'counts']).optional()),
   HYPERSYNC_RATE_LIMIT: z.preprocess(emptyToUndefined, z.coerce.number().int().min(1).optional()),
   HYPERSYNC_MODEL_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
@@ -62,6 +64,10 @@ export interface Config {
   /** Rows at which a collection's IVF index is trained in the background by itself (0: only when asked). */
   ivfMinRows: number;
   apiKeys: string[];
+  /** The running service the CLI's data commands talk to over HTTP (`HYPERSYNC_URL`; else found through `dataDir`). */
+  serverUrl: string | undefined;
+  /** The key the CLI sends to that service: `HYPERSYNC_API_KEY`, else the first of `HYPERSYNC_API_KEYS`. */
+  clientApiKey: string | undefined;
   /** Requests per second per API key, or per client address without one (undefined: no limit). */
   rateLimit: number | undefined;
   /**
@@ -115,6 +121,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     resultCacheMb: e.HYPERSYNC_RESULT_CACHE_MB,
     ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,
     apiKeys,
+    serverUrl: e.HYPERSYNC_URL,
+    clientApiKey: e.HYPERSYNC_API_KEY ?? apiKeys[0],
     rateLimit: e.HYPERSYNC_RATE_LIMIT,
     probeDetail: e.HYPERSYNC_PROBE_DETAIL ?? (apiKeys.length > 0 ? 'counts' : 'full'),
     modelDir: e.HYPERSYNC_MODEL_DIR,

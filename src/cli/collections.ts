@@ -5,11 +5,14 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { LIMITS } from '../core/limits.js';
 import { METRICS, type Metric } from '../core/metric.js';
 import type { HyperSync } from '../integration/hyper-sync.js';
+import type { CliStore } from './cli-store.js';
 
 /** What the collections commands take from the CLI's entry point. */
 export interface CollectionsCommandDeps {
-  /** Runs `fn` on a HyperSync opened from the environment, closed afterwards. */
+  /** Runs `fn` on a HyperSync opened from the environment, closed afterwards (in process only). */
   withStore: <T>(fn: (hs: HyperSync) => Promise<T>) => Promise<T>;
+  /** Runs `fn` on the store: over HTTP when a server holds it (or `HYPERSYNC_URL` names one), else in process. */
+  withData: <T>(fn: (store: CliStore) => Promise<T>) => Promise<T>;
   /** Writes a value to stdout as JSON. */
   print: (value: unknown) => void;
 }
@@ -33,9 +36,10 @@ async function confirm(question: string): Promise<boolean> {
 
 /**
  * `hypersync collections create|list|drop`: the collection catalogue, on the store the
- * environment configures (as `serve` opens it). Bad input exits 2 with a one-line message.
+ * environment configures (as `serve` opens it), or over HTTP on the server that holds it. Bad
+ * input exits 2 with a one-line message.
  */
-export function collectionsCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function collectionsCommand({ withData, print }: CollectionsCommandDeps): Command {
   const cmd = new Command('collections').description('create, list and drop collections');
 
   cmd
@@ -50,9 +54,9 @@ export function collectionsCommand({ withStore, print }: CollectionsCommandDeps)
       if (opts.dim === undefined && opts.encoder === undefined) {
         throw new InvalidArgumentError('give --dim, or --encoder to take the dimension from its model');
       }
-      await withStore(async (hs) => {
+      await withData(async (store) => {
         print(
-          await hs.createCollection(name, {
+          await store.createCollection(name, {
             metric: opts.metric,
             ...(opts.dim !== undefined ? { dim: opts.dim } : {}),
             ...(opts.encoder !== undefined ? { encoder: opts.encoder } : {}),
@@ -65,9 +69,8 @@ export function collectionsCommand({ withStore, print }: CollectionsCommandDeps)
     .command('list')
     .description('the collections: name, dimension, metric and encoder')
     .action(async () => {
-      await withStore((hs) => {
-        print(hs.listCollections());
-        return Promise.resolve();
+      await withData(async (store) => {
+        print(await store.listCollections());
       });
     });
 
@@ -77,19 +80,19 @@ export function collectionsCommand({ withStore, print }: CollectionsCommandDeps)
     .argument('<name>')
     .option('-y, --yes', 'do not ask (required when stdin is not a terminal)')
     .action(async (name: string, opts: { yes?: boolean }) => {
-      await withStore(async (hs) => {
+      await withData(async (store) => {
         // Not found is reported before any question.
-        await hs.findCollection(name);
+        await store.findCollection(name);
         if (opts.yes !== true) {
           if (!process.stdin.isTTY) throw new InvalidArgumentError(`dropping collection ${name} deletes its items: pass --yes`);
-          const { count } = await hs.stats(name);
+          const { count } = await store.stats(name);
           if (!(await confirm(`drop collection ${name} and its ${count} items?`))) {
             process.stderr.write('hypersync: not dropped\n');
             process.exitCode = 1;
             return;
           }
         }
-        await hs.dropCollection(name);
+        await store.dropCollection(name);
         print({ dropped: name });
       });
     });

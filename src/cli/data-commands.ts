@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import type { Filter } from '../core/filter.js';
 import { definedOnly } from '../core/options.js';
 import type { AnnOptions } from '../hvs/ivf/ivf-types.js';
-import type { Include, ListedItem } from '../integration/types.js';
+import type { Include } from '../integration/types.js';
 import type { CollectionsCommandDeps } from './collections.js';
 
 /** A `--filter` value: a JSON object in the filter grammar (checked by the library). */
@@ -35,17 +35,15 @@ const pageSize = (v: string): number => {
   return n;
 };
 
-const json = (it: ListedItem): unknown => (it.vector ? { ...it, vector: Array.from(it.vector) } : it);
-
 /** `hypersync count <collection> [--filter json]`. */
-export function countCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function countCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('count')
     .description('how many items of a collection match a filter (all of them without one)')
     .argument('<collection>')
     .option('-f, --filter <json>', 'metadata filter, e.g. \'{"lang": "de"}\'', filterOption)
     .action(async (collection: string, opts: { filter?: Filter }) => {
-      await withStore(async (hs) => {
-        print({ collection, count: await hs.count(collection, opts.filter) });
+      await withData(async (store) => {
+        print({ collection, count: await store.count(collection, opts.filter) });
       });
     });
 }
@@ -54,7 +52,7 @@ export function countCommand({ withStore, print }: CollectionsCommandDeps): Comm
  * `hypersync scroll <collection> [--filter json] [--limit n] [--cursor c] [--all]`: a page of
  * items in stable id order as JSON, or with `--all` every matching item as JSON lines.
  */
-export function scrollCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function scrollCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('scroll')
     .description('list the items of a collection that match a filter, a page at a time, in stable id order')
     .argument('<collection>')
@@ -70,20 +68,20 @@ export function scrollCommand({ withStore, print }: CollectionsCommandDeps): Com
       ) => {
         if (opts.all && opts.cursor !== undefined)
           throw new InvalidArgumentError('--all starts at the first page: drop --cursor');
-        await withStore(async (hs) => {
+        await withData(async (store) => {
           let cursor = opts.cursor;
           for (;;) {
-            const page = await hs.scroll(collection, {
+            const page = await store.scroll(collection, {
               limit: opts.limit,
               ...(opts.filter ? { filter: opts.filter } : {}),
               ...(opts.include ? { include: opts.include } : {}),
               ...(cursor !== undefined ? { cursor } : {}),
             });
             if (!opts.all) {
-              print({ items: page.items.map(json), nextCursor: page.nextCursor });
+              print(page);
               return;
             }
-            for (const it of page.items) process.stdout.write(JSON.stringify(json(it)) + '\n');
+            for (const it of page.items) process.stdout.write(JSON.stringify(it) + '\n');
             if (page.nextCursor === null) return;
             cursor = page.nextCursor;
           }
@@ -129,7 +127,7 @@ function parseVector(text: string): Float32Array {
 }
 
 /** `hypersync query <collection> --vector|--text … [-k] [--include] [--filter] [--min-score]`. */
-export function queryCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function queryCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('query')
     .description('k nearest items of a collection for one vector or text')
     .argument('<collection>')
@@ -151,37 +149,36 @@ export function queryCommand({ withStore, print }: CollectionsCommandDeps): Comm
           throw new InvalidArgumentError('give exactly one of --vector and --text');
         }
         const query = opts.vector !== undefined ? parseVector(opts.vector) : (opts.text as string);
-        await withStore(async (hs) => {
-          await hs.ready(collection);
-          const [hits] = await hs.query(collection, [query], opts.k, {
+        await withData(async (store) => {
+          await store.ready(collection);
+          const hits = await store.query(collection, query, opts.k, {
             include: opts.include,
             ...(opts.filter ? { filter: opts.filter } : {}),
             ...(opts.minScore !== undefined ? { minScore: opts.minScore } : {}),
             ...definedOnly({ exact: opts.exact, nprobe: opts.nprobe, targetRecall: opts.targetRecall }),
           });
-          print(hits.map((h) => (h.vector ? { ...h, vector: Array.from(h.vector) } : h)));
+          print(hits);
         });
       },
     );
 }
 
 /** `hypersync get <collection> <ids...> [--include]`: the items that exist, in the order given. */
-export function getCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function getCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('get')
     .description('items of a collection by id (those that exist, in the order given)')
     .argument('<collection>')
     .argument('<ids...>')
     .option('--include <fields>', 'comma-separated: content, metadata, vector', includeOption)
     .action(async (collection: string, ids: string[], opts: { include?: Include[] }) => {
-      await withStore(async (hs) => {
-        const items = await hs.getMany(collection, ids, opts.include ? { include: opts.include } : {});
-        print(items.map(json));
+      await withData(async (store) => {
+        print(await store.getMany(collection, ids, opts.include));
       });
     });
 }
 
 /** `hypersync delete <collection> [ids...] [--filter json]`: by ids or by filter, from both tiers. */
-export function deleteCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function deleteCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('delete')
     .description('delete items of a collection by id, or every item matching --filter')
     .argument('<collection>')
@@ -189,14 +186,14 @@ export function deleteCommand({ withStore, print }: CollectionsCommandDeps): Com
     .option('-f, --filter <json>', 'metadata filter: delete every item it matches', filterOption)
     .action(async (collection: string, ids: string[], opts: { filter?: Filter }) => {
       if (ids.length > 0 === (opts.filter !== undefined)) throw new InvalidArgumentError('give ids or --filter (one of them)');
-      await withStore(async (hs) => {
-        print(opts.filter ? await hs.deleteWhere(collection, opts.filter) : await hs.delete(collection, ids));
+      await withData(async (store) => {
+        print(opts.filter ? await store.deleteWhere(collection, opts.filter) : await store.delete(collection, ids));
       });
     });
 }
 
 /** `hypersync patch <collection> <id> [--metadata json] [--content text | --clear-content]`. */
-export function patchCommand({ withStore, print }: CollectionsCommandDeps): Command {
+export function patchCommand({ withData, print }: CollectionsCommandDeps): Command {
   return new Command('patch')
     .description("change an item's metadata (replaced whole) and/or content; its vector stays")
     .argument('<collection>')
@@ -213,9 +210,9 @@ export function patchCommand({ withStore, print }: CollectionsCommandDeps): Comm
         if (opts.content !== undefined && opts.clearContent)
           throw new InvalidArgumentError('give --content or --clear-content, not both');
         const content = opts.clearContent ? null : opts.content;
-        await withStore(async (hs) => {
+        await withData(async (store) => {
           print(
-            await hs.patch(collection, id, {
+            await store.patch(collection, id, {
               ...(opts.metadata ? { metadata: opts.metadata } : {}),
               ...(content !== undefined ? { content } : {}),
             }),

@@ -1,57 +1,31 @@
 #!/usr/bin/env node
 import { Presets, SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { Command } from 'commander';
 import { pino } from 'pino';
 import { resolveDevice } from '../../kernels/device.js';
-import { METRICS, type Metric } from '../core/metric.js';
 import { loadConfig } from '../config.js';
 import { encodersFromConfig } from '../encoder/from-config.js';
 import { quantizeModelDir } from '../encoder/quantize.js';
-import { ConfigError, HyperSyncError, InvalidArgumentError } from '../core/errors.js';
-import { HyperSync } from '../integration/hyper-sync.js';
-import { optionsFromConfig } from '../integration/options.js';
+import { ConfigError, HyperSyncError } from '../core/errors.js';
+import type { HyperSync } from '../integration/hyper-sync.js';
 import { BullJobQueue } from '../jobs/bullmq-job-queue.js';
 import { startWorker } from '../../workers/from-config.js';
 import { type JobInfo, type JobType, percentOf } from '../jobs/job-queue.js';
 import { Service } from '../service.js';
 import { VERSION } from '../core/version.js';
-import { openVectorFile } from './vector-files.js';
+import type { CliStore } from './cli-store.js';
+import { importCommand } from './import-command.js';
+import { withData as withDataOf, withStore as withStoreOf } from './open-store.js';
+import { removeServeFile, localUrl, writeServeFile } from './serve-file.js';
 import { backupCommands } from './backup-commands.js';
 import { collectionsCommand } from './collections.js';
 import { dataCommands } from './data-commands.js';
 import { indexCommand } from './index-command.js';
-import { LIMITS } from '../core/limits.js';
 
-/** Runs `fn` on a HyperSync opened from the environment (as `serve` would), closed afterwards. */
-async function withStore<T>(fn: (hs: HyperSync) => Promise<T>): Promise<T> {
-  const config = loadConfig();
-  const encoders = await encodersFromConfig(config);
-  try {
-    const hs = await HyperSync.open(optionsFromConfig(config, { encoder: encoders.encoder, encoders: encoders.encoders }));
-    try {
-      return await fn(hs);
-    } finally {
-      await hs.close();
-    }
-  } finally {
-    await encoders.close();
-  }
-}
-
-const positiveInt = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new CommanderArgumentError('a positive integer');
-  return n;
-};
-
-/** A positive integer up to a limit of the one table (`LIMITS`) the library and HTTP enforce too. */
-const upTo =
-  (limit: number) =>
-  (v: string): number => {
-    const n = positiveInt(v);
-    if (n > limit) throw new CommanderArgumentError(`at most ${limit}`);
-    return n;
-  };
+/** The command being run (`rebuild`, `collections drop`), for messages; set before each action. */
+let commandName = '';
+const withStore = <T>(fn: (hs: HyperSync) => Promise<T>): Promise<T> => withStoreOf(loadConfig(), commandName, fn);
+const withData = <T>(fn: (store: CliStore) => Promise<T>): Promise<T> => withDataOf(loadConfig(), fn);
 
 /** ` 1200/5000 rows` for a progress bar, or nothing when the progress says no counts. */
 const rowsOf = (rows: unknown, total: unknown): string =>
@@ -92,16 +66,26 @@ program
   .command('serve')
   .description('run the HTTP service (configured from the environment; see README)')
   .action(async () => {
-    const svc = await Service.start(loadConfig());
+    const config = loadConfig();
+    const svc = await Service.start(config);
+    // Where CLI commands on the same data directory find this server (and talk HTTP to it).
+    await writeServeFile(config.dataDir, {
+      pid: process.pid,
+      url: localUrl(config.host, svc.port),
+      nvm: svc.hs.nvm.backend,
+      startedAt: new Date().toISOString(),
+    }).catch((err: unknown) => svc.log.warn({ err }, 'no serve file: CLI commands will not find this server'));
     const stop = (signal: string): void => {
       svc.log.info({ signal }, 'shutting down');
-      svc.close().then(
-        () => process.exit(0),
-        (err: unknown) => {
-          svc.log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
+      removeServeFile(config.dataDir)
+        .then(() => svc.close())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            svc.log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
@@ -153,72 +137,19 @@ program
   });
 
 program
-  .command('import')
-  .description('import vectors from a .jsonl, .npy or .fvecs file (resumable: ids already stored are skipped)')
-  .argument('<file>', 'the file')
-  .requiredOption('-c, --collection <name>', "target collection (created with the file's dimension if missing)")
-  .addOption(new Option('-m, --metric <metric>', 'metric of a new collection').choices(METRICS).default('cosine'))
-  .option('-b, --batch <n>', `items per write (at most ${LIMITS.itemsPerCall})`, upTo(LIMITS.itemsPerCall), 1000)
-  .action(async (file: string, opts: { collection: string; metric: Metric; batch: number }) => {
-    const input = await openVectorFile(file);
-    await withStore(async (hs) => {
-      if (!hs.listCollections().some((c) => c.name === opts.collection)) {
-        if (input.dim === undefined) {
-          throw new InvalidArgumentError(
-            `collection ${opts.collection} does not exist; create it first (a .jsonl file does not say its dimension)`,
-          );
-        }
-        await hs.createCollection(opts.collection, { dim: input.dim, metric: opts.metric });
-      }
-      const bar = new SingleBar(
-        {
-          format: 'import |{bar}| {value}/{total} | {rate} vectors/s | ETA {eta_formatted} | skipped {skipped}',
-          stream: process.stderr,
-          etaBuffer: 20,
-          // Logs and CI are not terminals: a line a second there, and one at the end.
-          noTTYOutput: true,
-          notTTYSchedule: 1000,
-        },
-        Presets.shades_classic,
-      );
-      bar.start(input.total ?? 0, 0, { rate: 0, skipped: 0 });
-      const t0 = performance.now();
-      let done = 0;
-      let stored = 0;
-      let skipped = 0;
-      for await (const batch of input.batches(opts.batch)) {
-        // Resuming: ids already in the NVM were imported by an earlier run.
-        const existing = await hs.storedVersions(
-          opts.collection,
-          batch.map((it) => it.id as string),
-        );
-        const todo = batch.filter((it) => !existing.has(it.id as string));
-        if (todo.length > 0) await hs.store(opts.collection, todo);
-        done += batch.length;
-        stored += todo.length;
-        skipped += batch.length - todo.length;
-        if (input.total === undefined) bar.setTotal(done);
-        bar.update(done, { rate: Math.round(stored / ((performance.now() - t0) / 1000)), skipped });
-      }
-      bar.stop();
-      print({ collection: opts.collection, read: done, stored, skipped, seconds: (performance.now() - t0) / 1000 });
-    });
-  });
-
-program
   .command('verify')
   .description('compare both tiers for a collection; exits 1 when they differ (unless --repair fixed it)')
   .argument('<collection>')
   .option('--repair', 'make the HVS match the NVM where they differ')
   .action(async (collection: string, opts: { repair?: boolean }) => {
-    const consistent = await withStore(async (hs) => {
-      await hs.ready(collection);
+    const consistent = await withData(async (store) => {
+      await store.ready(collection);
       if (opts.repair) {
-        const r = await hs.repair(collection);
+        const r = await store.repair(collection);
         print(r);
         return r.after.consistent;
       }
-      const report = await hs.verifyConsistency(collection);
+      const report = await store.verify(collection);
       print(report);
       return report.consistent;
     });
@@ -342,16 +273,22 @@ program
   .description('counts across both tiers, for one collection or all')
   .argument('[collection]')
   .action(async (collection: string | undefined) => {
-    await withStore(async (hs) => {
-      const names = collection !== undefined ? [collection] : hs.listCollections().map((c) => c.name);
-      await hs.ready();
-      print(await Promise.all(names.map((n) => hs.stats(n))));
+    await withData(async (store) => {
+      const names = collection !== undefined ? [collection] : (await store.listCollections()).map((c) => c.name);
+      await store.ready();
+      print(await Promise.all(names.map((n) => store.stats(n))));
     });
   });
 
-program.addCommand(collectionsCommand({ withStore, print }));
-for (const c of dataCommands({ withStore, print })) program.addCommand(c);
-for (const c of backupCommands({ withStore, print })) program.addCommand(c);
+program.hook('preAction', (_program, action) => {
+  const names: string[] = [];
+  for (let c: Command | null = action; c !== null && c !== program; c = c.parent) names.unshift(c.name());
+  commandName = names.join(' ');
+});
+program.addCommand(importCommand({ withStore, withData, print }));
+program.addCommand(collectionsCommand({ withStore, withData, print }));
+for (const c of dataCommands({ withStore, withData, print })) program.addCommand(c);
+for (const c of backupCommands({ withStore, withData, print })) program.addCommand(c);
 program.addCommand(indexCommand({ withStore, print, queueAndWait }));
 
 program.parseAsync().catch((err: unknown) => {
