@@ -34,29 +34,3 @@ export function encodeVectorRows(ids: readonly string[], chunks: readonly number
   buf.writeInt16BE(-1, o);
   return buf;
 }
-
-/**
- * Encodes vectors as one binary `vector[]` parameter (PostgreSQL's array wire format: one
- * dimension, no nulls, `vectorOid` the element type, then each element's length and pgvector's
- * binary form), so a write sends its vectors in the statement itself rather than by a COPY.
- */
-export function encodeVectorArray(vectors: readonly Float32Array[], vectorOid: number): Buffer {
-  let size = 20;
-  for (const v of vectors) size += 4 + 4 + v.length * 4;
-  const buf = Buffer.allocUnsafe(size);
-  let o = buf.writeInt32BE(1, 0); // dimensions
-  o = buf.writeInt32BE(0, o); // no nulls
-  o = buf.writeUInt32BE(vectorOid, o);
-  o = buf.writeInt32BE(vectors.length, o);
-  o = buf.writeInt32BE(1, o); // lower bound
-  for (const v of vectors) {
-    o = buf.writeInt32BE(4 + v.length * 4, o);
-    o = buf.writeInt16BE(v.length, o);
-    o = buf.writeInt16BE(0, o);
-    const bytes = Buffer.from(v.buffer, v.byteOffset, v.byteLength);
-    bytes.copy(buf, o);
-    buf.subarray(o, o + bytes.length).swap32();
-    o += bytes.length;
-  }
-  return buf;
-}

@@ -100,7 +100,6 @@ export class PgDriver implements SqlDriver {
         copyFrom: async (sql: string, payload: Buffer) => {
           await onTransport(() => pipeline(Readable.from([payload]), client.query(copyFrom(sql))));
         },
-        binaryParams: true,
       };
       const out = await fn(tx);
       await onTransport(() => client.query(notify ? `${notify}; COMMIT` : 'COMMIT'));

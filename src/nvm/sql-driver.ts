@@ -10,11 +10,6 @@ export interface SqlExecutor {
   exec(script: string): Promise<void>;
   /** `COPY … FROM STDIN` with a prepared payload, where the driver can (PostgreSQL only). */
   copyFrom?(sql: string, payload: Buffer): Promise<void>;
-  /**
-   * True where a `Buffer` parameter travels in PostgreSQL's binary format, so it may hold any
-   * type's binary form (PostgreSQL's wire protocol; PGlite takes a buffer as `bytea` only).
-   */
-  readonly binaryParams?: boolean;
 }
 
 /** A transaction's executor: also queues a notification sent as it commits. */

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from '../../core/errors.js';
 import type { FilterNode } from '../../core/filter.js';
 import { assertCollectionName } from '../../core/collection-name.js';
 import { assertId, isArray } from '../../core/ids.js';
-import { encodeVectorArray, encodeVectorRows } from '../copy-binary.js';
+import { encodeVectorRows } from '../copy-binary.js';
 import { mapDbErrors } from '../db-errors.js';
 import type { BlockInput, BlockPatch, UnitOfWork, WriteOutcome } from '../nvm-store.js';
 import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
@@ -10,7 +10,7 @@ import { checkChunkVectors, vectorToText } from '../vector-codec.js';
 import { toCollection, vectorsTable } from './catalogue.js';
 import { patchInTx, preparePatch } from './block-patch.js';
 import { filterToSql } from './filter-sql.js';
-import { lockCollection, lockCollectionForWrite, underWriteLock } from './write-lock.js';
+import { lockCollection, underWriteLock } from './write-lock.js';
 
 /** A write checked in full, ready for {@link writeInTx}. */
 interface PreparedWrite {
@@ -22,12 +22,8 @@ interface PreparedWrite {
   chunkVectors: Float32Array[];
 }
 
-/**
- * Chunk vectors up to which a write on PostgreSQL sends its vectors as a binary `vector[]`
- * parameter of its one statement; above it, by binary COPY after the statement (one more round
- * trip, held under the write lock, but no single message of tens of megabytes).
- */
-const INLINE_VECTORS_MAX = 4096;
+/** Chunk vectors from which a write uses binary COPY where the driver has it. */
+const COPY_THRESHOLD = 16;
 
 /** Checks a write in full before any of it reaches the database. */
 function prepareWrite(collection: string, blocks: readonly BlockInput[]): PreparedWrite {
@@ -74,34 +70,17 @@ export async function writeBlocks(db: SqlDriver, collection: string, blocks: rea
 /** The SQL of a write, inside a transaction that holds the write lock. */
 async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<WriteOutcome> {
   const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
-  // On PostgreSQL a write of up to INLINE_VECTORS_MAX vectors is one statement, vectors included.
-  const inline = tx.binaryParams === true && chunkIds.length > 0 && chunkIds.length <= INLINE_VECTORS_MAX;
-  const row = inline
-    ? await lockCollectionForWrite(tx, collection)
-    : { ...(await lockCollection(tx, collection)), vector_oid: 0 };
-  const c = toCollection(row);
+  const c = toCollection(await lockCollection(tx, collection));
   list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
   const table = vectorsTable(c.id);
-  const params: unknown[] = [
-    collection,
-    ids,
-    list.map((b) => b.name ?? null),
-    list.map((b) => b.content ?? null),
-    list.map((b) => JSON.stringify(b.metadata ?? {})),
-    list.map((b) => b.version ?? -1),
-  ];
-  if (inline) params.push(chunkIds, chunkNos, encodeVectorArray(chunkVectors, row.vector_oid));
   // One statement writes the blocks, gives each its version (explicit, or the stored one + 1,
   // or 1 for a new block: we hold the write lock, so the versions read here cannot change) and
   // its lsn, and logs the changes: each block row is written once, with its final values.
   const { rows } = await tx.query<{ id: string; version: string; lsn: string }>(
     `WITH u AS (
        SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[]) AS u(id, name, content, metadata, version)),
-     -- One primary-key probe per id (LIMIT keeps the subquery apart, so it stays a probe): a plain
-     -- \`id = ANY(…)\` may run as a scan of the whole collection when the statistics are stale.
      existing AS (
-       SELECT x.id, b.version FROM unnest($2::text[]) AS x(id)
-       CROSS JOIN LATERAL (SELECT version FROM hs_blocks WHERE collection = $1 AND id = x.id LIMIT 1) b),
+       SELECT id, version FROM hs_blocks WHERE collection = $1 AND id = ANY($2::text[])),
      up AS (
        INSERT INTO hs_blocks AS b (collection, id, name, content, metadata, version, lsn)
        SELECT $1, u.id, u.name, u.content, u.metadata,
@@ -114,55 +93,39 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<WriteOutcom
        RETURNING id, version, lsn),
      logged AS (
        INSERT INTO hs_changes (lsn, collection, block_id, op, version)
-       SELECT lsn, $1, id, 'upsert', version FROM up)${
-         inline
-           ? // Vectors in the statement: a chunk that exists is updated in place (a delete and an
-             // insert of one key in one statement would collide), the chunks a block lost deleted.
-             // The old rows are found by the written ids (the primary key's first column), never
-             // by a join the planner may run as a scan of the whole table on stale statistics.
-             `,
-     new_vectors AS (
-       SELECT * FROM unnest($7::text[], $8::int[], $9::vector[]) AS n(block_id, chunk, embedding)),
+       SELECT lsn, $1, id, 'upsert', version FROM up),
+     -- Only blocks that existed can have old vectors (the new ones are written after this statement).
      replaced AS (
-       DELETE FROM ${table} v WHERE v.block_id = ANY($2::text[])
-         AND NOT EXISTS (SELECT 1 FROM new_vectors n WHERE n.block_id = v.block_id AND n.chunk = v.chunk)),
-     added AS (
-       INSERT INTO ${table} (block_id, chunk, embedding) SELECT * FROM new_vectors
-       ON CONFLICT (block_id, chunk) DO UPDATE SET embedding = EXCLUDED.embedding)`
-           : // The old vectors, found by id as above; the new ones are written after this statement
-             // (sub-statements share one snapshot, so this delete could not see them).
-             `,
-     replaced AS (
-       DELETE FROM ${table} v WHERE v.block_id = ANY($2::text[]))`
-       }
+       DELETE FROM ${table} v USING existing e WHERE v.block_id = e.id)
      SELECT up.id, up.version, up.lsn FROM up`,
-    params,
+    [
+      collection,
+      ids,
+      list.map((b) => b.name ?? null),
+      list.map((b) => b.content ?? null),
+      list.map((b) => JSON.stringify(b.metadata ?? {})),
+      list.map((b) => b.version ?? -1),
+    ],
   );
-  if (!inline && chunkIds.length > 0) await writeVectorsApart(tx, table, w);
-  const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
-  const lsns = new Map(rows.map((r) => [r.id, Number(r.lsn)]));
-  let lsn = 0;
-  for (const l of lsns.values()) lsn = Math.max(lsn, l);
-  return { lsn, versions, lsns };
-}
-
-/** A write's vectors after its statement: binary COPY on PostgreSQL, text on PGlite. */
-async function writeVectorsApart(tx: SqlExecutor, table: string, w: PreparedWrite): Promise<void> {
-  const { chunkIds, chunkNos, chunkVectors } = w;
-  if (tx.copyFrom) {
+  if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
     // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
     await tx.copyFrom(
       `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
       encodeVectorRows(chunkIds, chunkNos, chunkVectors),
     );
-    return;
-  }
-  await tx.query(
-    // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
-    `INSERT INTO ${table} (block_id, chunk, embedding)
+  } else if (chunkIds.length > 0) {
+    await tx.query(
+      // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
+      `INSERT INTO ${table} (block_id, chunk, embedding)
            SELECT u.b, u.c, u.e::vector FROM unnest($1::text[], $2::int[], $3::text[]) AS u(b, c, e)`,
-    [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
-  );
+      [chunkIds, chunkNos, chunkVectors.map(vectorToText)],
+    );
+  }
+  const versions = new Map(rows.map((r) => [r.id, Number(r.version)]));
+  const lsns = new Map(rows.map((r) => [r.id, Number(r.lsn)]));
+  let lsn = 0;
+  for (const l of lsns.values()) lsn = Math.max(lsn, l);
+  return { lsn, versions, lsns };
 }
 
 /** Deletes the blocks of `ids` in one transaction under the write lock, logs them and announces the lsn. */

@@ -38,16 +38,3 @@ export async function lockCollection(tx: SqlExecutor, collection: string): Promi
   if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
   return found.rows[0];
 }
-
-/** {@link lockCollection}, with the type id of pgvector's `vector` read in the same round trip. */
-export async function lockCollectionForWrite(
-  tx: SqlExecutor,
-  collection: string,
-): Promise<CollectionRow & { vector_oid: number }> {
-  const found = await tx.query<CollectionRow & { vector_oid: number }>(
-    `SELECT ${COLLECTION_COLUMNS}, 'vector'::regtype::oid::int AS vector_oid FROM hs_collections WHERE name = $1 FOR SHARE`,
-    [collection],
-  );
-  if (found.rows.length === 0) throw new CollectionNotFoundError(collection);
-  return found.rows[0];
-}
