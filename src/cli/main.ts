@@ -68,16 +68,14 @@ program
   .action(async () => {
     const config = loadConfig();
     const svc = await Service.start(config);
-    // Where CLI commands on the same data directory find this server (and talk HTTP to it).
-    await writeServeFile(config.dataDir, {
-      pid: process.pid,
-      url: localUrl(config.host, svc.port),
-      nvm: svc.hs.nvm.backend,
-      startedAt: new Date().toISOString(),
-    }).catch((err: unknown) => svc.log.warn({ err }, 'no serve file: CLI commands will not find this server'));
+    // The handlers go in before anything else is awaited: a SIGTERM right after the service
+    // answers must still shut it down cleanly (and remove the serve file once it is written).
+    let serveFile: Promise<unknown> = Promise.resolve();
     const stop = (signal: string): void => {
       svc.log.info({ signal }, 'shutting down');
-      removeServeFile(config.dataDir)
+      serveFile
+        .then(() => removeServeFile(config.dataDir))
+        .catch(() => undefined)
         .then(() => svc.close())
         .then(
           () => process.exit(0),
@@ -89,6 +87,13 @@ program
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // Where CLI commands on the same data directory find this server (and talk HTTP to it).
+    serveFile = writeServeFile(config.dataDir, {
+      pid: process.pid,
+      url: localUrl(config.host, svc.port),
+      nvm: svc.hs.nvm.backend,
+      startedAt: new Date().toISOString(),
+    }).catch((err: unknown) => svc.log.warn({ err }, 'no serve file: CLI commands will not find this server'));
   });
 
 program
