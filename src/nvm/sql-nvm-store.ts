@@ -38,6 +38,7 @@ import { CHUNK_OVERFETCH, checkSearch, search as searchIn } from './sql/search.j
 import { vectorsTable } from './sql/catalogue.js';
 import * as stream from './sql/stream.js';
 import { readSnapshot } from './sql/snapshot-reads.js';
+import { TableStats } from './sql/table-stats.js';
 import { QueryBatch } from '../core/vector.js';
 
 /** Options of {@link SqlNvmStore.open}. */
@@ -52,6 +53,8 @@ export interface NvmStoreOptions {
 export class SqlNvmStore implements NvmStore {
   private readonly catalogue: Catalogue;
   private readonly indexes: HnswIndexes;
+  /** Analyzes a collection's vectors table as it grows (see {@link TableStats}). */
+  private readonly tableStats: TableStats;
 
   private constructor(
     private readonly db: SqlDriver,
@@ -60,6 +63,12 @@ export class SqlNvmStore implements NvmStore {
   ) {
     this.catalogue = new Catalogue(db);
     this.indexes = new HnswIndexes(db, this.catalogue);
+    this.tableStats = new TableStats(db, (name) =>
+      this.catalogue.getCollection(name).then(
+        (c) => vectorsTable(c.id),
+        () => undefined,
+      ),
+    );
   }
 
   /** Connects (PostgreSQL) or opens (PGlite), then applies pending migrations. */
@@ -99,11 +108,14 @@ export class SqlNvmStore implements NvmStore {
   }
 
   dropCollection(name: string): Promise<void> {
+    this.tableStats.forget(name);
     return this.catalogue.dropCollection(name);
   }
 
-  writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome> {
-    return writes.writeBlocks(this.db, collection, blocks);
+  async writeBlocks(collection: string, blocks: readonly BlockInput[]): Promise<WriteOutcome> {
+    const out = await writes.writeBlocks(this.db, collection, blocks);
+    this.tableStats.wrote(collection, out.versions.size);
+    return out;
   }
 
   deleteBlocks(collection: string, ids: readonly string[]): Promise<{ deleted: number; lsn: number }> {
@@ -118,8 +130,21 @@ export class SqlNvmStore implements NvmStore {
     return writes.patchBlock(this.db, collection, id, patch);
   }
 
-  unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
-    return writes.unitOfWork(this.db, work);
+  async unitOfWork<T>(work: (uow: UnitOfWork) => Promise<T>): Promise<{ result: T; lsn: number }> {
+    const written = new Map<string, number>();
+    const out = await writes.unitOfWork(this.db, (uow) =>
+      work({
+        ...uow,
+        writeBlocks: async (collection, blocks) => {
+          const r = await uow.writeBlocks(collection, blocks);
+          written.set(collection, (written.get(collection) ?? 0) + r.versions.size);
+          return r;
+        },
+      }),
+    );
+    // Counted once committed.
+    for (const [collection, rows] of written) this.tableStats.wrote(collection, rows);
+    return out;
   }
 
   getBlocks(collection: string, ids: readonly string[], opts: GetBlocksOptions = {}): Promise<Map<string, StoredBlock>> {
@@ -219,7 +244,8 @@ export class SqlNvmStore implements NvmStore {
     return this.indexes.dropHnswIndex(collection);
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.tableStats.close();
     return this.db.close();
   }
 
