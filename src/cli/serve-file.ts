@@ -1,5 +1,6 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { processAlive } from '../core/process-alive.js';
 
 /** The file `hypersync serve` keeps in its data directory while it listens. */
 export const SERVE_FILE = 'serve.json';
@@ -52,7 +53,7 @@ export async function removeServeFile(dataDir: string, pid = process.pid): Promi
  */
 export async function readServeFile(dataDir: string): Promise<FoundServeFile | undefined> {
   const found = await parse(join(dataDir, SERVE_FILE));
-  return found && alive(found.pid) ? found : undefined;
+  return found && processAlive(found.pid) ? found : undefined;
 }
 
 async function parse(path: string): Promise<FoundServeFile | undefined> {
@@ -67,14 +68,4 @@ async function parse(path: string): Promise<FoundServeFile | undefined> {
   if (!Number.isInteger(pid) || (pid as number) <= 0 || typeof url !== 'string') return undefined;
   if (nvm !== 'postgres' && nvm !== 'pglite') return undefined;
   return { pid: pid as number, url, nvm, startedAt: typeof startedAt === 'string' ? startedAt : '', path };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -1,18 +1,9 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { StoreLockedError } from '../core/errors.js';
+import { processAlive } from '../core/process-alive.js';
 
 const LOCK_FILE = 'hypersync.lock';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /**
  * An exclusive lock on a directory: a file created with O_EXCL holding the owner's pid. PGlite
@@ -40,7 +31,7 @@ export class DirLock {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && alive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
         throw new StoreLockedError(
           `the embedded database in ${dir} is in use by process ${owner}${owner === process.pid ? ' (this one)' : ''}; ` +
             'PGlite allows one process at a time: stop the other one, or set DATABASE_URL to share a PostgreSQL',
