@@ -97,7 +97,8 @@ export class PgDriver implements SqlDriver {
         exec: async (script: string) => {
           await onTransport(() => client.query(script));
         },
-        copyFrom: async (sql: string, payload: Buffer) => {
+        copyBinary: async (target: string, payload: Buffer) => {
+          const sql = `COPY ${target} FROM STDIN (FORMAT binary)`;
           await onTransport(() => pipeline(Readable.from([payload]), client.query(copyFrom(sql))));
         },
       };

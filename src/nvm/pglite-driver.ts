@@ -57,6 +57,11 @@ export class PgliteDriver implements SqlDriver {
         exec: async (script: string) => {
           await t.exec(script);
         },
+        // PGlite reads a COPY's input from the virtual file /dev/blob: ~10× faster than INSERT of
+        // vectors as text (5,000 × 384: 0.4–0.9 s against 3.6–4.7 s).
+        copyBinary: async (target: string, payload: Buffer) => {
+          await t.query(`COPY ${target} FROM '/dev/blob' (FORMAT binary)`, [], { blob: new Blob([payload]) });
+        },
         notifyOnCommit: (channel, payload) => {
           notify = notifySql(channel, payload);
         },

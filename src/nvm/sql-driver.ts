@@ -8,12 +8,16 @@ export interface SqlExecutor {
   query<R = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>>;
   /** Runs a script of several statements without parameters (migrations). */
   exec(script: string): Promise<void>;
-  /** `COPY … FROM STDIN` with a prepared payload, where the driver can (PostgreSQL only). */
-  copyFrom?(sql: string, payload: Buffer): Promise<void>;
 }
 
 /** A transaction's executor: also queues a notification sent as it commits. */
 export interface TransactionExecutor extends SqlExecutor {
+  /**
+   * Binary `COPY` of a prepared payload (PostgreSQL's binary COPY format) into `target`, a table
+   * and its column list (`t (a, b)`, never built from input): from STDIN on PostgreSQL, through
+   * the `/dev/blob` file on PGlite.
+   */
+  copyBinary(target: string, payload: Buffer): Promise<void>;
   /**
    * Sends `NOTIFY channel, payload` with the COMMIT (in the same round trip where the driver
    * can); the last call wins. `channel` must be a plain lower-case identifier.

@@ -5,7 +5,7 @@ import { assertId, isArray } from '../../core/ids.js';
 import { encodeVectorRows } from '../copy-binary.js';
 import { mapDbErrors } from '../db-errors.js';
 import type { BlockInput, BlockPatch, UnitOfWork, WriteOutcome } from '../nvm-store.js';
-import type { SqlDriver, SqlExecutor } from '../sql-driver.js';
+import type { SqlDriver, SqlExecutor, TransactionExecutor } from '../sql-driver.js';
 import { checkChunkVectors, vectorToText } from '../vector-codec.js';
 import { toCollection, vectorsTable } from './catalogue.js';
 import { patchInTx, preparePatch } from './block-patch.js';
@@ -22,7 +22,7 @@ interface PreparedWrite {
   chunkVectors: Float32Array[];
 }
 
-/** Chunk vectors from which a write uses binary COPY where the driver has it. */
+/** Chunk vectors from which a write uses binary COPY. */
 const COPY_THRESHOLD = 16;
 
 /** Checks a write in full before any of it reaches the database. */
@@ -68,7 +68,7 @@ export async function writeBlocks(db: SqlDriver, collection: string, blocks: rea
 }
 
 /** The SQL of a write, inside a transaction that holds the write lock. */
-async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<WriteOutcome> {
+async function writeInTx(tx: TransactionExecutor, w: PreparedWrite): Promise<WriteOutcome> {
   const { collection, list, ids, chunkIds, chunkNos, chunkVectors } = w;
   const c = toCollection(await lockCollection(tx, collection));
   list.forEach((b) => checkChunkVectors(b.vectors, c.dim, `blocks[id=${b.id}]`));
@@ -107,12 +107,9 @@ async function writeInTx(tx: SqlExecutor, w: PreparedWrite): Promise<WriteOutcom
       list.map((b) => b.version ?? -1),
     ],
   );
-  if (chunkIds.length >= COPY_THRESHOLD && tx.copyFrom) {
-    // Large batches on PostgreSQL: binary COPY, no float formatting or parsing.
-    await tx.copyFrom(
-      `COPY ${table} (block_id, chunk, embedding) FROM STDIN (FORMAT binary)`,
-      encodeVectorRows(chunkIds, chunkNos, chunkVectors),
-    );
+  if (chunkIds.length >= COPY_THRESHOLD) {
+    // Large batches: binary COPY, no float formatting or parsing.
+    await tx.copyBinary(`${table} (block_id, chunk, embedding)`, encodeVectorRows(chunkIds, chunkNos, chunkVectors));
   } else if (chunkIds.length > 0) {
     await tx.query(
       // The vectors travel as text[] and are cast row by row: both drivers quote text arrays.
