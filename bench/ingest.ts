@@ -1,12 +1,12 @@
 /**
  * Ingest: how fast 384-d vectors get into hypersync end to end (HVS + NVM + change log), on the
  * embedded default (PGlite) and on PostgreSQL, in process (`HyperSync.store`) and over HTTP
- * (`hypersync serve`, `POST …/items` with base64 vectors, batches of 5,000), against pgvector's
+ * (`hypersync serve`, `POST …/items` with base64 vectors, batches of 5,000, 4 in flight), against pgvector's
  * own binary COPY into a plain table (`id text PRIMARY KEY, embedding vector(384)`) measured in
  * the same run as the baseline. Also a `persist: false` import on PGlite, batches of 1,000, with
  * its slowest batch (the stall a background persist used to cause).
  *
- *   npm run bench:ingest [-- --n 50000] [--runs 3] [--skip-http]
+ *   npm run bench:ingest [-- --n 50000] [--runs 3] [--skip-http] [--only pglite]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -26,12 +26,16 @@ import { freePort, startServer } from './peers/server.js';
 const ROOT = resolve(import.meta.dirname, '..');
 const DIM = 384;
 const BATCH = 5_000;
+/** Requests in flight over HTTP (`hypersync import`'s default). */
+const CONCURRENCY = 4;
 
 const { values } = parseArgs({
   options: {
     n: { type: 'string', default: '50000' },
     runs: { type: 'string', default: '3' },
     'skip-http': { type: 'boolean', default: false },
+    /** Only the measures whose name contains this (case-insensitive). */
+    only: { type: 'string', default: '' },
   },
 });
 const N = Number(values.n);
@@ -105,7 +109,7 @@ async function library(
   }
 }
 
-/** `hypersync serve` in its own process, batches of 5,000 posted one after another. */
+/** `hypersync serve` in its own process, batches of 5,000, {@link CONCURRENCY} in flight. */
 async function http(dbUrl: string | undefined): Promise<number> {
   const dataDir = await mkdtemp(join(tmpdir(), 'bench-ingest-http-'));
   const port = await freePort();
@@ -122,7 +126,11 @@ async function http(dbUrl: string | undefined): Promise<number> {
   const server = await startServer(
     'hypersync serve',
     process.execPath,
-    [join(ROOT, 'dist', 'src', 'cli', 'main.js'), 'serve'],
+    [
+      ...(process.env.BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean),
+      join(ROOT, 'dist', 'src', 'cli', 'main.js'),
+      'serve',
+    ],
     env,
     `http://127.0.0.1:${port}/readyz`,
   );
@@ -151,7 +159,12 @@ async function http(dbUrl: string | undefined): Promise<number> {
       bodies.push({ items });
     }
     const t = performance.now();
-    for (const body of bodies) await post('/c/items', body);
+    // Up to CONCURRENCY requests in flight, as `hypersync import` sends them.
+    let next = 0;
+    const sender = async (): Promise<void> => {
+      while (next < bodies.length) await post('/c/items', bodies[next++]);
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, sender));
     return N / ((performance.now() - t) / 1000);
   } finally {
     await server.stop();
@@ -170,20 +183,26 @@ async function main(): Promise<void> {
     const row = rows.find((r) => r.measure === measure) ?? rows[rows.push({ measure, runs: [] }) - 1];
     row.runs.push(v);
   };
+  const want = (measure: string): boolean => measure.toLowerCase().includes((values.only ?? '').toLowerCase());
   for (let run = 0; run < RUNS; run++) {
     console.error(`[bench:ingest] run ${run + 1}/${RUNS}`);
-    await withScratchDb(async (url) => add('pgvector alone: binary COPY (vectors/s)', await pgvectorCopy(url)));
-    await withScratchDb(async (url) =>
-      add('PostgreSQL: HyperSync.store, in process (vectors/s)', (await library(url, true, BATCH, N)).rate),
-    );
-    add('PGlite: HyperSync.store, in process (vectors/s)', (await library(undefined, true, BATCH, N)).rate);
-    const stall = await library(undefined, false, 1_000, Math.min(N, 20_000));
-    add('PGlite: persist: false, batches of 1,000 (vectors/s)', stall.rate);
-    add('PGlite: persist: false, slowest batch of 1,000 (ms)', stall.maxBatchMs);
-    if (!values['skip-http']) {
-      await withScratchDb(async (url) => add('PostgreSQL: over HTTP (vectors/s)', await http(url)));
-      add('PGlite: over HTTP (vectors/s)', await http(undefined));
+    const COPY = 'pgvector alone: binary COPY (vectors/s)';
+    if (want(COPY)) await withScratchDb(async (url) => add(COPY, await pgvectorCopy(url)));
+    const PG = 'PostgreSQL: HyperSync.store, in process (vectors/s)';
+    if (want(PG)) await withScratchDb(async (url) => add(PG, (await library(url, true, BATCH, N)).rate));
+    const LITE = 'PGlite: HyperSync.store, in process (vectors/s)';
+    if (want(LITE)) add(LITE, (await library(undefined, true, BATCH, N)).rate);
+    const STALL = 'PGlite: persist: false, batches of 1,000';
+    if (want(STALL)) {
+      const stall = await library(undefined, false, 1_000, Math.min(N, 20_000));
+      add(`${STALL} (vectors/s)`, stall.rate);
+      add(`${STALL}, slowest (ms)`, stall.maxBatchMs);
     }
+    if (values['skip-http']) continue;
+    const PG_HTTP = 'PostgreSQL: over HTTP (vectors/s)';
+    if (want(PG_HTTP)) await withScratchDb(async (url) => add(PG_HTTP, await http(url)));
+    const LITE_HTTP = 'PGlite: over HTTP (vectors/s)';
+    if (want(LITE_HTTP)) add(LITE_HTTP, await http(undefined));
   }
   const table = rows.map((r) => [
     r.measure,
