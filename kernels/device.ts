@@ -1,18 +1,51 @@
 import ort from 'onnxruntime-node';
 import { DeviceUnavailableError } from '../src/core/errors.js';
 import type { DevicePreference } from '../src/core/device-preference.js';
+import { probeCudaDevice } from './cuda-addon.js';
 import { buildDynamicGraph } from './graphs.js';
 import type { Device } from './types.js';
 
-/** The device chosen for the kernels and why; reported by stats and `/readyz`. */
+/** Which search kernel the HVS runs: hypersync's own CUDA addon, or onnxruntime graphs. */
+export type SearchKernelName = 'cuda-addon' | 'onnx';
+
+/** The CUDA addon as the probe found it: the GPU it runs on, or why it cannot be used. */
+export type CudaAddonStatus =
+  | {
+      available: true;
+      gpu: string;
+      computeCapability: string;
+      memoryBytes: number;
+      driverVersion: number;
+      runtimeVersion: number;
+      /** The libcublas file loaded at run time, and its version. */
+      cublas: string;
+      cublasVersion: number;
+      /** How the addon was built (nvcc release, architectures). */
+      build: string;
+    }
+  | { available: false; reason: string };
+
+/** The device chosen for the kernels and why; reported by stats, `hypersync device` and `/readyz`. */
 export interface DeviceInfo {
   device: Device;
-  /** onnxruntime execution providers handed to every session, in order. */
+  /** The HVS search kernel: `cuda-addon` (kernels/cuda) or `onnx` (onnxruntime, CPU or CUDA provider). */
+  kernel: SearchKernelName;
+  /** Arithmetic of the search kernel's score products: `tf32` only on the CUDA addon, when asked for. */
+  precision: 'fp32' | 'tf32';
+  /** onnxruntime execution providers handed to every session (the encoder, the `onnx` kernel), in order. */
   executionProviders: string[];
   /** Human-readable reason for the choice (e.g. why CUDA was not used). */
   reason: string;
   /** onnxruntime-node version. */
   runtime: string;
+  /** The CUDA addon's device, or why it is unavailable; absent under `HYPERSYNC_DEVICE=cpu` (not probed). */
+  cudaAddon?: CudaAddonStatus;
+}
+
+/** Options of {@link resolveDevice}. */
+export interface ResolveDeviceOptions {
+  /** TF32 tensor cores for the CUDA addon's score GEMM (`HYPERSYNC_CUDA_TF32=1`); default FP32. */
+  tf32?: boolean;
 }
 
 let cudaProbe: Promise<{ ok: true } | { ok: false; error: string }> | undefined;
@@ -48,35 +81,85 @@ async function probeCudaOnce(): Promise<{ ok: true } | { ok: false; error: strin
   }
 }
 
+function addonStatus(): CudaAddonStatus {
+  const load = probeCudaDevice();
+  if (!load.ok) return { available: false, reason: load.reason };
+  const p = load.probe;
+  return {
+    available: true,
+    gpu: p.name,
+    computeCapability: p.computeCapability,
+    memoryBytes: p.totalBytes,
+    driverVersion: p.driverVersion,
+    runtimeVersion: p.runtimeVersion,
+    cublas: p.cublasPath,
+    cublasVersion: p.cublasVersion,
+    build: load.build,
+  };
+}
+
 /**
- * Resolves `HYPERSYNC_DEVICE`: `cpu` always works; `cuda` throws {@link DeviceUnavailableError}
- * when onnxruntime's CUDA provider cannot be loaded; `auto` uses CUDA only when it really loads
- * and otherwise falls back to CPU, saying why.
+ * Resolves `HYPERSYNC_DEVICE` for the search kernel and, beside it, onnxruntime's execution
+ * providers for the encoder. `cpu` always works. `cuda` runs the CUDA addon and throws
+ * {@link DeviceUnavailableError} with the reason (addon not built, no device or driver, no
+ * cuBLAS) where it cannot. `auto` takes the addon where it runs, else onnxruntime's CUDA provider
+ * where that loads, else the CPU, saying why. The encoder uses onnxruntime's CUDA provider where it
+ * loads and the CPU otherwise, whichever kernel searches.
  */
-export async function resolveDevice(preference: DevicePreference): Promise<DeviceInfo> {
+export async function resolveDevice(preference: DevicePreference, opts: ResolveDeviceOptions = {}): Promise<DeviceInfo> {
   const runtime = ort.env.versions.node ?? ort.env.versions.common;
   if (preference === 'cpu') {
-    return { device: 'cpu', executionProviders: ['cpu'], reason: 'HYPERSYNC_DEVICE=cpu', runtime };
-  }
-  const probe = await probeCuda();
-  if (probe.ok) {
     return {
-      device: 'cuda',
-      executionProviders: ['cuda', 'cpu'],
-      reason: `HYPERSYNC_DEVICE=${preference}: onnxruntime CUDA execution provider loaded`,
+      device: 'cpu',
+      kernel: 'onnx',
+      precision: 'fp32',
+      executionProviders: ['cpu'],
+      reason: 'HYPERSYNC_DEVICE=cpu',
       runtime,
     };
   }
-  if (preference === 'cuda') {
+  const cudaAddon = addonStatus();
+  if (!cudaAddon.available && preference === 'cuda') {
     throw new DeviceUnavailableError(
-      `HYPERSYNC_DEVICE=cuda but onnxruntime's CUDA execution provider did not load: ${probe.error} ` +
-        '(install with ONNXRUNTIME_NODE_INSTALL=cuda12 on a machine with CUDA, or use HYPERSYNC_DEVICE=auto)',
+      `HYPERSYNC_DEVICE=cuda but the CUDA search kernel cannot run: ${cudaAddon.reason} ` +
+        '(build it with `npm run build:cuda` where nvcc is installed, or use HYPERSYNC_DEVICE=auto)',
     );
+  }
+  const probe = await probeCuda();
+  const providers = probe.ok ? ['cuda', 'cpu'] : ['cpu'];
+  if (cudaAddon.available) {
+    const precision = opts.tf32 ? 'tf32' : 'fp32';
+    const encoder = probe.ok ? 'onnxruntime CUDA' : `onnxruntime CPU (CUDA execution provider unavailable: ${probe.error})`;
+    return {
+      device: 'cuda',
+      kernel: 'cuda-addon',
+      precision,
+      executionProviders: providers,
+      reason: `HYPERSYNC_DEVICE=${preference}: CUDA addon on ${cudaAddon.gpu} (cuBLAS ${precision.toUpperCase()}); encoder on ${encoder}`,
+      runtime,
+      cudaAddon,
+    };
+  }
+  if (probe.ok) {
+    return {
+      device: 'cuda',
+      kernel: 'onnx',
+      precision: 'fp32',
+      executionProviders: providers,
+      reason: `HYPERSYNC_DEVICE=auto: CUDA addon unavailable (${cudaAddon.reason}); onnxruntime CUDA execution provider loaded`,
+      runtime,
+      cudaAddon,
+    };
   }
   return {
     device: 'cpu',
-    executionProviders: ['cpu'],
-    reason: `HYPERSYNC_DEVICE=auto: CUDA execution provider unavailable (${probe.error}); using CPU`,
+    kernel: 'onnx',
+    precision: 'fp32',
+    executionProviders: providers,
+    reason:
+      `HYPERSYNC_DEVICE=auto: CUDA addon unavailable (${cudaAddon.reason}); ` +
+      `CUDA execution provider unavailable (${probe.error}); using CPU`,
     runtime,
+    cudaAddon,
   };
 }

@@ -13,6 +13,7 @@ const schema = z.object({
   HYPERSYNC_DATA_DIR: z.preprocess(emptyToUndefined, z.string().default('./.hypersync')),
   HYPERSYNC_BACKUP_DIR: z.preprocess(emptyToUndefined, z.string().optional()),
   HYPERSYNC_DEVICE: z.preprocess(emptyToUndefined, z.enum(['auto', 'cpu', 'cuda']).default('auto')),
+  HYPERSYNC_CUDA_TF32: z.preprocess(emptyToUndefined, z.enum(['0', '1']).default('0')),
   HYPERSYNC_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(1024)),
   HYPERSYNC_RESULT_CACHE_MB: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(64)),
   HYPERSYNC_IVF_MIN_ROWS: z.preprocess(emptyToUndefined, z.coerce.number().int().min(0).default(50_000)),
@@ -58,6 +59,8 @@ export interface Config {
   /** Where `backup` jobs write and `restore` jobs read backups, by name (default `<dataDir>/backups`). */
   backupDir: string;
   device: DevicePreference;
+  /** TF32 tensor cores for the CUDA addon's score GEMM (`HYPERSYNC_CUDA_TF32=1`); FP32 otherwise. */
+  cudaTf32: boolean;
   cacheMb: number;
   /** Result-cache budget in MiB (repeated identical queries; 0 disables it). */
   resultCacheMb: number;
@@ -117,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: e.HYPERSYNC_DATA_DIR,
     backupDir: e.HYPERSYNC_BACKUP_DIR ?? join(e.HYPERSYNC_DATA_DIR, 'backups'),
     device: e.HYPERSYNC_DEVICE,
+    cudaTf32: e.HYPERSYNC_CUDA_TF32 === '1',
     cacheMb: e.HYPERSYNC_CACHE_MB,
     resultCacheMb: e.HYPERSYNC_RESULT_CACHE_MB,
     ivfMinRows: e.HYPERSYNC_IVF_MIN_ROWS,

@@ -137,7 +137,8 @@ program
   .command('device')
   .description('print the compute device HYPERSYNC_DEVICE resolves to, and why')
   .action(async () => {
-    const info = await resolveDevice(loadConfig().device);
+    const { device, cudaTf32 } = loadConfig();
+    const info = await resolveDevice(device, { tf32: cudaTf32 });
     process.stdout.write(JSON.stringify(info, null, 2) + '\n');
   });
 

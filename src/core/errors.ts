@@ -132,6 +132,16 @@ export class DeviceUnavailableError extends HyperSyncError {
   }
 }
 
+/**
+ * The compute device lacks the memory for a request (a segment past the HVS device budget or past
+ * the GPU's free memory): refused before anything is allocated (507).
+ */
+export class DeviceMemoryError extends HyperSyncError {
+  constructor(message: string, opts?: HyperSyncErrorOptions) {
+    super(message, 'insufficient_storage', 507, opts);
+  }
+}
+
 /** A tier cannot be reached (the database is down or restarting); retry later (503). */
 export class UnavailableError extends HyperSyncError {
   constructor(message: string, opts?: HyperSyncErrorOptions) {

@@ -82,6 +82,8 @@ export class OnnxEncoder implements Encoder {
     const { modelDir, modelPath, tokenizerPath, tokenizer, pooling, maxLength, padId, specialsBefore, specialsAfter } =
       await loadModelDir(opts);
     const device = typeof opts.device === 'object' ? opts.device : await resolveDevice(opts.device ?? 'auto');
+    // The search kernel may run on CUDA (the addon) while onnxruntime's CUDA provider is missing.
+    const onCpu = device.executionProviders[0] !== 'cuda';
     const digest = await sha256Files([modelPath, tokenizerPath]);
     let session: ort.InferenceSession;
     try {
@@ -114,7 +116,7 @@ export class OnnxEncoder implements Encoder {
           maxLength,
           maxBatchSize: opts.maxBatchSize ?? 64,
           maxBatchTokens: Math.max(opts.maxBatchTokens ?? 8192, maxLength),
-          runOverheadTokens: opts.runOverheadTokens ?? (device.device === 'cpu' ? 32 : 256),
+          runOverheadTokens: opts.runOverheadTokens ?? (onCpu ? 32 : 256),
           padId,
           specialsBefore,
           specialsAfter,
@@ -123,7 +125,7 @@ export class OnnxEncoder implements Encoder {
         opts.name ?? `onnx:${basename(modelDir)}`,
         digest,
       );
-      const workers = opts.workers ?? (device.device === 'cpu' ? 1 : 0);
+      const workers = opts.workers ?? (onCpu ? 1 : 0);
       if (workers > 0) {
         await runner.useWorkers(workers, {
           modelPath,

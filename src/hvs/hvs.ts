@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { copyFile, link, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type DeviceInfo, resolveDevice } from '../../kernels/device.js';
+import { CudaSearchKernel } from '../../kernels/cuda-kernel.js';
 import { OnnxSearchKernel } from '../../kernels/onnx-kernel.js';
 import { WorkerSearchKernel } from '../../kernels/worker-kernel.js';
 import type { SearchKernel } from '../../kernels/search-kernel.js';
@@ -20,13 +21,24 @@ import { definedOnly } from '../core/options.js';
 export interface HvsOptions extends HvsCollectionOptions {
   /** Directory that holds snapshots (under `<dataDir>/hvs/<collection>/`). */
   dataDir: string;
-  /** `auto` (default) uses CUDA only when onnxruntime's CUDA provider loads. */
+  /**
+   * `auto` (default) runs the CUDA addon where it loads and finds a GPU, else onnxruntime (its
+   * CUDA provider where that loads, else the CPU); `cuda` fails unless the addon runs.
+   */
   device?: DevicePreference;
+  /** TF32 tensor cores for the CUDA addon's score GEMM (default false: FP32). */
+  cudaTf32?: boolean;
+  /**
+   * Most device bytes the CUDA addon's resident segments may hold together; a segment past it is
+   * refused with `DeviceMemoryError` (default: the GPU's free memory less 1 GiB for work buffers).
+   */
+  deviceMemoryLimitBytes?: number;
   /** A kernel to use instead of one built for `device` (tests, custom devices). */
   kernel?: SearchKernel;
   /**
    * Where sealed segments' indexes live: `worker` (default) builds and searches them in a worker
-   * thread beside the event loop; `main` runs everything on the calling thread.
+   * thread beside the event loop; `main` runs everything on the calling thread. Not used by the
+   * CUDA addon, whose calls run off the event loop already.
    */
   kernelThread?: 'worker' | 'main';
   /** Worker threads of the `worker` kernel (default 2, at most the core count). */
@@ -51,11 +63,13 @@ export class Hvs {
   static async open(opts: HvsOptions): Promise<Hvs> {
     if (typeof opts.dataDir !== 'string' || opts.dataDir.length === 0) throw new InvalidArgumentError('dataDir is required');
     if (opts.kernel) return new Hvs(opts.kernel, opts, false);
-    const info = await resolveDevice(opts.device ?? 'auto');
+    const info = await resolveDevice(opts.device ?? 'auto', { tf32: opts.cudaTf32 === true });
     const kernel =
-      opts.kernelThread === 'main'
-        ? new OnnxSearchKernel(info)
-        : new WorkerSearchKernel(info, opts.kernelWorkers === undefined ? {} : { threads: opts.kernelWorkers });
+      info.kernel === 'cuda-addon'
+        ? CudaSearchKernel.open(info, definedOnly({ memoryLimitBytes: opts.deviceMemoryLimitBytes }))
+        : opts.kernelThread === 'main'
+          ? new OnnxSearchKernel(info)
+          : new WorkerSearchKernel(info, opts.kernelWorkers === undefined ? {} : { threads: opts.kernelWorkers });
     return new Hvs(kernel, opts, true);
   }
 

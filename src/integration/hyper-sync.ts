@@ -115,8 +115,8 @@ export class HyperSync extends EventEmitter<HyperSyncEvents> {
     const nvm = await SqlNvmStore.open(options.databaseUrl ? { databaseUrl: options.databaseUrl } : { dataDir: options.dataDir });
     const opened: { close(): Promise<void> }[] = [nvm];
     try {
-      const { dataDir, device = 'auto', sealThreshold, kernelThread, ivfMinRows } = options;
-      const hvs = await Hvs.open({ dataDir, device, ...definedOnly({ sealThreshold, kernelThread, ivfMinRows }) });
+      const { dataDir, device = 'auto', cudaTf32, sealThreshold, kernelThread, ivfMinRows } = options;
+      const hvs = await Hvs.open({ dataDir, device, ...definedOnly({ cudaTf32, sealThreshold, kernelThread, ivfMinRows }) });
       opened.push(hvs);
       const { wal, pending, recovery } = await WriteAheadLog.open({ dir: join(options.dataDir, 'wal') });
       opened.push(wal);

@@ -12,6 +12,8 @@ export interface HyperSyncOptions {
   databaseUrl?: string;
   /** Where the HVS kernels run (default `auto`). */
   device?: DevicePreference;
+  /** TF32 tensor cores for the CUDA addon's score GEMM (default false: FP32). */
+  cudaTf32?: boolean;
   /** Byte budget of the read cache in MiB (default 1024; 0 disables it). */
   cacheMb?: number;
   /**
@@ -54,8 +56,8 @@ export interface HyperSyncOptions {
 
 /** Options from the validated environment (`src/config.ts`). */
 export function optionsFromConfig(config: Config, extra: Partial<HyperSyncOptions> = {}): HyperSyncOptions {
-  const { dataDir, device, cacheMb, resultCacheMb, ivfMinRows } = config;
-  const o: HyperSyncOptions = { dataDir, device, cacheMb, resultCacheMb, ivfMinRows, ...extra };
+  const { dataDir, device, cudaTf32, cacheMb, resultCacheMb, ivfMinRows } = config;
+  const o: HyperSyncOptions = { dataDir, device, cudaTf32, cacheMb, resultCacheMb, ivfMinRows, ...extra };
   if (config.databaseUrl !== undefined) o.databaseUrl = config.databaseUrl;
   return o;
 }

@@ -12,15 +12,19 @@ describe('device selection', () => {
     expect(info.runtime).toMatch(/^\d+\.\d+/);
   });
 
-  it('auto picks CUDA only when its provider loads, and cuda fails loudly otherwise', async () => {
+  it('auto picks a CUDA kernel only where one runs, and cuda fails loudly otherwise', async () => {
     const auto = await resolveDevice('auto');
-    if (auto.device === 'cuda') {
-      expect(auto.executionProviders[0]).toBe('cuda');
-      expect((await resolveDevice('cuda')).device).toBe('cuda');
+    if (auto.kernel === 'cuda-addon') {
+      expect(auto.device).toBe('cuda');
+      expect((await resolveDevice('cuda')).kernel).toBe('cuda-addon');
     } else {
-      expect(auto.reason).toMatch(/CUDA execution provider unavailable/);
+      // Without the addon `cuda` refuses, naming why; `auto` says why it did not use it.
+      expect(auto.cudaAddon).toMatchObject({ available: false });
+      expect(auto.reason).toMatch(/CUDA addon unavailable/);
       await expect(resolveDevice('cuda')).rejects.toThrow(DeviceUnavailableError);
-      await expect(resolveDevice('cuda')).rejects.toThrow(/ONNXRUNTIME_NODE_INSTALL=cuda12/);
+      await expect(resolveDevice('cuda')).rejects.toThrow(/CUDA search kernel cannot run/);
+      if (auto.device === 'cpu') expect(auto.reason).toMatch(/CUDA execution provider unavailable/);
+      else expect(auto.executionProviders[0]).toBe('cuda');
     }
   });
 });

@@ -22,7 +22,7 @@ describe('packaging', () => {
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l && !l.startsWith('#'));
-    for (const p of ['node_modules', 'dist', '.hypersync', '.git', 'bench/.cache', 'kernels/native/build'])
+    for (const p of ['node_modules', 'dist', '.hypersync', '.git', 'bench/.cache', 'kernels/native/build', 'kernels/cuda/build'])
       expect(ignored).toContain(p);
   });
 });
